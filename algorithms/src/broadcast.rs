@@ -1,0 +1,392 @@
+//! Broadcast: every value a client adds must reach every server.
+//!
+//! A client adds a value at a random server. The server writes it to disk and syncs before it
+//! acknowledges (so a crash cannot take back an acknowledged value), then gossips it to every
+//! other server and keeps resending what a peer has not acknowledged, every `retry_interval`.
+//! After a restart a server reloads its values and offers them all again.
+//!
+//! End check: once the network has healed (the scenario's quiet period), every value
+//! acknowledged to a client is on every server that is up.
+//!
+//! Bug switches (one line each on the rule they break):
+//! - `no_retry`: a gossip message lost in a partition is never resent, so a value can miss a
+//!   server for ever (rule: retransmit until acknowledged).
+//! - `ack_before_sync`: acknowledge the client before the value is durable, so a crash right
+//!   after loses an acknowledged value (rule: sync before you promise).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Deserialize;
+use sim_core::time::{fmt_ns, Duration, MS};
+use sim_core::{
+    Checker, Ctx, EventType, History, Message, NodeId, Op, Process, RunOptions, RunResult,
+    Scenario, ScenarioError, Sim, SimConfig, TimerId, View,
+};
+
+use crate::client::RequestTracker;
+use crate::Bug;
+
+/// The switchable bugs, one line each on the rule they break.
+pub const BUGS: &[Bug] = &[
+    Bug {
+        name: "no_retry",
+        rule: "gossip must be retransmitted until the peer acknowledges it",
+    },
+    Bug {
+        name: "ack_before_sync",
+        rule: "a value must be durable before the client is told it was added",
+    },
+];
+
+/// `[params]` of a broadcast scenario.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Params {
+    /// A switchable bug.
+    pub bug: Option<BroadcastBug>,
+    /// How often unacknowledged gossip is resent.
+    pub retry_interval: Duration,
+    /// Most values in one gossip message.
+    pub batch_max: usize,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            bug: None,
+            retry_interval: Duration(100 * MS),
+            batch_max: 64,
+        }
+    }
+}
+
+/// Broadcast's bugs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BroadcastBug {
+    /// Never resend gossip.
+    NoRetry,
+    /// Acknowledge before syncing.
+    AckBeforeSync,
+}
+
+/// Broadcast's messages.
+#[derive(Clone, Debug)]
+pub enum Msg {
+    /// Client asks a server to add a value.
+    Add {
+        /// Request id.
+        req: u64,
+        /// The value.
+        value: u64,
+    },
+    /// The value is stored (durably, unless a bug is on).
+    AddOk {
+        /// Request id.
+        req: u64,
+    },
+    /// Client asks for a server's values.
+    Read {
+        /// Request id.
+        req: u64,
+    },
+    /// A server's values.
+    ReadOk {
+        /// Request id.
+        req: u64,
+        /// The values.
+        values: Vec<u64>,
+    },
+    /// Server to server: values to store.
+    Gossip {
+        /// The values.
+        values: Vec<u64>,
+    },
+    /// Server to server: these values are stored.
+    GossipAck {
+        /// The values.
+        values: Vec<u64>,
+    },
+}
+
+impl Message for Msg {
+    fn label(&self) -> &'static str {
+        match self {
+            Msg::Add { .. } => "add",
+            Msg::AddOk { .. } => "add_ok",
+            Msg::Read { .. } => "read",
+            Msg::ReadOk { .. } => "read_ok",
+            Msg::Gossip { .. } => "gossip",
+            Msg::GossipAck { .. } => "gossip_ack",
+        }
+    }
+}
+
+const RETRY_TIMER: u64 = 1;
+const SYNC_TIMER: u64 = 2;
+const VALUES_KEY: &str = "values";
+
+/// A broadcast server.
+pub struct Server {
+    params: Params,
+    values: BTreeSet<u64>,
+    /// Per peer, values it has not acknowledged yet.
+    unacked: BTreeMap<NodeId, BTreeSet<u64>>,
+    /// With `ack_before_sync`: replies owed once the lazy sync happens.
+    sync_scheduled: bool,
+}
+
+impl Server {
+    fn store(&mut self, ctx: &mut Ctx<'_, Msg>, new: &[u64]) -> Vec<u64> {
+        let fresh: Vec<u64> = new
+            .iter()
+            .copied()
+            .filter(|v| self.values.insert(*v))
+            .collect();
+        if !fresh.is_empty() {
+            ctx.storage().put_json(VALUES_KEY, &self.values);
+            if self.params.bug == Some(BroadcastBug::AckBeforeSync) {
+                // The disk is written lazily, a little later: a crash in between loses data.
+                if !self.sync_scheduled {
+                    self.sync_scheduled = true;
+                    ctx.set_timer(50 * MS, SYNC_TIMER);
+                }
+            } else {
+                ctx.storage().sync();
+            }
+        }
+        fresh
+    }
+
+    fn offer(&mut self, ctx: &mut Ctx<'_, Msg>, values: &[u64]) {
+        for peer in 0..ctx.servers_count() {
+            if peer == ctx.id() {
+                continue;
+            }
+            if self.params.bug != Some(BroadcastBug::NoRetry) {
+                self.unacked
+                    .entry(peer)
+                    .or_default()
+                    .extend(values.iter().copied());
+            }
+            for chunk in values.chunks(self.params.batch_max.max(1)) {
+                ctx.send(
+                    peer,
+                    Msg::Gossip {
+                        values: chunk.to_vec(),
+                    },
+                );
+            }
+        }
+    }
+
+    fn resend(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        for (peer, vals) in &self.unacked {
+            if !vals.is_empty() {
+                let batch: Vec<u64> = vals
+                    .iter()
+                    .copied()
+                    .take(self.params.batch_max.max(1))
+                    .collect();
+                ctx.count("broadcast.resends", 1.0);
+                ctx.send(*peer, Msg::Gossip { values: batch });
+            }
+        }
+    }
+}
+
+/// A broadcast client.
+pub struct Client {
+    tracker: RequestTracker,
+    timeout_ns: u64,
+}
+
+/// A node: a server or a client.
+pub enum Node {
+    /// Stores and gossips values.
+    Server(Server),
+    /// Adds and reads values.
+    Client(Client),
+}
+
+impl Node {
+    /// The values a server holds (empty for clients).
+    pub fn values(&self) -> Option<&BTreeSet<u64>> {
+        match self {
+            Node::Server(s) => Some(&s.values),
+            Node::Client(_) => None,
+        }
+    }
+}
+
+impl Process for Node {
+    type Msg = Msg;
+
+    fn on_start(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        let Node::Server(s) = self else { return };
+        if let Some(saved) = ctx.storage().get_json::<BTreeSet<u64>>(VALUES_KEY) {
+            s.values = saved;
+        }
+        if s.params.bug != Some(BroadcastBug::NoRetry) {
+            ctx.set_timer(s.params.retry_interval.0, RETRY_TIMER);
+            if ctx.is_restart() && !s.values.is_empty() {
+                // Peers may have missed values we acknowledged before the crash.
+                let all: Vec<u64> = s.values.iter().copied().collect();
+                s.offer(ctx, &all);
+            }
+        }
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Msg>, from: NodeId, msg: Msg) {
+        match (self, msg) {
+            (Node::Server(s), Msg::Add { req, value }) => {
+                let fresh = s.store(ctx, &[value]);
+                ctx.send(from, Msg::AddOk { req });
+                if !fresh.is_empty() {
+                    s.offer(ctx, &fresh);
+                }
+            }
+            (Node::Server(s), Msg::Read { req }) => {
+                let values = s.values.iter().copied().collect();
+                ctx.send(from, Msg::ReadOk { req, values });
+            }
+            (Node::Server(s), Msg::Gossip { values }) => {
+                s.store(ctx, &values);
+                ctx.send(from, Msg::GossipAck { values });
+            }
+            (Node::Server(s), Msg::GossipAck { values }) => {
+                if let Some(set) = s.unacked.get_mut(&from) {
+                    for v in values {
+                        set.remove(&v);
+                    }
+                }
+            }
+            (Node::Client(c), Msg::AddOk { req }) => {
+                c.tracker
+                    .finish(ctx, req, EventType::Ok, serde_json::Value::Null);
+            }
+            (Node::Client(c), Msg::ReadOk { req, values }) => {
+                c.tracker
+                    .finish(ctx, req, EventType::Ok, serde_json::json!(values));
+            }
+            _ => {}
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, Msg>, _timer: TimerId, tag: u64) {
+        match self {
+            Node::Server(s) if tag == RETRY_TIMER => {
+                s.resend(ctx);
+                ctx.set_timer(s.params.retry_interval.0, RETRY_TIMER);
+            }
+            Node::Server(s) if tag == SYNC_TIMER => {
+                s.sync_scheduled = false;
+                ctx.storage().sync();
+            }
+            Node::Client(c) => {
+                c.tracker.on_timer(ctx, tag);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_invoke(&mut self, ctx: &mut Ctx<'_, Msg>, op: Op) {
+        let Node::Client(c) = self else { return };
+        let req = c.tracker.begin(ctx, c.timeout_ns);
+        let to = crate::random_server(ctx);
+        let msg = match op.f.as_str() {
+            "read" => Msg::Read { req },
+            _ => Msg::Add {
+                req,
+                value: op.value.as_u64().unwrap_or(0),
+            },
+        };
+        ctx.send(to, msg);
+    }
+}
+
+/// Every acknowledged value is on every server that is up at the end.
+struct AllDelivered;
+
+impl Checker<Node> for AllDelivered {
+    fn name(&self) -> &'static str {
+        "broadcast-delivery"
+    }
+
+    fn at_end(&mut self, view: &View<'_, Node>, history: &History) -> Vec<String> {
+        let mut invoked: BTreeMap<u64, u64> = BTreeMap::new();
+        let mut acked: Vec<(u64, u64, u64)> = Vec::new();
+        for e in &history.events {
+            if e.f != "add" {
+                continue;
+            }
+            match e.kind {
+                EventType::Invoke => {
+                    invoked.insert(e.process, e.value.as_u64().unwrap_or(0));
+                }
+                EventType::Ok => {
+                    if let Some(v) = invoked.get(&e.process) {
+                        acked.push((*v, e.process, e.time_ns));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        let mut missing_total = 0usize;
+        for (v, process, t) in &acked {
+            let missing: Vec<String> = view
+                .servers()
+                .filter(|(_, n)| !n.values().is_some_and(|s| s.contains(v)))
+                .map(|(i, _)| format!("n{i}"))
+                .collect();
+            if !missing.is_empty() {
+                missing_total += 1;
+                if out.len() < 3 {
+                    out.push(format!(
+                        "value {v}, acknowledged to client process {process} at {}, is missing on {} at the end",
+                        fmt_ns(*t),
+                        missing.join(", ")
+                    ));
+                }
+            }
+        }
+        if missing_total > out.len() {
+            out.push(format!(
+                "... {} acknowledged values in all are missing somewhere",
+                missing_total
+            ));
+        }
+        out
+    }
+}
+
+/// Runs a broadcast scenario.
+pub fn run(sc: &Scenario, seed: u64, opts: &RunOptions) -> Result<RunResult, ScenarioError> {
+    let params: Params = sc.params()?;
+    if params.retry_interval.0 == 0 {
+        return Err(sc.error_at(
+            "retry_interval",
+            "retry_interval must be above zero, e.g. \"100ms\"".into(),
+        ));
+    }
+    let cfg = SimConfig::new(sc, seed, opts);
+    let timeout_ns = cfg.workload.timeout.0;
+    let mut sim = Sim::new(cfg, move |info| {
+        if info.is_client {
+            Node::Client(Client {
+                tracker: RequestTracker::default(),
+                timeout_ns,
+            })
+        } else {
+            Node::Server(Server {
+                params: params.clone(),
+                values: BTreeSet::new(),
+                unacked: BTreeMap::new(),
+                sync_scheduled: false,
+            })
+        }
+    });
+    sim.add_checker(AllDelivered);
+    Ok(sim.run())
+}

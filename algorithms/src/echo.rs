@@ -1,0 +1,184 @@
+//! Echo: the hello-world of distsim. Clients send a value to a random server; the server sends
+//! it back. It shows the engine's moving parts (messages, timers, timeouts, the history) with
+//! nothing else in the way.
+//!
+//! Check: every `ok` echo returned exactly the value that was sent.
+//! Bug switch (one, for the first lesson on checkers):
+//! - `corrupt`: the server answers with the value plus one, which the end check catches.
+
+use serde::Deserialize;
+use sim_core::{
+    Checker, Ctx, EventType, History, Message, NodeId, Op, Process, RunOptions, RunResult,
+    Scenario, ScenarioError, Sim, SimConfig, TimerId, View,
+};
+
+use crate::client::RequestTracker;
+use crate::Bug;
+
+/// The switchable bugs, one line each on the rule they break.
+pub const BUGS: &[Bug] = &[Bug {
+    name: "corrupt",
+    rule: "an echo must return the value it was sent",
+}];
+
+/// `[params]` of an echo scenario.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// A switchable bug.
+    #[serde(default)]
+    pub bug: Option<EchoBug>,
+}
+
+/// Echo's bugs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EchoBug {
+    /// Answer with value + 1.
+    Corrupt,
+}
+
+/// Echo's messages.
+#[derive(Clone, Debug)]
+pub enum Msg {
+    /// Client to server.
+    Request {
+        /// Request id.
+        req: u64,
+        /// The value to echo.
+        value: serde_json::Value,
+    },
+    /// Server to client.
+    Reply {
+        /// Request id.
+        req: u64,
+        /// The echoed value.
+        value: serde_json::Value,
+    },
+}
+
+impl Message for Msg {
+    fn label(&self) -> &'static str {
+        match self {
+            Msg::Request { .. } => "request",
+            Msg::Reply { .. } => "reply",
+        }
+    }
+}
+
+/// A node: a server or a client.
+pub enum Node {
+    /// Answers requests.
+    Server {
+        /// The bug switch.
+        bug: Option<EchoBug>,
+    },
+    /// Sends requests.
+    Client {
+        /// The outstanding request.
+        tracker: RequestTracker,
+        /// Request timeout.
+        timeout_ns: u64,
+    },
+}
+
+impl Process for Node {
+    type Msg = Msg;
+
+    fn on_start(&mut self, _ctx: &mut Ctx<'_, Msg>) {}
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Msg>, from: NodeId, msg: Msg) {
+        match (self, msg) {
+            (Node::Server { bug }, Msg::Request { req, value }) => {
+                let value = match (bug, value.as_u64()) {
+                    (Some(EchoBug::Corrupt), Some(v)) => serde_json::Value::from(v + 1),
+                    (_, _) => value,
+                };
+                ctx.send(from, Msg::Reply { req, value });
+            }
+            (Node::Client { tracker, .. }, Msg::Reply { req, value }) => {
+                tracker.finish(ctx, req, EventType::Ok, value);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, Msg>, _timer: TimerId, tag: u64) {
+        if let Node::Client { tracker, .. } = self {
+            tracker.on_timer(ctx, tag);
+        }
+    }
+
+    fn on_invoke(&mut self, ctx: &mut Ctx<'_, Msg>, op: Op) {
+        if let Node::Client {
+            tracker,
+            timeout_ns,
+        } = self
+        {
+            let req = tracker.begin(ctx, *timeout_ns);
+            let to = crate::random_server(ctx);
+            ctx.send(
+                to,
+                Msg::Request {
+                    req,
+                    value: op.value,
+                },
+            );
+        }
+    }
+}
+
+/// Every `ok` echo returned what was sent.
+struct EchoCheck;
+
+impl Checker<Node> for EchoCheck {
+    fn name(&self) -> &'static str {
+        "echo-integrity"
+    }
+
+    fn at_end(&mut self, _view: &View<'_, Node>, history: &History) -> Vec<String> {
+        let mut sent = std::collections::BTreeMap::new();
+        let mut bad = Vec::new();
+        for e in &history.events {
+            match e.kind {
+                EventType::Invoke => {
+                    sent.insert(e.process, e.value.clone());
+                }
+                EventType::Ok => {
+                    if let Some(v) = sent.get(&e.process) {
+                        if *v != e.value && bad.len() < 5 {
+                            bad.push(format!(
+                                "process {} sent {} but the echo returned {} at {}",
+                                e.process,
+                                v,
+                                e.value,
+                                sim_core::time::fmt_ns(e.time_ns)
+                            ));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        bad
+    }
+}
+
+/// Runs an echo scenario.
+pub fn run(sc: &Scenario, seed: u64, opts: &RunOptions) -> Result<RunResult, ScenarioError> {
+    let params: Params = sc.params()?;
+    let cfg = SimConfig::new(sc, seed, opts);
+    let timeout_ns = cfg.workload.timeout.0;
+    let mut sim = Sim::new(cfg, move |info| {
+        if info.is_client {
+            Node::Client {
+                tracker: RequestTracker::default(),
+                timeout_ns,
+            }
+        } else {
+            Node::Server { bug: params.bug }
+        }
+    });
+    sim.add_checker(EchoCheck);
+    Ok(sim.run())
+}

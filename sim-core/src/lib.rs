@@ -1,0 +1,30 @@
+//! sim-core: the distsim engine.
+//!
+//! A single-threaded discrete-event simulator over virtual time that drives sans-IO processes
+//! ([`process::Process`]) through a seeded, faulty world: a network with latency distributions,
+//! loss, duplication, reordering, partitions and clogging; nodes that crash, restart from
+//! durable storage and pause; clocks with offsets, drift and steps. One seed fixes everything:
+//! the same scenario and seed give the same run, event for event, proven by a stable trace hash.
+//! Checkers judge the run as it goes (invariants over the global state) and after it (client
+//! histories). sim-core knows no algorithm by name.
+
+pub mod clock;
+pub mod faults;
+pub mod hash;
+pub mod history;
+pub mod metrics;
+pub mod network;
+pub mod process;
+pub mod result;
+pub mod rng;
+pub mod scenario;
+pub mod sim;
+pub mod storage;
+pub mod time;
+pub mod trace;
+
+pub use history::{EventType, History, HistoryEvent};
+pub use process::{Ctx, Message, NodeId, Op, Process, TimerId};
+pub use result::{RunResult, Verdict, Violation};
+pub use scenario::{Expect, Scenario, ScenarioError};
+pub use sim::{Checker, NodeInfo, RunOptions, Sim, SimConfig, View};

@@ -1,0 +1,276 @@
+//! The `distsim` command line: parse arguments, call the libraries, print.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Args, Parser, Subcommand};
+use sim_core::{RunOptions, RunResult, Scenario, Verdict};
+
+mod output;
+mod sweep;
+
+/// The build that is running, named in every reproduce command.
+pub const BUILD: &str = env!("DISTSIM_BUILD");
+
+/// distsim: a deterministic simulation testbed for distributed algorithms.
+#[derive(Parser)]
+#[command(name = "distsim", version = BUILD, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one seed of a scenario and print the verdict.
+    Run(RunArgs),
+    /// Run many seeds of a scenario in parallel and summarize.
+    Sweep(sweep::SweepArgs),
+    /// Join the JSON outputs of sharded sweeps into one.
+    Merge(sweep::MergeArgs),
+    /// List the scenarios (what each shows and expects) and the algorithms with their bugs.
+    List(ListArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The scenario file (TOML or JSON).
+    scenario: String,
+    /// The seed (default: the scenario's own).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Print one JSON object instead of the summary.
+    #[arg(long)]
+    json: bool,
+    /// Print only the verdict line (and the reproduce command on failure).
+    #[arg(long)]
+    quiet: bool,
+    /// Write every event to this file as JSON Lines.
+    #[arg(long, value_name = "FILE")]
+    trace: Option<String>,
+    /// Write the client history to this file as JSON Lines.
+    #[arg(long, value_name = "FILE")]
+    history: Option<String>,
+    /// Let the seed draw the fault mix and cluster size (as `sweep --swarm` does).
+    #[arg(long)]
+    swarm: bool,
+    /// Run twice and fail if the trace hashes differ.
+    #[arg(long)]
+    check_determinism: bool,
+    /// The build a reproduce command was printed by; a different build warns that the run
+    /// may differ.
+    #[arg(long, value_name = "VERSION")]
+    build: Option<String>,
+}
+
+#[derive(Args)]
+struct ListArgs {
+    /// Folder to search for scenario files.
+    #[arg(default_value = "scenarios")]
+    dir: String,
+}
+
+/// Exit codes: 0 no violation, 1 violation (or nondeterminism) found, 2 bad input or usage.
+pub const EXIT_VIOLATION: u8 = 1;
+/// Bad input or usage.
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Run(a) => cmd_run(a),
+        Command::Sweep(a) => sweep::cmd_sweep(a),
+        Command::Merge(a) => sweep::cmd_merge(a),
+        Command::List(a) => cmd_list(a),
+    };
+    ExitCode::from(code)
+}
+
+/// Prints a bad-input error and returns exit code 2.
+pub fn bad_input(message: impl std::fmt::Display) -> u8 {
+    eprintln!("error: {message}");
+    EXIT_BAD_INPUT
+}
+
+/// Loads a scenario or prints why not.
+pub fn load(path: &str) -> Result<Scenario, u8> {
+    Scenario::load(path).map_err(bad_input)
+}
+
+/// Runs one seed and measures its wall time (outside the simulation).
+pub fn run_once(sc: &Scenario, seed: u64, opts: &RunOptions) -> Result<RunResult, u8> {
+    let start = Instant::now();
+    let mut r = algorithms::run(sc, seed, opts).map_err(bad_input)?;
+    r.wall_ns = start.elapsed().as_nanos() as u64;
+    Ok(r)
+}
+
+/// The command that reproduces a run, naming this build.
+pub fn reproduce_command(path: &str, seed: u64, swarm: bool) -> String {
+    format!(
+        "distsim run {} --seed {seed}{} --build {BUILD}",
+        shell_quote(path),
+        if swarm { " --swarm" } else { "" }
+    )
+}
+
+fn shell_quote(s: &str) -> String {
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+=:,".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+fn cmd_run(a: RunArgs) -> u8 {
+    if let Some(b) = &a.build {
+        if b != BUILD {
+            eprintln!(
+                "warning: this failure was printed by distsim {b}, but this is distsim {BUILD}; \
+                 a different build may take a different path (check out that revision to reproduce exactly)"
+            );
+        }
+    }
+    let sc = match load(&a.scenario) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let seed = a.seed.unwrap_or(sc.seed);
+    let opts = RunOptions {
+        keep_trace: a.trace.is_some(),
+        swarm: a.swarm,
+        ..Default::default()
+    };
+    let r = match run_once(&sc, seed, &opts) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    if let Some(path) = &a.trace {
+        if let Err(e) = output::write_trace(path, &r) {
+            return bad_input(format!("cannot write the trace to {path}: {e}"));
+        }
+    }
+    if let Some(path) = &a.history {
+        if let Err(e) = std::fs::write(path, r.history.to_jsonl()) {
+            return bad_input(format!("cannot write the history to {path}: {e}"));
+        }
+    }
+    let mut nondeterministic = None;
+    if a.check_determinism {
+        let again = match run_once(&sc, seed, &opts) {
+            Ok(r) => r,
+            Err(code) => return code,
+        };
+        if again.trace_hash != r.trace_hash {
+            nondeterministic = Some(again.trace_hash);
+        }
+    }
+    let reproduce = reproduce_command(&a.scenario, seed, a.swarm);
+    if a.json {
+        let mut v = serde_json::to_value(&r).expect("run result serializes");
+        v["reproduce"] = serde_json::Value::from(reproduce.clone());
+        v["build"] = serde_json::Value::from(BUILD);
+        if a.check_determinism {
+            v["deterministic"] = serde_json::Value::from(nondeterministic.is_none());
+        }
+        println!("{v}");
+    } else {
+        output::print_run(&r, &reproduce, a.quiet);
+    }
+    if let Some(other) = nondeterministic {
+        eprintln!(
+            "NONDETERMINISM: seed {seed} gave trace hash {} and then {other}; this is a bug in distsim or the algorithm",
+            r.trace_hash
+        );
+        return EXIT_VIOLATION;
+    }
+    match r.verdict {
+        Verdict::Violation => EXIT_VIOLATION,
+        _ => 0,
+    }
+}
+
+fn cmd_list(a: ListArgs) -> u8 {
+    let mut files = Vec::new();
+    if let Err(e) = collect_scenarios(Path::new(&a.dir), &mut files) {
+        return bad_input(format!(
+            "cannot read {}: {e}; give the folder that holds the scenarios",
+            a.dir
+        ));
+    }
+    files.sort();
+    let color = std::io::stdout().is_terminal();
+    let mut broken = 0;
+    println!("Scenarios in {}:\n", a.dir);
+    for f in &files {
+        let p = f.to_string_lossy();
+        match Scenario::load(&p) {
+            Ok(sc) => {
+                let expect = sc.expect.as_str();
+                let head = if color {
+                    format!("\x1b[1m{p}\x1b[0m")
+                } else {
+                    p.to_string()
+                };
+                println!("{head}  [{}; expects {expect}]", sc.algorithm);
+                for line in wrap(sc.description.trim(), 92) {
+                    println!("    {line}");
+                }
+            }
+            Err(e) => {
+                broken += 1;
+                println!("{p}  [cannot be read]\n    {e}");
+            }
+        }
+    }
+    println!("\nAlgorithms and their bug switches (set `bug = \"NAME\"` under [params]):\n");
+    for alg in algorithms::ALGORITHMS {
+        println!("{:<12} {}", alg.name, alg.summary);
+        for b in alg.bugs {
+            println!("    bug {:<20} breaks: {}", b.name, b.rule);
+        }
+    }
+    if broken > 0 {
+        eprintln!("error: {broken} scenario file(s) cannot be read; see above");
+        return EXIT_BAD_INPUT;
+    }
+    0
+}
+
+fn collect_scenarios(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_scenarios(&path, out)?;
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("toml") | Some("json")
+        ) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Wraps text at word boundaries.
+pub fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut cur = String::new();
+    for word in text.split_whitespace() {
+        if !cur.is_empty() && cur.len() + 1 + word.len() > width {
+            lines.push(std::mem::take(&mut cur));
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(word);
+    }
+    if !cur.is_empty() {
+        lines.push(cur);
+    }
+    lines
+}

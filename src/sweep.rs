@@ -1,0 +1,505 @@
+//! `distsim sweep` and `distsim merge`: many seeds of one scenario, run in parallel (one
+//! single-threaded simulation per seed), with output that does not depend on the number of
+//! jobs, and shards that can be joined afterwards.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use clap::Args;
+use serde::{Deserialize, Serialize};
+use sim_core::time::fmt_ns;
+use sim_core::{RunOptions, Scenario, Verdict};
+
+use crate::{bad_input, load, reproduce_command, run_once, BUILD, EXIT_VIOLATION};
+
+#[derive(Args)]
+pub struct SweepArgs {
+    /// The scenario file.
+    scenario: String,
+    /// Seeds to run: `A..B` (B excluded) or `A..=B`.
+    #[arg(long, default_value = "1..101")]
+    seeds: String,
+    /// Parallel simulations (default: the number of cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Print one JSON object (the input of `distsim merge`).
+    #[arg(long)]
+    json: bool,
+    /// Let each seed draw its own fault mix and cluster size within the scenario's bounds.
+    #[arg(long)]
+    swarm: bool,
+    /// Run every seed twice and fail if any trace hash differs.
+    #[arg(long)]
+    check_determinism: bool,
+    /// Run only slice I of N of the seed range (1-based), e.g. `--shard 3/10`.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<String>,
+    /// Summarize this metric across seeds (repeatable), e.g. `--metric op_latency_ms.p99`.
+    #[arg(long)]
+    metric: Vec<String>,
+    /// How many failing seeds to list with their reproduce commands.
+    #[arg(long, default_value_t = 10)]
+    show: usize,
+}
+
+#[derive(Args)]
+pub struct MergeArgs {
+    /// JSON files written by `distsim sweep --json`.
+    #[arg(required = true)]
+    files: Vec<String>,
+    /// Print the merged JSON instead of the summary.
+    #[arg(long)]
+    json: bool,
+    /// How many failing seeds to list.
+    #[arg(long, default_value_t = 10)]
+    show: usize,
+}
+
+/// One seed's outcome.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SweepRun {
+    seed: u64,
+    verdict: Verdict,
+    trace_hash: String,
+    events: u64,
+    simulated_ns: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    violation: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    violation_time_ns: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    unknown_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    derived: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    metrics: BTreeMap<String, f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nondeterministic: Option<String>,
+}
+
+/// A sweep's JSON output; `merge` reads several and writes one.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SweepReport {
+    build: String,
+    scenario: String,
+    path: String,
+    algorithm: String,
+    expected: sim_core::Expect,
+    swarm: bool,
+    metric_names: Vec<String>,
+    counts: BTreeMap<String, u64>,
+    runs: Vec<SweepRun>,
+}
+
+fn parse_seeds(s: &str) -> Result<(u64, u64), String> {
+    let bad = || format!("--seeds {s}: write a range such as 1..1001 (1 to 1000) or 1..=1000");
+    if let Some((a, b)) = s.split_once("..=") {
+        let a: u64 = a.trim().parse().map_err(|_| bad())?;
+        let b: u64 = b.trim().parse().map_err(|_| bad())?;
+        if b < a {
+            return Err(bad());
+        }
+        return Ok((a, b + 1));
+    }
+    let (a, b) = s.split_once("..").ok_or_else(bad)?;
+    let a: u64 = a.trim().parse().map_err(|_| bad())?;
+    let b: u64 = b.trim().parse().map_err(|_| bad())?;
+    if b <= a {
+        return Err(format!(
+            "--seeds {s} is empty: the end is excluded, so write {a}..{}",
+            a + 1
+        ));
+    }
+    Ok((a, b))
+}
+
+fn parse_shard(s: &str) -> Result<(u64, u64), String> {
+    let bad = || format!("--shard {s}: write I/N with 1 <= I <= N, e.g. --shard 2/8");
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let i: u64 = i.trim().parse().map_err(|_| bad())?;
+    let n: u64 = n.trim().parse().map_err(|_| bad())?;
+    if n == 0 || i == 0 || i > n {
+        return Err(bad());
+    }
+    Ok((i, n))
+}
+
+/// The seeds of slice `i` of `n` (1-based) of `[start, end)`: contiguous, sizes differ by at
+/// most one, and the slices cover the range exactly.
+fn shard_range(start: u64, end: u64, i: u64, n: u64) -> (u64, u64) {
+    let len = end - start;
+    let lo = start + len * (i - 1) / n;
+    let hi = start + len * i / n;
+    (lo, hi)
+}
+
+fn summarize_run(r: &sim_core::RunResult, metric_names: &[String]) -> SweepRun {
+    let first = r.violations.first();
+    SweepRun {
+        seed: r.seed,
+        verdict: r.verdict,
+        trace_hash: r.trace_hash.clone(),
+        events: r.events,
+        simulated_ns: r.simulated_ns,
+        violation: first.map(|v| format!("[{}] {}", v.source, v.message)),
+        violation_time_ns: first.map(|v| v.time_ns),
+        unknown_reason: r.unknown_reason.clone(),
+        derived: r.derived.clone(),
+        metrics: metric_names
+            .iter()
+            .filter_map(|m| r.metrics.get(m).map(|v| (m.clone(), *v)))
+            .collect(),
+        nondeterministic: None,
+    }
+}
+
+pub fn cmd_sweep(a: SweepArgs) -> u8 {
+    let (mut start, mut end) = match parse_seeds(&a.seeds) {
+        Ok(r) => r,
+        Err(e) => return bad_input(e),
+    };
+    if let Some(s) = &a.shard {
+        match parse_shard(s) {
+            Ok((i, n)) => (start, end) = shard_range(start, end, i, n),
+            Err(e) => return bad_input(e),
+        }
+    }
+    let sc = match load(&a.scenario) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    if algorithms::find(&sc.algorithm).is_none() {
+        // Let the algorithm registry produce its located error.
+        return match algorithms::run(&sc, start, &RunOptions::default()) {
+            Err(e) => bad_input(e),
+            Ok(_) => 0,
+        };
+    }
+    let jobs = a
+        .jobs
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+        .max(1);
+    let opts = RunOptions {
+        swarm: a.swarm,
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let seeds: Vec<u64> = (start..end).collect();
+    let runs = match run_seeds(&sc, &seeds, &opts, jobs, a.check_determinism, &a.metric) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let wall = started.elapsed();
+    let report = SweepReport {
+        build: BUILD.to_string(),
+        scenario: sc.name.clone(),
+        path: a.scenario.clone(),
+        algorithm: sc.algorithm.clone(),
+        expected: sc.expect,
+        swarm: a.swarm,
+        metric_names: a.metric.clone(),
+        counts: count(&runs),
+        runs,
+    };
+    eprintln!(
+        "swept {} seeds in {:.2}s wall with {jobs} job(s)",
+        report.runs.len(),
+        wall.as_secs_f64()
+    );
+    finish(&report, a.json, a.show)
+}
+
+fn run_seeds(
+    sc: &Scenario,
+    seeds: &[u64],
+    opts: &RunOptions,
+    jobs: usize,
+    twice: bool,
+    metric_names: &[String],
+) -> Result<Vec<SweepRun>, u8> {
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<SweepRun>>> = Mutex::new(vec![None; seeds.len()]);
+    let error: Mutex<Option<u8>> = Mutex::new(None);
+    let bar = if std::io::stderr().is_terminal() {
+        let pb = indicatif::ProgressBar::new(seeds.len() as u64);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} seeds, {msg} [{elapsed} < {eta}]",
+            )
+            .expect("progress template is valid"),
+        );
+        pb
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let violations = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..jobs.min(seeds.len().max(1)) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= seeds.len() || error.lock().map(|e| e.is_some()).unwrap_or(true) {
+                    break;
+                }
+                let r = match run_once(sc, seeds[i], opts) {
+                    Ok(r) => r,
+                    Err(code) => {
+                        *error.lock().expect("error lock") = Some(code);
+                        break;
+                    }
+                };
+                let mut run = summarize_run(&r, metric_names);
+                if twice {
+                    match run_once(sc, seeds[i], opts) {
+                        Ok(again) if again.trace_hash != r.trace_hash => {
+                            run.nondeterministic = Some(again.trace_hash);
+                        }
+                        Ok(_) => {}
+                        Err(code) => {
+                            *error.lock().expect("error lock") = Some(code);
+                            break;
+                        }
+                    }
+                }
+                if run.verdict == Verdict::Violation {
+                    violations.fetch_add(1, Ordering::Relaxed);
+                }
+                results.lock().expect("results lock")[i] = Some(run);
+                bar.set_message(format!("{} violations", violations.load(Ordering::Relaxed)));
+                bar.inc(1);
+            });
+        }
+    });
+    bar.finish_and_clear();
+    if let Some(code) = error.into_inner().expect("error lock") {
+        return Err(code);
+    }
+    Ok(results
+        .into_inner()
+        .expect("results lock")
+        .into_iter()
+        .map(|r| r.expect("every seed ran"))
+        .collect())
+}
+
+fn count(runs: &[SweepRun]) -> BTreeMap<String, u64> {
+    let mut c: BTreeMap<String, u64> = ["pass", "violation", "unknown"]
+        .iter()
+        .map(|k| (k.to_string(), 0))
+        .collect();
+    for r in runs {
+        *c.entry(r.verdict.as_str().to_string()).or_insert(0) += 1;
+    }
+    c
+}
+
+fn finish(report: &SweepReport, json: bool, show: usize) -> u8 {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(report).expect("sweep report serializes")
+        );
+    } else {
+        print_summary(report, show);
+    }
+    let nondet = report
+        .runs
+        .iter()
+        .filter(|r| r.nondeterministic.is_some())
+        .count();
+    if nondet > 0 {
+        eprintln!("NONDETERMINISM: {nondet} seed(s) gave different trace hashes on a second run");
+        return EXIT_VIOLATION;
+    }
+    if report.runs.iter().any(|r| r.verdict == Verdict::Violation) {
+        EXIT_VIOLATION
+    } else {
+        0
+    }
+}
+
+fn print_summary(r: &SweepReport, show: usize) {
+    let n = r.runs.len();
+    let (lo, hi) = (
+        r.runs.first().map(|x| x.seed).unwrap_or(0),
+        r.runs.last().map(|x| x.seed).unwrap_or(0),
+    );
+    println!(
+        "sweep of {} ({}) · {} seeds from {lo} to {hi}{}",
+        r.scenario,
+        r.path,
+        n,
+        if r.swarm { " · swarm" } else { "" }
+    );
+    let c = |k: &str| r.counts.get(k).copied().unwrap_or(0);
+    let expected_count = match r.expected {
+        sim_core::Expect::Pass => c("pass"),
+        sim_core::Expect::Violation => c("violation"),
+    };
+    println!(
+        "verdicts: {} pass, {} violation, {} unknown (scenario expects {}: {expected_count} of {n} as expected)",
+        c("pass"),
+        c("violation"),
+        c("unknown"),
+        r.expected.as_str()
+    );
+    let bad: Vec<&SweepRun> = r
+        .runs
+        .iter()
+        .filter(|x| x.verdict == Verdict::Violation)
+        .collect();
+    if let Some(first) = bad.first() {
+        println!(
+            "first violation: seed {} at {}: {}",
+            first.seed,
+            fmt_ns(first.violation_time_ns.unwrap_or(0)),
+            first.violation.as_deref().unwrap_or("")
+        );
+        println!("violating seeds ({} of {n}), reproduce with:", bad.len());
+        for x in bad.iter().take(show) {
+            println!("  {}", reproduce_command(&r.path, x.seed, r.swarm));
+            if let Some(d) = &x.derived {
+                println!("      drawn: {d}");
+            }
+        }
+        if bad.len() > show {
+            let rest: Vec<String> = bad[show..]
+                .iter()
+                .take(50)
+                .map(|x| x.seed.to_string())
+                .collect();
+            println!(
+                "  ... other seeds: {}{}",
+                rest.join(" "),
+                if bad.len() > show + 50 { " ..." } else { "" }
+            );
+        }
+    }
+    let unknown: Vec<&SweepRun> = r
+        .runs
+        .iter()
+        .filter(|x| x.verdict == Verdict::Unknown)
+        .collect();
+    for x in unknown.iter().take(show) {
+        println!(
+            "unknown: seed {}: {} ({})",
+            x.seed,
+            x.unknown_reason.as_deref().unwrap_or(""),
+            reproduce_command(&r.path, x.seed, r.swarm)
+        );
+    }
+    for m in &r.metric_names {
+        let vals: Vec<f64> = r
+            .runs
+            .iter()
+            .filter_map(|x| x.metrics.get(m).copied())
+            .collect();
+        if vals.is_empty() {
+            println!("metric {m}: recorded by no seed");
+            continue;
+        }
+        let s: BTreeMap<&str, f64> = sim_core::metrics::summarize(&vals).into_iter().collect();
+        let mut sorted = vals.clone();
+        sorted.sort_by(|a, b| a.total_cmp(b));
+        let pct = |p: f64| sorted[((sorted.len() as f64 - 1.0) * p).round() as usize];
+        println!(
+            "metric {m} over {} seeds: min {:.3} p50 {:.3} p90 {:.3} p99 {:.3} max {:.3} mean {:.3}",
+            vals.len(),
+            sorted[0],
+            pct(0.5),
+            pct(0.9),
+            pct(0.99),
+            s["max"],
+            s["mean"]
+        );
+    }
+}
+
+pub fn cmd_merge(a: MergeArgs) -> u8 {
+    let mut merged: Option<SweepReport> = None;
+    for f in &a.files {
+        let text = match std::fs::read_to_string(f) {
+            Ok(t) => t,
+            Err(e) => return bad_input(format!("{f}: cannot read: {e}")),
+        };
+        let rep: SweepReport = match serde_json::from_str(text.trim()) {
+            Ok(r) => r,
+            Err(e) => {
+                return bad_input(format!(
+                    "{f}:{}:{}: not a `distsim sweep --json` output: {e}",
+                    e.line(),
+                    e.column()
+                ))
+            }
+        };
+        match &mut merged {
+            None => merged = Some(rep),
+            Some(m) => {
+                if m.path != rep.path || m.swarm != rep.swarm || m.algorithm != rep.algorithm {
+                    return bad_input(format!(
+                        "{f}: sweeps of different scenarios or modes cannot be merged ({} swarm={} vs {} swarm={})",
+                        m.path, m.swarm, rep.path, rep.swarm
+                    ));
+                }
+                if m.build != rep.build {
+                    eprintln!(
+                        "warning: {f} was made by distsim {}, the first file by {}",
+                        rep.build, m.build
+                    );
+                }
+                for name in rep.metric_names {
+                    if !m.metric_names.contains(&name) {
+                        m.metric_names.push(name);
+                    }
+                }
+                m.runs.extend(rep.runs);
+            }
+        }
+    }
+    let Some(mut m) = merged else {
+        return bad_input("give at least one file");
+    };
+    m.runs.sort_by_key(|r| r.seed);
+    if let Some(w) = m.runs.windows(2).find(|w| w[0].seed == w[1].seed) {
+        return bad_input(format!(
+            "seed {} appears in more than one file; shards must not overlap",
+            w[0].seed
+        ));
+    }
+    m.counts = count(&m.runs);
+    finish(&m, a.json, a.show)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_cover_the_range_exactly() {
+        for n in 1..7 {
+            let mut seen = Vec::new();
+            for i in 1..=n {
+                let (lo, hi) = shard_range(10, 27, i, n);
+                seen.extend(lo..hi);
+            }
+            assert_eq!(seen, (10..27).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn seed_ranges() {
+        assert_eq!(parse_seeds("1..1001"), Ok((1, 1001)));
+        assert_eq!(parse_seeds("1..=1000"), Ok((1, 1001)));
+        assert!(parse_seeds("5..5").is_err());
+        assert!(parse_seeds("x").is_err());
+        assert_eq!(parse_shard("2/8"), Ok((2, 8)));
+        assert!(parse_shard("0/8").is_err());
+        assert!(parse_shard("9/8").is_err());
+    }
+}
