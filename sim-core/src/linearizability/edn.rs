@@ -13,54 +13,73 @@
 //! `:process :nemesis` are skipped. Keywords become strings (`:x` reads as `"x"`), `nil`
 //! becomes `null`, vectors, lists and sets become arrays, maps become objects.
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Number, Value};
 
 use crate::history::{EventType, History, HistoryEvent};
 
-/// An EDN value (the subset histories use, plus enough to skip the rest).
+/// An EDN value (the subset histories use, plus enough to skip the rest). Keywords, symbols
+/// and strings without escapes borrow from the input: a history has millions of them.
 #[derive(Clone, Debug, PartialEq)]
-enum Edn {
+enum Edn<'a> {
     Nil,
     Bool(bool),
     Int(i64),
     /// Integers above `i64::MAX` (Jepsen writes u64 ids and hashes).
     UInt(u64),
     Float(f64),
-    Str(String),
-    Keyword(String),
-    Symbol(String),
+    Str(Cow<'a, str>),
+    Keyword(&'a str),
+    Symbol(&'a str),
     Char(char),
-    Vector(Vec<Edn>),
-    List(Vec<Edn>),
-    Set(Vec<Edn>),
-    Map(Vec<(Edn, Edn)>),
+    Vector(Vec<Edn<'a>>),
+    List(Vec<Edn<'a>>),
+    Set(Vec<Edn<'a>>),
+    Map(Vec<(Edn<'a>, Edn<'a>)>),
 }
 
 /// Nesting deeper than this is refused rather than risking the stack on hostile input.
 const MAX_DEPTH: usize = 128;
 
+/// A byte-level reader: every delimiter in EDN is ASCII, so multi-byte characters only ever
+/// appear inside tokens and strings, which are sliced out whole.
 struct Parser<'a> {
     text: &'a str,
+    bytes: &'a [u8],
     pos: usize,
     line: usize,
 }
 
-fn is_delimiter(c: char) -> bool {
-    c.is_whitespace() || matches!(c, ',' | '(' | ')' | '[' | ']' | '{' | '}' | '"' | ';')
+fn is_delimiter(b: u8) -> bool {
+    b.is_ascii_whitespace()
+        || matches!(
+            b,
+            b',' | b'(' | b')' | b'[' | b']' | b'{' | b'}' | b'"' | b';'
+        )
 }
 
 impl<'a> Parser<'a> {
-    fn peek(&self) -> Option<char> {
-        self.text[self.pos..].chars().next()
+    fn new(text: &'a str) -> Self {
+        Parser {
+            text,
+            bytes: text.as_bytes(),
+            pos: 0,
+            line: 1,
+        }
     }
 
-    fn bump(&mut self) -> Option<char> {
-        let c = self.peek()?;
-        self.pos += c.len_utf8();
-        if c == '\n' {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    fn bump(&mut self) -> Option<u8> {
+        let b = self.peek()?;
+        self.pos += 1;
+        if b == b'\n' {
             self.line += 1;
         }
-        Some(c)
+        Some(b)
     }
 
     fn err<T>(&self, msg: impl std::fmt::Display) -> Result<T, String> {
@@ -71,17 +90,17 @@ impl<'a> Parser<'a> {
     fn skip_ws(&mut self, depth: usize) -> Result<(), String> {
         loop {
             match self.peek() {
-                Some(c) if c.is_whitespace() || c == ',' => {
+                Some(b) if b.is_ascii_whitespace() || b == b',' => {
                     self.bump();
                 }
-                Some(';') => {
-                    while let Some(c) = self.bump() {
-                        if c == '\n' {
+                Some(b';') => {
+                    while let Some(b) = self.bump() {
+                        if b == b'\n' {
                             break;
                         }
                     }
                 }
-                Some('#') if self.text[self.pos..].starts_with("#_") => {
+                Some(b'#') if self.bytes.get(self.pos + 1) == Some(&b'_') => {
                     self.pos += 2;
                     self.skip_ws(depth)?;
                     self.form(depth + 1)?;
@@ -91,19 +110,18 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// The token starting here: up to the next delimiter (never splits a UTF-8 character,
+    /// since delimiters are ASCII).
     fn token(&mut self) -> &'a str {
         let start = self.pos;
-        while let Some(c) = self.peek() {
-            if is_delimiter(c) {
-                break;
-            }
-            self.bump();
+        while self.pos < self.bytes.len() && !is_delimiter(self.bytes[self.pos]) {
+            self.pos += 1;
         }
         &self.text[start..self.pos]
     }
 
     /// Parses forms until `close`; the opening delimiter is already consumed.
-    fn seq(&mut self, close: char, depth: usize) -> Result<Vec<Edn>, String> {
+    fn seq(&mut self, close: u8, depth: usize) -> Result<Vec<Edn<'a>>, String> {
         let open_line = self.line;
         let mut items = Vec::new();
         loop {
@@ -111,15 +129,19 @@ impl<'a> Parser<'a> {
             match self.peek() {
                 None => {
                     return self.err(format!(
-                        "end of input inside a collection opened on line {open_line} (missing {close:?})"
-                    ))
+                    "end of input inside a collection opened on line {open_line} (missing '{}')",
+                    close as char
+                ))
                 }
-                Some(c) if c == close => {
+                Some(b) if b == close => {
                     self.bump();
                     return Ok(items);
                 }
-                Some(c @ (')' | ']' | '}')) => {
-                    return self.err(format!("unexpected {c:?}, expected {close:?}"))
+                Some(b @ (b')' | b']' | b'}')) => {
+                    return self.err(format!(
+                        "unexpected '{}', expected '{}'",
+                        b as char, close as char
+                    ))
                 }
                 Some(_) => items.push(self.form(depth + 1)?),
             }
@@ -127,144 +149,174 @@ impl<'a> Parser<'a> {
     }
 
     /// Parses one form; whitespace before it is already skipped.
-    fn form(&mut self, depth: usize) -> Result<Edn, String> {
+    fn form(&mut self, depth: usize) -> Result<Edn<'a>, String> {
         if depth > MAX_DEPTH {
             return self.err("collections nested too deeply");
         }
-        let Some(c) = self.peek() else {
+        let Some(b) = self.peek() else {
             return self.err("unexpected end of input");
         };
-        match c {
-            '(' => {
+        match b {
+            b'(' => {
                 self.bump();
-                Ok(Edn::List(self.seq(')', depth)?))
+                Ok(Edn::List(self.seq(b')', depth)?))
             }
-            '[' => {
+            b'[' => {
                 self.bump();
-                Ok(Edn::Vector(self.seq(']', depth)?))
+                Ok(Edn::Vector(self.seq(b']', depth)?))
             }
-            '{' => {
+            b'{' => {
                 self.bump();
                 let line = self.line;
-                let items = self.seq('}', depth)?;
+                let items = self.seq(b'}', depth)?;
                 if items.len() % 2 != 0 {
                     return Err(format!(
                         "line {line}: a map needs an even number of forms (a value for every key)"
                     ));
                 }
+                let mut pairs = Vec::with_capacity(items.len() / 2);
                 let mut it = items.into_iter();
-                let mut pairs = Vec::new();
                 while let (Some(k), Some(v)) = (it.next(), it.next()) {
                     pairs.push((k, v));
                 }
                 Ok(Edn::Map(pairs))
             }
-            ')' | ']' | '}' => self.err(format!("unexpected {c:?}")),
-            '"' => self.string(),
-            ':' => {
+            b')' | b']' | b'}' => self.err(format!("unexpected '{}'", b as char)),
+            b'"' => self.string(),
+            b':' => {
                 self.bump();
                 let name = self.token();
                 if name.is_empty() {
                     return self.err("a ':' must be followed by a keyword name");
                 }
-                Ok(Edn::Keyword(name.to_owned()))
+                Ok(Edn::Keyword(name))
             }
-            '\\' => {
+            b'\\' => {
                 self.bump();
-                let Some(first) = self.bump() else {
+                // The character itself may be a delimiter (`\(`) or multi-byte (`\é`).
+                let Some(first) = self.text[self.pos..].chars().next() else {
                     return self.err("a '\\' must be followed by a character");
                 };
+                self.pos += first.len_utf8();
                 let rest = self.token();
-                let name = format!("{first}{rest}");
-                match name.as_str() {
-                    "newline" => Ok(Edn::Char('\n')),
-                    "space" => Ok(Edn::Char(' ')),
-                    "tab" => Ok(Edn::Char('\t')),
-                    "return" => Ok(Edn::Char('\r')),
-                    _ if rest.is_empty() => Ok(Edn::Char(first)),
-                    _ => self.err(format!("unknown character literal \\{name}")),
+                match (first, rest) {
+                    (c, "") => Ok(Edn::Char(c)),
+                    ('n', "ewline") => Ok(Edn::Char('\n')),
+                    ('s', "pace") => Ok(Edn::Char(' ')),
+                    ('t', "ab") => Ok(Edn::Char('\t')),
+                    ('r', "eturn") => Ok(Edn::Char('\r')),
+                    _ => self.err(format!("unknown character literal \\{first}{rest}")),
                 }
             }
-            '#' => {
+            b'#' => {
                 self.bump();
-                match self.peek() {
-                    Some('{') => {
-                        self.bump();
-                        Ok(Edn::Set(self.seq('}', depth)?))
-                    }
-                    _ => {
-                        // A tagged literal such as #inst "..." or #uuid "...": keep the value.
-                        let tag = self.token();
-                        if tag.is_empty() {
-                            return self.err("a '#' must be followed by '{', '_' or a tag");
-                        }
-                        self.skip_ws(depth)?;
-                        self.form(depth + 1)
-                    }
+                if self.peek() == Some(b'{') {
+                    self.bump();
+                    return Ok(Edn::Set(self.seq(b'}', depth)?));
                 }
+                // A tagged literal such as #inst "..." or #uuid "...": keep the value.
+                if self.token().is_empty() {
+                    return self.err("a '#' must be followed by '{', '_' or a tag");
+                }
+                self.skip_ws(depth)?;
+                self.form(depth + 1)
             }
             _ => {
                 let tok = self.token();
                 if tok.is_empty() {
-                    return self.err(format!("unexpected {c:?}"));
+                    return self.err(format!("unexpected '{}'", b as char));
                 }
                 self.atom(tok)
             }
         }
     }
 
-    fn string(&mut self) -> Result<Edn, String> {
+    fn string(&mut self) -> Result<Edn<'a>, String> {
         let start_line = self.line;
         self.bump();
-        let mut s = String::new();
+        let start = self.pos;
+        // Fast path: no escapes, borrow the text.
+        while let Some(&b) = self.bytes.get(self.pos) {
+            match b {
+                b'"' => {
+                    self.pos += 1;
+                    return Ok(Edn::Str(Cow::Borrowed(&self.text[start..self.pos - 1])));
+                }
+                b'\\' => break,
+                b'\n' => {
+                    self.line += 1;
+                    self.pos += 1;
+                }
+                _ => self.pos += 1,
+            }
+        }
+        let mut s = String::from(&self.text[start..self.pos]);
         loop {
+            let run = self.pos;
+            while let Some(&b) = self.bytes.get(self.pos) {
+                if b == b'"' || b == b'\\' {
+                    break;
+                }
+                if b == b'\n' {
+                    self.line += 1;
+                }
+                self.pos += 1;
+            }
+            s.push_str(&self.text[run..self.pos]);
             match self.bump() {
                 None => {
                     return Err(format!(
                         "line {start_line}: string never closed (missing '\"')"
                     ))
                 }
-                Some('"') => return Ok(Edn::Str(s)),
-                Some('\\') => match self.bump() {
-                    Some('n') => s.push('\n'),
-                    Some('t') => s.push('\t'),
-                    Some('r') => s.push('\r'),
-                    Some('"') => s.push('"'),
-                    Some('\\') => s.push('\\'),
-                    Some('u') => {
-                        let hex: String = (0..4).filter_map(|_| self.bump()).collect();
-                        match u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
-                            Some(c) => s.push(c),
-                            None => return self.err(format!("bad escape \\u{hex} in a string")),
+                Some(b'"') => return Ok(Edn::Str(Cow::Owned(s))),
+                _ => match self.bump() {
+                    Some(b'n') => s.push('\n'),
+                    Some(b't') => s.push('\t'),
+                    Some(b'r') => s.push('\r'),
+                    Some(b'"') => s.push('"'),
+                    Some(b'\\') => s.push('\\'),
+                    Some(b'u') => {
+                        let hex = self.text.get(self.pos..self.pos + 4).unwrap_or("");
+                        match u32::from_str_radix(hex, 16).ok().and_then(char::from_u32) {
+                            Some(c) => {
+                                s.push(c);
+                                self.pos += 4;
+                            }
+                            None => {
+                                return self.err("bad \\u escape in a string (need 4 hex digits)")
+                            }
                         }
                     }
-                    Some(c) => return self.err(format!("unknown escape \\{c} in a string")),
-                    None => return self.err("string never closed (missing '\"')"),
+                    Some(_) => {
+                        let c = self.text[self.pos - 1..].chars().next().unwrap_or('?');
+                        return self.err(format!("unknown escape \\{c} in a string"));
+                    }
+                    None => {
+                        return Err(format!(
+                            "line {start_line}: string never closed (missing '\"')"
+                        ))
+                    }
                 },
-                Some(c) => s.push(c),
             }
         }
     }
 
-    fn atom(&self, tok: &str) -> Result<Edn, String> {
+    fn atom(&self, tok: &'a str) -> Result<Edn<'a>, String> {
         match tok {
             "nil" => return Ok(Edn::Nil),
             "true" => return Ok(Edn::Bool(true)),
             "false" => return Ok(Edn::Bool(false)),
             _ => {}
         }
-        let mut chars = tok.chars();
-        let first = chars.next().unwrap_or(' ');
-        let numeric = first.is_ascii_digit()
-            || (matches!(first, '+' | '-') && chars.next().is_some_and(|c| c.is_ascii_digit()));
+        let b = tok.as_bytes();
+        let numeric = b[0].is_ascii_digit()
+            || (matches!(b[0], b'+' | b'-') && b.get(1).is_some_and(u8::is_ascii_digit));
         if !numeric {
-            return Ok(Edn::Symbol(tok.to_owned()));
+            return Ok(Edn::Symbol(tok));
         }
-        if let Some(int) = tok.strip_suffix('N').or(Some(tok)).filter(|t| {
-            t.chars()
-                .skip(1)
-                .all(|c| c.is_ascii_digit())
-        }) {
+        let int = tok.strip_suffix('N').unwrap_or(tok);
+        if int.bytes().skip(1).all(|c| c.is_ascii_digit()) {
             return match (int.parse::<i64>(), int.parse::<u64>()) {
                 (Ok(i), _) => Ok(Edn::Int(i)),
                 (_, Ok(u)) => Ok(Edn::UInt(u)),
@@ -289,7 +341,8 @@ fn to_json(e: Edn) -> Value {
         Edn::UInt(u) => Value::from(u),
         // The parser accepts only finite floats, which JSON can hold.
         Edn::Float(f) => Number::from_f64(f).map_or(Value::Null, Value::Number),
-        Edn::Str(s) | Edn::Keyword(s) | Edn::Symbol(s) => Value::String(s),
+        Edn::Str(s) => Value::String(s.into_owned()),
+        Edn::Keyword(s) | Edn::Symbol(s) => Value::String(s.to_owned()),
         Edn::Char(c) => Value::String(c.to_string()),
         Edn::Vector(v) | Edn::List(v) | Edn::Set(v) => {
             Value::Array(v.into_iter().map(to_json).collect())
@@ -317,7 +370,7 @@ fn describe(e: &Edn) -> String {
         Edn::Float(f) => f.to_string(),
         Edn::Str(s) => format!("{s:?}"),
         Edn::Keyword(k) => format!(":{k}"),
-        Edn::Symbol(s) => s.clone(),
+        Edn::Symbol(s) => (*s).to_owned(),
         Edn::Char(c) => format!("\\{c}"),
         Edn::Vector(_) => "a vector".to_owned(),
         Edn::List(_) => "a list".to_owned(),
@@ -327,7 +380,20 @@ fn describe(e: &Edn) -> String {
 }
 
 /// Turns one EDN map into an event; `Ok(None)` for nemesis lines.
-fn event_of(line: usize, pairs: Vec<(Edn, Edn)>, last_time: u64) -> Result<Option<HistoryEvent>, String> {
+/// The name of a keyword, symbol or string.
+fn name_of<'e>(e: &'e Edn<'_>) -> Option<&'e str> {
+    match e {
+        Edn::Keyword(s) | Edn::Symbol(s) => Some(s),
+        Edn::Str(s) => Some(s),
+        _ => None,
+    }
+}
+
+fn event_of(
+    line: usize,
+    pairs: Vec<(Edn<'_>, Edn<'_>)>,
+    last_time: u64,
+) -> Result<Option<HistoryEvent>, String> {
     let at = |msg: String| format!("line {line}: {msg}");
     let (mut kind, mut f, mut process, mut time, mut key, mut value) =
         (None, None, None, None, None, Value::Null);
@@ -335,21 +401,13 @@ fn event_of(line: usize, pairs: Vec<(Edn, Edn)>, last_time: u64) -> Result<Optio
         let Edn::Keyword(k) = k else {
             continue;
         };
-        match k.as_str() {
+        match k {
             "type" => {
-                kind = Some(match &v {
-                    Edn::Keyword(t) | Edn::Str(t) => match t.as_str() {
-                        "invoke" => EventType::Invoke,
-                        "ok" => EventType::Ok,
-                        "fail" => EventType::Fail,
-                        "info" => EventType::Info,
-                        _ => {
-                            return Err(at(format!(
-                                ":type must be :invoke, :ok, :fail or :info, found {}",
-                                describe(&v)
-                            )))
-                        }
-                    },
+                kind = Some(match name_of(&v) {
+                    Some("invoke") => EventType::Invoke,
+                    Some("ok") => EventType::Ok,
+                    Some("fail") => EventType::Fail,
+                    Some("info") => EventType::Info,
                     _ => {
                         return Err(at(format!(
                             ":type must be :invoke, :ok, :fail or :info, found {}",
@@ -359,12 +417,12 @@ fn event_of(line: usize, pairs: Vec<(Edn, Edn)>, last_time: u64) -> Result<Optio
                 })
             }
             "f" => {
-                f = Some(match v {
-                    Edn::Keyword(s) | Edn::Str(s) | Edn::Symbol(s) => s,
-                    other => {
+                f = Some(match name_of(&v) {
+                    Some(name) => name.to_owned(),
+                    None => {
                         return Err(at(format!(
                             ":f must be a keyword or a string, found {}",
-                            describe(&other)
+                            describe(&v)
                         )))
                     }
                 })
@@ -373,7 +431,7 @@ fn event_of(line: usize, pairs: Vec<(Edn, Edn)>, last_time: u64) -> Result<Optio
                 process = Some(match v {
                     Edn::Int(p) if p >= 0 => p as u64,
                     Edn::UInt(p) => p,
-                    Edn::Keyword(n) if n == "nemesis" => return Ok(None),
+                    Edn::Keyword("nemesis") => return Ok(None),
                     other => {
                         return Err(at(format!(
                             ":process must be a non-negative integer or :nemesis, found {}",
@@ -397,7 +455,8 @@ fn event_of(line: usize, pairs: Vec<(Edn, Edn)>, last_time: u64) -> Result<Optio
             "key" => {
                 key = match v {
                     Edn::Nil => None,
-                    Edn::Keyword(s) | Edn::Str(s) | Edn::Symbol(s) => Some(s),
+                    Edn::Str(s) => Some(s.into_owned()),
+                    Edn::Keyword(s) | Edn::Symbol(s) => Some(s.to_owned()),
                     Edn::Int(i) => Some(i.to_string()),
                     Edn::UInt(u) => Some(u.to_string()),
                     other => {
@@ -427,43 +486,58 @@ fn event_of(line: usize, pairs: Vec<(Edn, Edn)>, last_time: u64) -> Result<Optio
 
 /// Parses an EDN history. Errors name the 1-based line and what is wrong.
 pub fn parse_edn(text: &str) -> Result<History, String> {
-    let mut p = Parser {
-        text,
-        pos: 0,
-        line: 1,
-    };
+    let mut p = Parser::new(text);
     let mut events = Vec::new();
     let mut last_time = 0u64;
+    let mut take = |line: usize, form: Edn<'_>| -> Result<(), String> {
+        let Edn::Map(pairs) = form else {
+            return Err(format!(
+                "line {line}: expected an event map {{:type ..., :f ..., :process ...}}, found {}",
+                describe(&form)
+            ));
+        };
+        if let Some(e) = event_of(line, pairs, last_time)? {
+            last_time = e.time_ns;
+            events.push(e);
+        }
+        Ok(())
+    };
     loop {
         p.skip_ws(0)?;
-        if p.peek().is_none() {
-            break;
-        }
-        let line = p.line;
-        let form = p.form(0)?;
-        // A top-level vector or list holds the events; lines inside it are not tracked per
-        // element, so errors there name the line where the element starts when we can.
-        let maps: Vec<(usize, Edn)> = match form {
-            Edn::Map(_) => vec![(line, form)],
-            Edn::Vector(items) | Edn::List(items) => items.into_iter().map(|i| (line, i)).collect(),
-            other => {
-                return Err(format!(
-                    "line {line}: expected an event map {{:type ..., :f ..., :process ...}}, found {}",
-                    describe(&other)
-                ))
+        let Some(b) = p.peek() else { break };
+        if let Some(close) = match b {
+            b'[' => Some(b']'),
+            b'(' => Some(b')'),
+            _ => None,
+        } {
+            // A top-level vector or list of events (Knossos's test data): read its elements
+            // one by one so that errors name each element's own line.
+            let open_line = p.line;
+            p.bump();
+            loop {
+                p.skip_ws(1)?;
+                match p.peek() {
+                    None => {
+                        return p.err(format!(
+                            "end of input inside the list of events opened on line {open_line} (missing '{}')",
+                            close as char
+                        ))
+                    }
+                    Some(c) if c == close => {
+                        p.bump();
+                        break;
+                    }
+                    Some(_) => {
+                        let line = p.line;
+                        let form = p.form(1)?;
+                        take(line, form)?;
+                    }
+                }
             }
-        };
-        for (line, m) in maps {
-            let Edn::Map(pairs) = m else {
-                return Err(format!(
-                    "line {line}: expected an event map, found {}",
-                    describe(&m)
-                ));
-            };
-            if let Some(e) = event_of(line, pairs, last_time)? {
-                last_time = e.time_ns;
-                events.push(e);
-            }
+        } else {
+            let line = p.line;
+            let form = p.form(0)?;
+            take(line, form)?;
         }
     }
     Ok(History { events })
@@ -550,7 +624,10 @@ pub fn to_edn(history: &History) -> String {
         }
         out.push_str(", :value ");
         write_value(&mut out, &e.value);
-        out.push_str(&format!(", :process {}, :time {}}}\n", e.process, e.time_ns));
+        out.push_str(&format!(
+            ", :process {}, :time {}}}\n",
+            e.process, e.time_ns
+        ));
     }
     out
 }
@@ -562,8 +639,7 @@ pub fn parse_history_file(path_display: &str, text: &str) -> Result<History, Str
     let lower = path_display.to_ascii_lowercase();
     let edn = if lower.ends_with(".edn") {
         true
-    } else if lower.ends_with(".jsonl") || lower.ends_with(".ndjson") || lower.ends_with(".json")
-    {
+    } else if lower.ends_with(".jsonl") || lower.ends_with(".ndjson") || lower.ends_with(".json") {
         false
     } else {
         let mut rest = text.trim_start();

@@ -126,7 +126,10 @@ pub fn generate_history(opts: &GenerateOptions) -> History {
                         Some(next_value - rng.random_range(0..5))
                     };
                     next_value += 1;
-                    ("cas", Value::from(vec![int_or_null(from), Value::from(next_value)]))
+                    (
+                        "cas",
+                        Value::from(vec![int_or_null(from), Value::from(next_value)]),
+                    )
                 };
                 emit(EventType::Invoke, client.process, f, key, arg.clone());
                 client.phase = Phase::Invoked(key, f, arg);
@@ -170,9 +173,9 @@ pub fn generate_history(opts: &GenerateOptions) -> History {
                     next_process += 1;
                 } else if ok {
                     if f != "read" {
-                        last_ok_written[key] = result.as_array().map_or(result.as_i64(), |a| {
-                            a.get(1).and_then(Value::as_i64)
-                        });
+                        last_ok_written[key] = result
+                            .as_array()
+                            .map_or(result.as_i64(), |a| a.get(1).and_then(Value::as_i64));
                     }
                     emit(EventType::Ok, client.process, f, key, result);
                 } else {

@@ -39,9 +39,11 @@
 //!
 //! The search always terminates, but may take time exponential in the number of concurrent
 //! operations. [`CheckOptions::max_states`] bounds the configurations cached per part, which
-//! bounds memory (about `max_states × (ops in the part / 8 + state size + 40)` bytes per
-//! thread), and [`CheckOptions::timeout`] bounds wall time; a part that exhausts either is
-//! reported as [`Verdict::Unknown`], never as a wrong verdict.
+//! bounds memory: a configuration costs about 150 bytes plus the model state (the set of
+//! linearized operations is stored as the ragged window above its full prefix), and one part
+//! per thread is searched at a time. [`CheckOptions::timeout`] bounds wall time. A part that
+//! exhausts either is reported as [`Verdict::Unknown`], never with a wrong verdict. The state
+//! budget is per part so that the verdict does not depend on which parts ran concurrently.
 
 mod edn;
 mod generate;
@@ -62,7 +64,7 @@ use crate::history::{EventType, History};
 pub use edn::{parse_edn, parse_history_file, to_edn};
 pub use generate::{generate_history, generate_kv_history, GenerateOptions};
 pub use model::{
-    model_by_name, AppendOp, CounterOp, Counter, KvAppend, Lock, LockOp, Model, Queue, QueueOp,
+    model_by_name, AppendOp, Counter, CounterOp, KvAppend, Lock, LockOp, Model, Queue, QueueOp,
     RawOp, Register, RegisterOp, Scalar, SetModel, SetOp, MODEL_NAMES,
 };
 
@@ -80,9 +82,9 @@ pub struct CheckOptions {
     pub threads: usize,
 }
 
-/// The default per-part state budget: ten million configurations (about 1 GB for parts of
-/// a few thousand operations).
-pub const DEFAULT_MAX_STATES: u64 = 10_000_000;
+/// The default per-part state budget: four million configurations, about 600 MB per thread
+/// for the register-like models.
+pub const DEFAULT_MAX_STATES: u64 = 4_000_000;
 
 impl Default for CheckOptions {
     fn default() -> Self {
@@ -571,7 +573,10 @@ fn check_model<M: Model>(
     };
     assert_eq!(reports.len(), parts.len(), "every part has a report");
 
-    let verdict = if reports.iter().any(|p| p.verdict == Verdict::NotLinearizable) {
+    let verdict = if reports
+        .iter()
+        .any(|p| p.verdict == Verdict::NotLinearizable)
+    {
         Verdict::NotLinearizable
     } else if reports.iter().any(|p| p.verdict == Verdict::Unknown) {
         Verdict::Unknown
@@ -634,7 +639,10 @@ fn part_report<M: Model>(
             report.verdict = Verdict::Unknown;
             report.unknown_reason = Some(reason);
         }
-        Outcome::NotLinearizable { linearized, blocked } => {
+        Outcome::NotLinearizable {
+            linearized,
+            blocked,
+        } => {
             report.verdict = Verdict::NotLinearizable;
             // The search keeps only operation indices; the model is deterministic, so the
             // states are recomputed by replaying them.

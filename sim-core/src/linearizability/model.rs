@@ -427,13 +427,19 @@ impl Model for SetModel {
             "read" => {
                 let out = match op.output {
                     None => None,
-                    Some(Value::Array(items)) => Some(items.iter().map(Scalar::from_json).collect()),
+                    Some(Value::Array(items)) => {
+                        Some(items.iter().map(Scalar::from_json).collect())
+                    }
                     Some(Value::Null) => Some(BTreeSet::new()),
-                    Some(other) => return Err(format!("set read must return a list, found {other}")),
+                    Some(other) => {
+                        return Err(format!("set read must return a list, found {other}"))
+                    }
                 };
                 Ok((SetOp::Read, out))
             }
-            other => Err(format!("model set has no operation {other:?} (use add, read)")),
+            other => Err(format!(
+                "model set has no operation {other:?} (use add, read)"
+            )),
         }
     }
 
@@ -597,7 +603,9 @@ impl Model for Counter {
                     None => Err(format!("counter read must return an integer, found {v}")),
                 },
             },
-            other => Err(format!("model counter has no operation {other:?} (use add, read)")),
+            other => Err(format!(
+                "model counter has no operation {other:?} (use add, read)"
+            )),
         }
     }
 

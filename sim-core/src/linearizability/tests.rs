@@ -67,14 +67,22 @@ fn run(history: &History, model: &str) -> CheckReport {
 
 /// The single failing part's evidence.
 fn failure(report: &CheckReport) -> &Failure {
-    assert_eq!(report.verdict(), Verdict::NotLinearizable, "{}", report.render_text());
+    assert_eq!(
+        report.verdict(),
+        Verdict::NotLinearizable,
+        "{}",
+        report.render_text()
+    );
     let fails: Vec<&PartReport> = report.failures().collect();
     assert_eq!(fails.len(), 1);
     fails[0].failure.as_ref().expect("evidence")
 }
 
 fn blocked_descriptions(f: &Failure) -> Vec<&str> {
-    f.cannot_place.iter().map(|o| o.description.as_str()).collect()
+    f.cannot_place
+        .iter()
+        .map(|o| o.description.as_str())
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -92,7 +100,11 @@ fn stale_read_after_completed_write() {
     assert_eq!(blocked_descriptions(f), vec!["read -> 1"]);
     assert_eq!(f.cannot_place[0].event, 5);
     assert_eq!(f.cannot_place[0].process, 2);
-    let lin: Vec<&str> = f.linearized.iter().map(|s| s.op.description.as_str()).collect();
+    let lin: Vec<&str> = f
+        .linearized
+        .iter()
+        .map(|s| s.op.description.as_str())
+        .collect();
     assert_eq!(lin, vec!["write 1", "write 2"]);
     assert_eq!(f.final_state, "2");
     let text = r.render_text();
@@ -125,7 +137,10 @@ fn lost_write_counter_and_append() {
     let r = run(&b.build(), "kv-append");
     let f = failure(&r);
     assert_eq!(blocked_descriptions(f), vec!["get -> \"a\""]);
-    assert_eq!(r.failures().next().and_then(|p| p.key.as_deref()), Some("x"));
+    assert_eq!(
+        r.failures().next().and_then(|p| p.key.as_deref()),
+        Some("x")
+    );
 }
 
 #[test]
@@ -141,7 +156,10 @@ fn two_cas_from_one_value_both_succeed() {
     let f = failure(&r);
     let blocked = blocked_descriptions(f);
     assert_eq!(blocked.len(), 1);
-    assert!(blocked[0] == "cas 0->1" || blocked[0] == "cas 0->2", "{blocked:?}");
+    assert!(
+        blocked[0] == "cas 0->1" || blocked[0] == "cas 0->2",
+        "{blocked:?}"
+    );
     assert_eq!(f.linearized.len(), 2);
     assert_eq!(f.linearized[0].op.description, "write 0");
 }
@@ -158,7 +176,9 @@ fn read_of_value_later_overwritten_by_concurrent_write_is_linearizable() {
         .build();
     let r = run(&h, "register");
     assert_eq!(r.verdict(), Verdict::Linearizable, "{}", r.render_text());
-    assert!(r.render_text().starts_with("linearizable (model register): 4 ops"));
+    assert!(r
+        .render_text()
+        .starts_with("linearizable (model register): 4 ops"));
 }
 
 #[test]
@@ -232,7 +252,12 @@ fn info_write_may_never_take_effect_and_fail_never_does() {
         value: json!(2),
     });
     let mut h = History { events };
-    h.events.extend(Builder::default().op(2, "read", Value::Null, json!(2)).build().events);
+    h.events.extend(
+        Builder::default()
+            .op(2, "read", Value::Null, json!(2))
+            .build()
+            .events,
+    );
     let r = run(&h, "register");
     assert_eq!(r.fail_count, 1);
     assert_eq!(blocked_descriptions(failure(&r)), vec!["read -> 2"]);
@@ -245,7 +270,9 @@ fn read_of_never_written_register_is_null() {
         .op(0, "write", json!(1), json!(1))
         .build();
     assert_eq!(run(&h, "register").verdict(), Verdict::Linearizable);
-    let h = Builder::default().op(0, "read", Value::Null, json!(7)).build();
+    let h = Builder::default()
+        .op(0, "read", Value::Null, json!(7))
+        .build();
     let r = run(&h, "register");
     let f = failure(&r);
     assert!(f.linearized.is_empty());
@@ -312,7 +339,9 @@ fn kv_checks_keys_independently_and_reports_the_failing_key() {
     assert_eq!(r.parts[0].verdict, Verdict::Linearizable);
     assert_eq!(r.parts[1].verdict, Verdict::NotLinearizable);
     assert_eq!(blocked_descriptions(failure(&r)), vec!["read -> 4"]);
-    assert!(r.render_text().contains("key b: linearized 1 of 2 ops [write 5]; cannot place: read -> 4"));
+    assert!(r
+        .render_text()
+        .contains("key b: linearized 1 of 2 ops [write 5]; cannot place: read -> 4"));
 }
 
 #[test]
@@ -320,26 +349,42 @@ fn malformed_histories_are_errors_naming_the_event() {
     let m = model_by_name("register").expect("register");
     let h = Builder::default().ok(0, "read", json!(1)).build();
     let e = check(&h, m.as_ref(), &opts()).unwrap_err();
-    assert!(e.starts_with("event 1:") && e.contains("no outstanding"), "{e}");
+    assert!(
+        e.starts_with("event 1:") && e.contains("no outstanding"),
+        "{e}"
+    );
 
-    let h = Builder::default().invoke(0, "read", Value::Null).invoke(0, "read", Value::Null).build();
+    let h = Builder::default()
+        .invoke(0, "read", Value::Null)
+        .invoke(0, "read", Value::Null)
+        .build();
     let e = check(&h, m.as_ref(), &opts()).unwrap_err();
     assert!(e.starts_with("event 2:"), "{e}");
 
-    let h = Builder::default().op(0, "frobnicate", Value::Null, Value::Null).build();
+    let h = Builder::default()
+        .op(0, "frobnicate", Value::Null, Value::Null)
+        .build();
     let e = check(&h, m.as_ref(), &opts()).unwrap_err();
     assert!(e.starts_with("event 1:") && e.contains("frobnicate"), "{e}");
 
-    let h = Builder::default().op(0, "read", Value::Null, Value::Null).op(0, "cas", json!(3), json!(3)).build();
+    let h = Builder::default()
+        .op(0, "read", Value::Null, Value::Null)
+        .op(0, "cas", json!(3), json!(3))
+        .build();
     let e = check(&h, m.as_ref(), &opts()).unwrap_err();
     assert!(e.starts_with("event 3:") && e.contains("[from to]"), "{e}");
 
     let kv = model_by_name("kv").expect("kv");
-    let h = Builder::default().op(0, "write", json!(3), json!(3)).build();
+    let h = Builder::default()
+        .op(0, "write", json!(3), json!(3))
+        .build();
     let e = check(&h, kv.as_ref(), &opts()).unwrap_err();
     assert!(e.contains("no key"), "{e}");
 
-    let h = Builder::default().invoke(0, "read", Value::Null).ok(0, "write", json!(1)).build();
+    let h = Builder::default()
+        .invoke(0, "read", Value::Null)
+        .ok(0, "write", json!(1))
+        .build();
     let e = check(&h, m.as_ref(), &opts()).unwrap_err();
     assert!(e.starts_with("event 2:"), "{e}");
 }
@@ -381,8 +426,30 @@ fn tiny_state_budget_gives_unknown() {
     let r = check(&h, m.as_ref(), &o).expect("well-formed");
     assert_eq!(r.verdict(), Verdict::Unknown);
     assert_eq!(r.parts[0].visited_states, 1_001);
-    assert!(r.parts[0].unknown_reason.as_deref().unwrap_or("").contains("1000 visited states"));
-    assert!(r.render_text().starts_with("unknown"), "{}", r.render_text());
+    assert!(r.parts[0]
+        .unknown_reason
+        .as_deref()
+        .unwrap_or("")
+        .contains("1000 visited states"));
+    assert!(
+        r.render_text().starts_with("unknown"),
+        "{}",
+        r.render_text()
+    );
+
+    // So does a time budget that runs out in the middle of the search.
+    let o = CheckOptions {
+        timeout: Some(Duration::from_millis(50)),
+        max_states: None,
+        threads: 1,
+    };
+    let r = check(&h, m.as_ref(), &o).expect("well-formed");
+    assert_eq!(r.verdict(), Verdict::Unknown);
+    assert_eq!(
+        r.parts[0].unknown_reason.as_deref(),
+        Some("the time budget ran out")
+    );
+    assert!(r.visited_states > 1_000);
 
     // A zero time budget also ends in Unknown rather than a verdict.
     let o = CheckOptions {
@@ -407,10 +474,7 @@ fn report_is_the_same_whatever_the_thread_count() {
     let m = model_by_name("kv").expect("kv");
     let mut outputs = Vec::new();
     for threads in [1, 2, 5] {
-        let o = CheckOptions {
-            threads,
-            ..opts()
-        };
+        let o = CheckOptions { threads, ..opts() };
         let r = check(&h, m.as_ref(), &o).expect("well-formed");
         assert_eq!(r.verdict(), Verdict::NotLinearizable);
         assert_eq!(r.parts.len(), 40);
@@ -428,10 +492,23 @@ fn report_is_the_same_whatever_the_thread_count() {
 
 #[test]
 fn generated_histories_are_linearizable() {
+    assert_eq!(
+        generate_kv_history(9, 500, 2, 4, 0.1),
+        generate_kv_history(9, 500, 2, 4, 0.1)
+    );
+    assert_ne!(
+        generate_kv_history(9, 500, 2, 4, 0.1),
+        generate_kv_history(10, 500, 2, 4, 0.1)
+    );
     for seed in 0..5 {
         let h = generate_kv_history(seed, 3_000, 3, 8, 0.05);
         let r = run(&h, "kv");
-        assert_eq!(r.verdict(), Verdict::Linearizable, "seed {seed}: {}", r.render_text());
+        assert_eq!(
+            r.verdict(),
+            Verdict::Linearizable,
+            "seed {seed}: {}",
+            r.render_text()
+        );
         assert_eq!(r.ops_count, 3_000);
         assert!(r.info_count > 50 && r.fail_count > 50, "{r:?}");
     }
@@ -448,12 +525,27 @@ fn jsonl_and_edn_round_trip() {
     assert_eq!(parse_edn(&edn).expect("edn"), h);
     assert_eq!(parse_history_file("h.edn", &edn).expect("by extension"), h);
     assert_eq!(parse_history_file("h.txt", &edn).expect("by content"), h);
-    assert_eq!(parse_history_file("h", &h.to_jsonl()).expect("by content"), h);
+    assert_eq!(
+        parse_history_file("h", &h.to_jsonl()).expect("by content"),
+        h
+    );
 
     // Awkward values and names survive too.
     let mut b = Builder::default();
-    b.push(EventType::Invoke, 3, "my op", Some("a \"b\""), json!({"x": [1.5, null, "q\n"], "y": true}));
-    b.push(EventType::Ok, 3, "my op", Some("a \"b\""), json!([-7, "é", {"z": {}}]));
+    b.push(
+        EventType::Invoke,
+        3,
+        "my op",
+        Some("a \"b\""),
+        json!({"x": [1.5, null, "q\n"], "y": true}),
+    );
+    b.push(
+        EventType::Ok,
+        3,
+        "my op",
+        Some("a \"b\""),
+        json!([-7, "é", {"z": {}}]),
+    );
     b.push(EventType::Invoke, 4, "-", None, json!(u64::MAX));
     let h = b.build();
     assert_eq!(parse_edn(&to_edn(&h)).expect("edn"), h);
@@ -475,7 +567,10 @@ fn edn_reads_jepsen_and_knossos_forms() {
     assert_eq!(h.events.len(), 6);
     assert_eq!(h.events[3].kind, EventType::Info);
     assert_eq!(h.events[2].value, json!([3, 4]));
-    assert_eq!(h.events[5].time_ns, 40, "missing :time carries the last one");
+    assert_eq!(
+        h.events[5].time_ns, 40,
+        "missing :time carries the last one"
+    );
     assert_eq!(run(&h, "register").verdict(), Verdict::Linearizable);
 
     // Knossos multi-register: a vector of maps, keyed values [k v], keyword keys.
@@ -492,23 +587,54 @@ fn edn_reads_jepsen_and_knossos_forms() {
     assert_eq!(blocked_descriptions(failure(&r)), vec!["read -> 2"]);
 
     // :key fields, strings, lists, sets, tagged literals, discards.
-    let text = "{:type :invoke, :f \"put\", :key :k, :value (1 #{2}) :process 5 #_ :ignored :time 1}\n";
+    let text =
+        "{:type :invoke, :f \"put\", :key :k, :value (1 #{2} \\é \"ü\") :process 5 #_ :ignored :time 1}\n";
     let h = parse_edn(text).expect("parses");
     assert_eq!(h.events[0].key.as_deref(), Some("k"));
-    assert_eq!(h.events[0].value, json!([1, [2]]));
+    assert_eq!(h.events[0].value, json!([1, [2], "é", "ü"]));
 }
 
 #[test]
 fn edn_errors_name_the_line() {
     let cases = [
-        ("{:type :invoke, :f :read, :process 0}\n{:f :read, :process 0}\n", "line 2: missing :type"),
-        ("{:type :invoke, :f :read, :process 0}\n\n{:type :bogus, :f :read, :process 0}", "line 3: :type must be"),
-        ("{:type :invoke, :f \"read, :process 0}\n", "line 1: string never closed"),
-        ("\n{:type :invoke, :f :read, :process 0 :time}\n", "line 2: a map needs an even number"),
-        ("{:type :invoke, :f :read, :process 0}\n)\n", "line 2: unexpected ')'"),
-        ("{:type :invoke, :f :read,\n :process 0\n", "line 3: end of input inside a collection opened on line 1"),
-        ("{:type :invoke, :f :read, :process -1}", "line 1: :process must be"),
-        ("{:type :invoke, :f :read, :process 0, :value 99999999999999999999999}", "line 1: integer"),
+        (
+            "{:type :invoke, :f :read, :process 0}\n{:f :read, :process 0}\n",
+            "line 2: missing :type",
+        ),
+        (
+            "{:type :invoke, :f :read, :process 0}\n\n{:type :bogus, :f :read, :process 0}",
+            "line 3: :type must be",
+        ),
+        (
+            "{:type :invoke, :f \"read, :process 0}\n",
+            "line 1: string never closed",
+        ),
+        (
+            "\n{:type :invoke, :f :read, :process 0 :time}\n",
+            "line 2: a map needs an even number",
+        ),
+        (
+            "{:type :invoke, :f :read, :process 0}\n)\n",
+            "line 2: unexpected ')'",
+        ),
+        (
+            "{:type :invoke, :f :read,\n :process 0\n",
+            "line 3: end of input inside a collection opened on line 1",
+        ),
+        (
+            "{:type :invoke, :f :read, :process -1}",
+            "line 1: :process must be",
+        ),
+        (
+            "{:type :invoke, :f :read, :process 0, :value 99999999999999999999999}",
+            "line 1: integer",
+        ),
+        (
+            "[{:type :invoke, :f :read, :process 0}\n {:type :ok, :f :read, :process 0}\n {:f :read, :process 1}]",
+            "line 3: missing :type",
+        ),
+        ("{:type :invoke, :f :read, :process 0, :value \"a\\qb\"}", "line 1: unknown escape \\q"),
+        ("[{:type :invoke, :f :read, :process 0}\n", "line 2: end of input inside the list of events opened on line 1"),
         ("42\n", "line 1: expected an event map"),
     ];
     for (text, want) in cases {
@@ -547,7 +673,9 @@ fn brute_force<M: Model>(model: &M, history: &History) -> bool {
             open.insert(e.process, outcomes.len());
             outcomes.push((i, None));
         } else {
-            let j = open.remove(&e.process).expect("generated histories are well formed");
+            let j = open
+                .remove(&e.process)
+                .expect("generated histories are well formed");
             outcomes[j].1 = Some((e.kind, i));
         }
     }
@@ -582,7 +710,11 @@ fn brute_force<M: Model>(model: &M, history: &History) -> bool {
         used: &mut Vec<bool>,
         states: &mut BTreeMap<Option<String>, M::State>,
     ) -> bool {
-        if ops.iter().zip(used.iter()).all(|(o, &u)| u || o.ret.is_none()) {
+        if ops
+            .iter()
+            .zip(used.iter())
+            .all(|(o, &u)| u || o.ret.is_none())
+        {
             return true;
         }
         for i in 0..ops.len() {
@@ -639,12 +771,17 @@ fn random_op(kind: Kind, rng: &mut ChaCha8Rng) -> (&'static str, Option<String>,
     let small = |rng: &mut ChaCha8Rng| json!(rng.random_range(0..3));
     match kind {
         Kind::Register | Kind::Kv => {
-            let key = matches!(kind, Kind::Kv).then(|| ["a", "b"][rng.random_range(0..2)].to_owned());
+            let key =
+                matches!(kind, Kind::Kv).then(|| ["a", "b"][rng.random_range(0..2)].to_owned());
             match rng.random_range(0..3) {
                 0 => ("read", key, Value::Null),
                 1 => ("write", key, small(rng)),
                 _ => {
-                    let from = if rng.random_bool(0.2) { Value::Null } else { small(rng) };
+                    let from = if rng.random_bool(0.2) {
+                        Value::Null
+                    } else {
+                        small(rng)
+                    };
                     ("cas", key, json!([from, small(rng)]))
                 }
             }
@@ -665,7 +802,13 @@ fn random_op(kind: Kind, rng: &mut ChaCha8Rng) -> (&'static str, Option<String>,
 }
 
 /// Applies an operation to the reference object: (result, took effect).
-fn apply_kind(kind: Kind, r: &mut Reference, f: &str, key: &Option<String>, arg: &Value) -> (Value, bool) {
+fn apply_kind(
+    kind: Kind,
+    r: &mut Reference,
+    f: &str,
+    key: &Option<String>,
+    arg: &Value,
+) -> (Value, bool) {
     match kind {
         Kind::Register | Kind::Kv => {
             let reg = r.regs.entry(key.clone().unwrap_or_default()).or_default();
@@ -780,7 +923,10 @@ fn random_history(kind: Kind, rng: &mut ChaCha8Rng) -> History {
     // Corrupt one ok result half of the time (it may still happen to be linearizable).
     if rng.random_bool(0.5) {
         let oks: Vec<usize> = (0..events.len())
-            .filter(|&i| events[i].kind == EventType::Ok && matches!(events[i].f.as_str(), "read" | "dequeue"))
+            .filter(|&i| {
+                events[i].kind == EventType::Ok
+                    && matches!(events[i].f.as_str(), "read" | "dequeue")
+            })
             .collect();
         if !oks.is_empty() {
             let i = oks[rng.random_range(0..oks.len())];
@@ -800,10 +946,21 @@ fn agree<M: Model>(model: &M, h: &History) -> bool {
     let report = check(h, model, &opts()).expect("well formed");
     let got = report.verdict() == Verdict::Linearizable;
     assert_ne!(report.verdict(), Verdict::Unknown);
-    assert_eq!(got, expected, "disagreement on model {}:\n{}\n{}", model.name(), h.to_jsonl(), report.render_text());
+    assert_eq!(
+        got,
+        expected,
+        "disagreement on model {}:\n{}\n{}",
+        model.name(),
+        h.to_jsonl(),
+        report.render_text()
+    );
     if !got {
         // The evidence must be coherent: a replayable prefix, and something blocked after it.
-        let fail = report.failures().next().and_then(|p| p.failure.as_ref()).expect("evidence");
+        let fail = report
+            .failures()
+            .next()
+            .and_then(|p| p.failure.as_ref())
+            .expect("evidence");
         assert!(!fail.cannot_place.is_empty());
     }
     expected
@@ -812,7 +969,13 @@ fn agree<M: Model>(model: &M, h: &History) -> bool {
 #[test]
 fn agrees_with_brute_force_on_10000_small_histories() {
     let mut rng = ChaCha8Rng::seed_from_u64(2024);
-    let kinds = [Kind::Register, Kind::Kv, Kind::Set, Kind::Queue, Kind::Counter];
+    let kinds = [
+        Kind::Register,
+        Kind::Kv,
+        Kind::Set,
+        Kind::Queue,
+        Kind::Counter,
+    ];
     let (mut linearizable, mut not) = (0, 0);
     let mut per_kind = [[0usize; 2]; 5];
     for n in 0..10_000 {
@@ -832,10 +995,52 @@ fn agrees_with_brute_force_on_10000_small_histories() {
             not += 1;
         }
     }
+    eprintln!("brute-force agreement: {linearizable} linearizable, {not} not; per kind [not, lin]: {per_kind:?}");
     assert_eq!(linearizable + not, 10_000);
     assert!(linearizable >= 3_000, "only {linearizable} linearizable");
     assert!(not >= 1_500, "only {not} not linearizable");
     for (k, counts) in per_kind.iter().enumerate() {
-        assert!(counts[0] >= 200 && counts[1] >= 200, "{:?}: {counts:?}", kinds[k]);
+        assert!(
+            counts[0] >= 200 && counts[1] >= 200,
+            "{:?}: {counts:?}",
+            kinds[k]
+        );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The example histories under examples/histories, with the verdicts their README promises.
+
+#[test]
+fn example_histories_have_the_documented_verdicts() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/histories");
+    let readme = std::fs::read_to_string(dir.join("README.md")).expect("examples README");
+    let mut checked = 0;
+    for row in readme.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let (file, model, expected) = (cells[1].trim_matches('`'), cells[2], cells[3]);
+        let text = std::fs::read_to_string(dir.join(file)).expect("listed file exists");
+        let h = parse_history_file(file, &text).unwrap_or_else(|e| panic!("{e}"));
+        let r = run(&h, model);
+        assert_eq!(
+            r.verdict().as_str(),
+            expected,
+            "{file}:\n{}",
+            r.render_text()
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 7, "every example is listed");
+    let on_disk = std::fs::read_dir(&dir)
+        .expect("examples dir")
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.ends_with(".jsonl") || name.ends_with(".edn")
+        })
+        .count();
+    assert_eq!(
+        on_disk, checked,
+        "every example file has a row in the README"
+    );
 }
