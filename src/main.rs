@@ -8,6 +8,15 @@ use std::time::Instant;
 use clap::{Args, Parser, Subcommand};
 use sim_core::{RunOptions, RunResult, Scenario, Verdict};
 
+/// Like `println!`, but a closed stdout (`distsim list | head`) is not a panic: the rest of the
+/// output is dropped and the command still ends with its proper exit code.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod output;
 mod sweep;
 
@@ -30,8 +39,32 @@ enum Command {
     Sweep(sweep::SweepArgs),
     /// Join the JSON outputs of sharded sweeps into one.
     Merge(sweep::MergeArgs),
+    /// Check a client history (our JSON Lines or Jepsen EDN) for linearizability.
+    Check(CheckArgs),
     /// List the scenarios (what each shows and expects) and the algorithms with their bugs.
     List(ListArgs),
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    /// The history file: JSON Lines (`distsim run --history`) or Jepsen EDN (`.edn`).
+    history: String,
+    /// The model: register, kv, kv-append, set, queue, counter, lock (default: kv when
+    /// operations carry keys, register otherwise).
+    #[arg(long)]
+    model: Option<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Give up after this long (e.g. "10s"); the verdict is then unknown.
+    #[arg(long, default_value = "60s")]
+    timeout: String,
+    /// Give up after visiting this many states in one part; the verdict is then unknown.
+    #[arg(long)]
+    max_states: Option<u64>,
+    /// Threads checking independent parts (keys) in parallel; 0 = one per core.
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
 }
 
 #[derive(Args)]
@@ -83,6 +116,7 @@ fn main() -> ExitCode {
         Command::Run(a) => cmd_run(a),
         Command::Sweep(a) => sweep::cmd_sweep(a),
         Command::Merge(a) => sweep::cmd_merge(a),
+        Command::Check(a) => cmd_check(a),
         Command::List(a) => cmd_list(a),
     };
     ExitCode::from(code)
@@ -177,7 +211,7 @@ fn cmd_run(a: RunArgs) -> u8 {
         if a.check_determinism {
             v["deterministic"] = serde_json::Value::from(nondeterministic.is_none());
         }
-        println!("{v}");
+        outln!("{v}");
     } else {
         output::print_run(&r, &reproduce, a.quiet);
     }
@@ -194,6 +228,58 @@ fn cmd_run(a: RunArgs) -> u8 {
     }
 }
 
+fn cmd_check(a: CheckArgs) -> u8 {
+    use sim_core::linearizability as lin;
+    let text = match std::fs::read_to_string(&a.history) {
+        Ok(t) => t,
+        Err(e) => return bad_input(format!("{}: cannot read the history: {e}", a.history)),
+    };
+    let history = match lin::parse_history_file(&a.history, &text) {
+        Ok(h) => h,
+        Err(e) => return bad_input(e),
+    };
+    let name = a.model.clone().unwrap_or_else(|| {
+        if history.events.iter().any(|e| e.key.is_some()) {
+            "kv".into()
+        } else {
+            "register".into()
+        }
+    });
+    let Some(model) = lin::model_by_name(&name) else {
+        return bad_input(format!(
+            "--model {name}: unknown model; use one of: {}",
+            lin::MODEL_NAMES.join(", ")
+        ));
+    };
+    let timeout = match sim_core::time::parse_duration_signed(&a.timeout, false) {
+        Ok(ns) => std::time::Duration::from_nanos(ns as u64),
+        Err(e) => return bad_input(format!("--timeout: {e}")),
+    };
+    let opts = lin::CheckOptions {
+        timeout: Some(timeout),
+        max_states: Some(a.max_states.unwrap_or(lin::DEFAULT_MAX_STATES)),
+        threads: a.threads,
+    };
+    let start = Instant::now();
+    let report = match lin::check(&history, model.as_ref(), &opts) {
+        Ok(r) => r,
+        Err(e) => return bad_input(format!("{}: {e}", a.history)),
+    };
+    if a.json {
+        outln!(
+            "{}",
+            serde_json::to_string(&report).expect("check report serializes")
+        );
+    } else {
+        outln!("{}: {}", a.history, report.render_text().trim_end());
+        outln!("checked in {:.3}s", start.elapsed().as_secs_f64());
+    }
+    match report.verdict() {
+        lin::Verdict::NotLinearizable => EXIT_VIOLATION,
+        _ => 0,
+    }
+}
+
 fn cmd_list(a: ListArgs) -> u8 {
     let mut files = Vec::new();
     if let Err(e) = collect_scenarios(Path::new(&a.dir), &mut files) {
@@ -205,7 +291,7 @@ fn cmd_list(a: ListArgs) -> u8 {
     files.sort();
     let color = std::io::stdout().is_terminal();
     let mut broken = 0;
-    println!("Scenarios in {}:\n", a.dir);
+    outln!("Scenarios in {}:\n", a.dir);
     for f in &files {
         let p = f.to_string_lossy();
         match Scenario::load(&p) {
@@ -216,22 +302,22 @@ fn cmd_list(a: ListArgs) -> u8 {
                 } else {
                     p.to_string()
                 };
-                println!("{head}  [{}; expects {expect}]", sc.algorithm);
+                outln!("{head}  [{}; expects {expect}]", sc.algorithm);
                 for line in wrap(sc.description.trim(), 92) {
-                    println!("    {line}");
+                    outln!("    {line}");
                 }
             }
             Err(e) => {
                 broken += 1;
-                println!("{p}  [cannot be read]\n    {e}");
+                outln!("{p}  [cannot be read]\n    {e}");
             }
         }
     }
-    println!("\nAlgorithms and their bug switches (set `bug = \"NAME\"` under [params]):\n");
+    outln!("\nAlgorithms and their bug switches (set `bug = \"NAME\"` under [params]):\n");
     for alg in algorithms::ALGORITHMS {
-        println!("{:<12} {}", alg.name, alg.summary);
+        outln!("{:<12} {}", alg.name, alg.summary);
         for b in alg.bugs {
-            println!("    bug {:<20} breaks: {}", b.name, b.rule);
+            outln!("    bug {:<20} breaks: {}", b.name, b.rule);
         }
     }
     if broken > 0 {

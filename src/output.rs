@@ -24,26 +24,27 @@ pub fn print_run(r: &RunResult, reproduce: &str, quiet: bool) {
     } else {
         "NOT as expected"
     };
-    println!(
+    outln!(
         "{} · seed {} · verdict: {verdict} (scenario expects {expected}: {note})",
-        r.scenario, r.seed
+        r.scenario,
+        r.seed
     );
     if let Some(d) = &r.derived {
-        println!("swarm: {d}");
+        outln!("swarm: {d}");
     }
     if r.verdict == Verdict::Violation {
         for v in r.violations.iter().take(5) {
-            println!("  [{}] at {}: {}", v.source, fmt_ns(v.time_ns), v.message);
+            outln!("  [{}] at {}: {}", v.source, fmt_ns(v.time_ns), v.message);
         }
         if r.violations.len() > 5 {
-            println!("  ... and {} more", r.violations.len() - 5);
+            outln!("  ... and {} more", r.violations.len() - 5);
         }
     }
     if let Some(reason) = &r.unknown_reason {
-        println!("  unknown because {reason}");
+        outln!("  unknown because {reason}");
     }
     if r.verdict != Verdict::Pass {
-        println!("reproduce: {reproduce}");
+        outln!("reproduce: {reproduce}");
     }
     if quiet {
         return;
@@ -59,7 +60,7 @@ pub fn print_run(r: &RunResult, reproduce: &str, quiet: bool) {
     } else {
         0.0
     };
-    println!(
+    outln!(
         "events: {} in {} wall ({:.2}M events/s); simulated {} ({:.0}x real time); {} servers, {} clients",
         r.events,
         fmt_ns(r.wall_ns),
@@ -70,7 +71,7 @@ pub fn print_run(r: &RunResult, reproduce: &str, quiet: bool) {
         r.clients
     );
     if r.faults.is_empty() {
-        println!("faults: none injected");
+        outln!("faults: none injected");
     } else {
         let parts: Vec<String> = r
             .faults
@@ -83,7 +84,7 @@ pub fn print_run(r: &RunResult, reproduce: &str, quiet: bool) {
                 }
             })
             .collect();
-        println!("faults: {}", parts.join(", "));
+        outln!("faults: {}", parts.join(", "));
         let idle: Vec<&str> = r
             .faults
             .iter()
@@ -91,7 +92,7 @@ pub fn print_run(r: &RunResult, reproduce: &str, quiet: bool) {
             .map(|(k, _)| k.as_str())
             .collect();
         if !idle.is_empty() {
-            println!(
+            outln!(
                 "  note: {} cut no message; the run may pass because the fault never bit",
                 idle.join(", ")
             );
@@ -99,7 +100,7 @@ pub fn print_run(r: &RunResult, reproduce: &str, quiet: bool) {
     }
     let m = &r.metrics;
     let get = |k: &str| m.get(k).copied().unwrap_or(0.0);
-    println!(
+    outln!(
         "ops: {} invoked, {} ok, {} fail, {} info; latency p50 {:.2}ms p99 {:.2}ms max {:.2}ms",
         get("ops.invoked"),
         get("ops.ok"),
@@ -109,7 +110,7 @@ pub fn print_run(r: &RunResult, reproduce: &str, quiet: bool) {
         get("op_latency_ms.p99"),
         get("op_latency_ms.max"),
     );
-    println!(
+    outln!(
         "network: {} sent, {} delivered, {} cut, {} lost, {} to crashed nodes, {} duplicated",
         get("net.sent"),
         get("net.delivered"),
@@ -126,9 +127,9 @@ pub fn print_run(r: &RunResult, reproduce: &str, quiet: bool) {
         .map(|(k, v)| format!("{k} {}", trim_num(*v)))
         .collect();
     if !own.is_empty() {
-        println!("metrics: {}", own.join(", "));
+        outln!("metrics: {}", own.join(", "));
     }
-    println!("trace hash: {}", r.trace_hash);
+    outln!("trace hash: {}", r.trace_hash);
 }
 
 /// A number without trailing zeros.

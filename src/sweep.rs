@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use clap::Args;
+
 use serde::{Deserialize, Serialize};
 use sim_core::time::fmt_ns;
 use sim_core::{RunOptions, Scenario, Verdict};
@@ -301,7 +302,7 @@ fn count(runs: &[SweepRun]) -> BTreeMap<String, u64> {
 
 fn finish(report: &SweepReport, json: bool, show: usize) -> u8 {
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string(report).expect("sweep report serializes")
         );
@@ -330,7 +331,7 @@ fn print_summary(r: &SweepReport, show: usize) {
         r.runs.first().map(|x| x.seed).unwrap_or(0),
         r.runs.last().map(|x| x.seed).unwrap_or(0),
     );
-    println!(
+    outln!(
         "sweep of {} ({}) · {} seeds from {lo} to {hi}{}",
         r.scenario,
         r.path,
@@ -342,7 +343,7 @@ fn print_summary(r: &SweepReport, show: usize) {
         sim_core::Expect::Pass => c("pass"),
         sim_core::Expect::Violation => c("violation"),
     };
-    println!(
+    outln!(
         "verdicts: {} pass, {} violation, {} unknown (scenario expects {}: {expected_count} of {n} as expected)",
         c("pass"),
         c("violation"),
@@ -355,17 +356,17 @@ fn print_summary(r: &SweepReport, show: usize) {
         .filter(|x| x.verdict == Verdict::Violation)
         .collect();
     if let Some(first) = bad.first() {
-        println!(
+        outln!(
             "first violation: seed {} at {}: {}",
             first.seed,
             fmt_ns(first.violation_time_ns.unwrap_or(0)),
             first.violation.as_deref().unwrap_or("")
         );
-        println!("violating seeds ({} of {n}), reproduce with:", bad.len());
+        outln!("violating seeds ({} of {n}), reproduce with:", bad.len());
         for x in bad.iter().take(show) {
-            println!("  {}", reproduce_command(&r.path, x.seed, r.swarm));
+            outln!("  {}", reproduce_command(&r.path, x.seed, r.swarm));
             if let Some(d) = &x.derived {
-                println!("      drawn: {d}");
+                outln!("      drawn: {d}");
             }
         }
         if bad.len() > show {
@@ -374,7 +375,7 @@ fn print_summary(r: &SweepReport, show: usize) {
                 .take(50)
                 .map(|x| x.seed.to_string())
                 .collect();
-            println!(
+            outln!(
                 "  ... other seeds: {}{}",
                 rest.join(" "),
                 if bad.len() > show + 50 { " ..." } else { "" }
@@ -387,7 +388,7 @@ fn print_summary(r: &SweepReport, show: usize) {
         .filter(|x| x.verdict == Verdict::Unknown)
         .collect();
     for x in unknown.iter().take(show) {
-        println!(
+        outln!(
             "unknown: seed {}: {} ({})",
             x.seed,
             x.unknown_reason.as_deref().unwrap_or(""),
@@ -401,14 +402,14 @@ fn print_summary(r: &SweepReport, show: usize) {
             .filter_map(|x| x.metrics.get(m).copied())
             .collect();
         if vals.is_empty() {
-            println!("metric {m}: recorded by no seed");
+            outln!("metric {m}: recorded by no seed");
             continue;
         }
         let s: BTreeMap<&str, f64> = sim_core::metrics::summarize(&vals).into_iter().collect();
         let mut sorted = vals.clone();
         sorted.sort_by(|a, b| a.total_cmp(b));
         let pct = |p: f64| sorted[((sorted.len() as f64 - 1.0) * p).round() as usize];
-        println!(
+        outln!(
             "metric {m} over {} seeds: min {:.3} p50 {:.3} p90 {:.3} p99 {:.3} max {:.3} mean {:.3}",
             vals.len(),
             sorted[0],

@@ -124,7 +124,8 @@ impl Message for Msg {
 
 const RETRY_TIMER: u64 = 1;
 const SYNC_TIMER: u64 = 2;
-const VALUES_KEY: &str = "values";
+/// Each value is its own storage key, so storing one is O(log n), not a rewrite of the set.
+const VALUE_PREFIX: &str = "v/";
 
 /// A broadcast server.
 pub struct Server {
@@ -144,7 +145,10 @@ impl Server {
             .filter(|v| self.values.insert(*v))
             .collect();
         if !fresh.is_empty() {
-            ctx.storage().put_json(VALUES_KEY, &self.values);
+            for v in &fresh {
+                ctx.storage()
+                    .put(&format!("{VALUE_PREFIX}{v:020}"), Vec::new());
+            }
             if self.params.bug == Some(BroadcastBug::AckBeforeSync) {
                 // The disk is written lazily, a little later: a crash in between loses data.
                 if !self.sync_scheduled {
@@ -224,9 +228,11 @@ impl Process for Node {
 
     fn on_start(&mut self, ctx: &mut Ctx<'_, Msg>) {
         let Node::Server(s) = self else { return };
-        if let Some(saved) = ctx.storage().get_json::<BTreeSet<u64>>(VALUES_KEY) {
-            s.values = saved;
-        }
+        let saved = ctx.storage().keys_with_prefix(VALUE_PREFIX);
+        s.values = saved
+            .iter()
+            .filter_map(|k| k[VALUE_PREFIX.len()..].parse().ok())
+            .collect();
         if s.params.bug != Some(BroadcastBug::NoRetry) {
             ctx.set_timer(s.params.retry_interval.0, RETRY_TIMER);
             if ctx.is_restart() && !s.values.is_empty() {

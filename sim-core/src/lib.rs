@@ -12,6 +12,7 @@ pub mod clock;
 pub mod faults;
 pub mod hash;
 pub mod history;
+pub mod linearizability;
 pub mod metrics;
 pub mod network;
 pub mod process;

@@ -296,6 +296,7 @@ impl ScenarioError {
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
         let col = src.text[line_start..offset].chars().count() + 1;
+        let (line, col) = refine_in_table(&src.text, line, &message).unwrap_or((line, col));
         Self::at_line_col(src, line, col, message)
     }
 
@@ -307,7 +308,10 @@ impl ScenarioError {
             .map(|s| s.to_string());
         // Name the field when the line assigns one and the message does not already say it.
         let message = match line_text.as_deref().and_then(field_of_line) {
-            Some(field) if !message.contains(&format!("`{field}`")) => {
+            Some(field)
+                if !message.contains(&format!("`{field}`"))
+                    && !message.starts_with("missing field") =>
+            {
                 format!("field `{field}`: {message}")
             }
             _ => message,
@@ -338,6 +342,63 @@ impl ScenarioError {
         }
         ScenarioError::new(&src.path, format!("field `{field}`: {message}"))
     }
+}
+
+/// Errors inside `[[faults]]` tables are reported by the TOML reader at the table's header
+/// (serde buffers flattened and tagged tables, losing inner positions). Find the line in that
+/// table that the message is about: the key it names in backquotes, a value it names in
+/// backquotes, or a `key value` pair it quotes ("node 7 does not exist").
+fn refine_in_table(text: &str, line: usize, message: &str) -> Option<(usize, usize)> {
+    let lines: Vec<&str> = text.lines().collect();
+    if !lines
+        .get(line.checked_sub(1)?)?
+        .trim_start()
+        .starts_with('[')
+    {
+        return None;
+    }
+    // "unknown field `x`, expected one of `a`, `b`" names other keys too: only `x` counts.
+    let named = |prefix: &str| {
+        message
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.split('`').next())
+            .map(|x| x.to_string())
+    };
+    let unknown_field = named("unknown field `");
+    let unknown_variant = named("unknown variant `");
+    for (i, l) in lines.iter().enumerate().skip(line) {
+        let t = l.trim();
+        if t.starts_with('[') {
+            break;
+        }
+        let Some((k, v)) = t.split_once('=') else {
+            continue;
+        };
+        let (k, v) = (k.trim(), v.split('#').next().unwrap_or("").trim());
+        let bare = v.trim_matches('"');
+        let hit = match (&unknown_field, &unknown_variant) {
+            (Some(f), _) => f == k,
+            (None, Some(v)) => v == bare,
+            (None, None) => false,
+        };
+        if hit
+            || (unknown_field.is_none()
+                && unknown_variant.is_none()
+                && (message.contains(&format!("`{k}`"))
+                    || (!bare.is_empty() && message.contains(&format!("`{bare}`")))))
+            || message.contains(&format!("{k} {bare} "))
+            || message.contains(&format!("\"{bare}\""))
+        {
+            let indent = l.len() - l.trim_start().len();
+            let col = if message.contains(&format!("`{k}`")) && message.contains("unknown field") {
+                indent + 1
+            } else {
+                l.find(v).map(|c| c + 1).unwrap_or(indent + 1)
+            };
+            return Some((i + 1, col));
+        }
+    }
+    None
 }
 
 /// The field a TOML line assigns (`loss = 1.5` gives `loss`), or a JSON key (`"loss": 1.5`).
@@ -588,6 +649,17 @@ impl Scenario {
                     "nodes",
                     format!(
                         "swarm nodes [{lo}, {hi}] must satisfy 1 <= low <= high <= {NODES_MAX}"
+                    ),
+                );
+            }
+        }
+        if let Some(model) = &self.checks.linearizability {
+            if crate::linearizability::model_by_name(model).is_none() {
+                return err(
+                    "linearizability",
+                    format!(
+                        "unknown model \"{model}\"; use one of: {}",
+                        crate::linearizability::MODEL_NAMES.join(", ")
                     ),
                 );
             }

@@ -1487,12 +1487,14 @@ impl<P: Process> Sim<P> {
                 self.world.report_violation(name, msg);
             }
         }
+        let mut unknown_reason = unknown_reason;
+        let lin_report = self.check_linearizability(&history, &mut unknown_reason);
         let w = &mut self.world;
         // The history is part of what the hash proves identical.
         for e in &history.events {
             w.trace
                 .mix(e.time_ns ^ (e.process << 40) ^ ((e.kind as u64) << 60));
-            w.trace.mix_str(&e.value.to_string());
+            w.trace.mix_json(&e.value);
         }
         let s = &w.stats;
         for (k, v) in [
@@ -1544,11 +1546,65 @@ impl<P: Process> Sim<P> {
             violations: std::mem::take(&mut w.violations),
             faults: std::mem::take(&mut w.coverage),
             fault_log: std::mem::take(&mut w.fault_log),
-            linearizability: None,
+            linearizability: lin_report,
             history,
             trace: w.trace.take_events(),
             series: w.metrics.all_series(),
         }
+    }
+}
+
+impl<P: Process> Sim<P> {
+    /// Checks the client history against the scenario's model, when it names one. A
+    /// non-linearizable history is a violation; a check that runs out of budget makes the
+    /// verdict unknown (never a pass).
+    fn check_linearizability(
+        &mut self,
+        history: &History,
+        unknown_reason: &mut Option<String>,
+    ) -> Option<serde_json::Value> {
+        use crate::linearizability as lin;
+        let checks = &self.cfg.scenario.checks;
+        let name = checks.linearizability.as_deref()?;
+        let model = lin::model_by_name(name)?;
+        let opts = lin::CheckOptions {
+            timeout: Some(std::time::Duration::from_nanos(checks.timeout.0)),
+            max_states: Some(lin::DEFAULT_MAX_STATES),
+            // One thread: sweeps already run one simulation per core.
+            threads: 1,
+        };
+        let report = match lin::check(history, model.as_ref(), &opts) {
+            Ok(r) => r,
+            Err(e) => {
+                // The algorithm's clients wrote a history the model cannot read: a bug in the
+                // algorithm's client, reported as a violation so that it is seen.
+                self.world.report_violation(
+                    "linearizability".into(),
+                    format!("the client history is malformed for model {name}: {e}"),
+                );
+                return None;
+            }
+        };
+        match report.verdict() {
+            lin::Verdict::Linearizable => {}
+            lin::Verdict::NotLinearizable => {
+                let text = report.render_text();
+                self.world
+                    .report_violation("linearizability".into(), text.trim_end().to_string());
+            }
+            lin::Verdict::Unknown => {
+                if unknown_reason.is_none() {
+                    *unknown_reason = Some(format!(
+                        "the linearizability check ran out of budget: {}",
+                        report.render_text().trim_end()
+                    ));
+                }
+            }
+        }
+        self.world
+            .metrics
+            .count("lin.visited_states", report.visited_states as f64);
+        serde_json::to_value(&report).ok()
     }
 }
 

@@ -67,6 +67,28 @@ impl Storage {
             .map(|b| serde_json::from_slice(b).expect("storage holds JSON written by put_json"))
     }
 
+    /// The keys starting with `prefix`, in order, as reads see them (unsynced writes included).
+    pub fn keys_with_prefix(&self, prefix: &str) -> Vec<String> {
+        let mut keys: std::collections::BTreeSet<&String> = self
+            .durable
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, _)| k)
+            .collect();
+        for (k, v) in self
+            .pending
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+        {
+            if v.is_some() {
+                keys.insert(k);
+            } else {
+                keys.remove(k);
+            }
+        }
+        keys.into_iter().cloned().collect()
+    }
+
     /// Whether unsynced writes exist.
     pub fn has_pending(&self) -> bool {
         !self.pending.is_empty()
@@ -108,5 +130,12 @@ mod tests {
         s.delete("term");
         s.sync();
         assert_eq!(s.get("term"), None);
+        s.put("v/1", vec![]);
+        s.put("v/2", vec![]);
+        s.sync();
+        s.delete("v/1");
+        s.put("v/3", vec![]);
+        s.put("w/1", vec![]);
+        assert_eq!(s.keys_with_prefix("v/"), vec!["v/2", "v/3"]);
     }
 }

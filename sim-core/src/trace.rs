@@ -133,6 +133,43 @@ impl Trace {
         self.hasher.write_str(s);
     }
 
+    /// Mixes a JSON value into the hash by structure (no text formatting on the hot path).
+    pub fn mix_json(&mut self, v: &serde_json::Value) {
+        use serde_json::Value;
+        let h = &mut self.hasher;
+        match v {
+            Value::Null => h.write_u64(0xA0),
+            Value::Bool(b) => h.write_u64(0xA1 + *b as u64),
+            Value::Number(n) => {
+                h.write_u64(0xA3);
+                match (n.as_u64(), n.as_i64()) {
+                    (Some(u), _) => h.write_u64(u),
+                    (None, Some(i)) => h.write_u64(i as u64),
+                    _ => h.write_u64(n.as_f64().unwrap_or(0.0).to_bits()),
+                }
+            }
+            Value::String(s) => {
+                h.write_u64(0xA4);
+                h.write_str(s);
+            }
+            Value::Array(a) => {
+                h.write_u64(0xA5);
+                h.write_u64(a.len() as u64);
+                for x in a {
+                    self.mix_json(x);
+                }
+            }
+            Value::Object(o) => {
+                h.write_u64(0xA6);
+                h.write_u64(o.len() as u64);
+                for (k, x) in o {
+                    self.hasher.write_str(k);
+                    self.mix_json(x);
+                }
+            }
+        }
+    }
+
     /// The hash so far.
     pub fn hash(&self) -> u64 {
         self.hasher.finish()
