@@ -124,8 +124,8 @@ impl Message for Msg {
 
 const RETRY_TIMER: u64 = 1;
 const SYNC_TIMER: u64 = 2;
-/// Each value is its own storage key, so storing one is O(log n), not a rewrite of the set.
-const VALUE_PREFIX: &str = "v/";
+/// Values are appended to a log on disk, so storing one costs O(1), not a rewrite of the set.
+const VALUES_LOG: &str = "values";
 
 /// A broadcast server.
 pub struct Server {
@@ -146,8 +146,7 @@ impl Server {
             .collect();
         if !fresh.is_empty() {
             for v in &fresh {
-                ctx.storage()
-                    .put(&format!("{VALUE_PREFIX}{v:020}"), Vec::new());
+                ctx.storage().append(VALUES_LOG, v.to_le_bytes().to_vec());
             }
             if self.params.bug == Some(BroadcastBug::AckBeforeSync) {
                 // The disk is written lazily, a little later: a crash in between loses data.
@@ -228,10 +227,11 @@ impl Process for Node {
 
     fn on_start(&mut self, ctx: &mut Ctx<'_, Msg>) {
         let Node::Server(s) = self else { return };
-        let saved = ctx.storage().keys_with_prefix(VALUE_PREFIX);
-        s.values = saved
+        s.values = ctx
+            .storage()
+            .log(VALUES_LOG)
             .iter()
-            .filter_map(|k| k[VALUE_PREFIX.len()..].parse().ok())
+            .filter_map(|e| Some(u64::from_le_bytes(e.as_slice().try_into().ok()?)))
             .collect();
         if s.params.bug != Some(BroadcastBug::NoRetry) {
             ctx.set_timer(s.params.retry_interval.0, RETRY_TIMER);

@@ -1,19 +1,28 @@
 //! Durable storage per node: survives a crash once synced.
 //!
-//! Writes land in a pending overlay that reads see at once; `sync` makes them durable. A crash
-//! throws the overlay away, so an algorithm that replies before syncing can be caught losing
-//! data it promised to keep.
+//! Two kinds of data: keyed values and append-only logs (a write-ahead log, a Raft log). Writes
+//! land in a pending overlay that reads see at once; `sync` makes them durable. A crash throws
+//! the overlay away (and a log's unsynced tail), so an algorithm that replies before syncing can
+//! be caught losing data it promised to keep.
 
 use std::collections::BTreeMap;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+/// An append-only log whose first `durable_len` entries survive a crash.
+#[derive(Clone, Debug, Default)]
+struct Log {
+    entries: Vec<Vec<u8>>,
+    durable_len: usize,
+}
+
 /// One node's disk.
 #[derive(Clone, Debug, Default)]
 pub struct Storage {
     durable: BTreeMap<String, Vec<u8>>,
     pending: BTreeMap<String, Option<Vec<u8>>>,
+    logs: BTreeMap<String, Log>,
     syncs_count: u64,
     bytes_written: u64,
 }
@@ -39,9 +48,46 @@ impl Storage {
         self.pending.insert(key.to_string(), None);
     }
 
+    /// Appends an entry to a log; durable only after [`Storage::sync`].
+    pub fn append(&mut self, log: &str, entry: Vec<u8>) {
+        self.bytes_written += entry.len() as u64;
+        match self.logs.get_mut(log) {
+            Some(l) => l.entries.push(entry),
+            None => {
+                self.logs.insert(
+                    log.to_string(),
+                    Log {
+                        entries: vec![entry],
+                        durable_len: 0,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Keeps only the first `len` entries of a log. Truncation takes effect at once, durably
+    /// (a crash never brings truncated entries back).
+    pub fn truncate(&mut self, log: &str, len: usize) {
+        if let Some(l) = self.logs.get_mut(log) {
+            l.entries.truncate(len);
+            l.durable_len = l.durable_len.min(len);
+        }
+    }
+
+    /// A log's entries as reads see them (the unsynced tail included).
+    pub fn log(&self, log: &str) -> &[Vec<u8>] {
+        self.logs
+            .get(log)
+            .map(|l| l.entries.as_slice())
+            .unwrap_or(&[])
+    }
+
     /// Makes every pending write durable.
     pub fn sync(&mut self) {
         self.syncs_count += 1;
+        for l in self.logs.values_mut() {
+            l.durable_len = l.entries.len();
+        }
         for (k, v) in std::mem::take(&mut self.pending) {
             match v {
                 Some(v) => {
@@ -91,13 +137,17 @@ impl Storage {
 
     /// Whether unsynced writes exist.
     pub fn has_pending(&self) -> bool {
-        !self.pending.is_empty()
+        !self.pending.is_empty() || self.logs.values().any(|l| l.durable_len < l.entries.len())
     }
 
     /// What a crash does: unsynced writes are gone.
     pub fn crash(&mut self) -> usize {
-        let lost = self.pending.len();
+        let mut lost = self.pending.len();
         self.pending.clear();
+        for l in self.logs.values_mut() {
+            lost += l.entries.len() - l.durable_len;
+            l.entries.truncate(l.durable_len);
+        }
         lost
     }
 
@@ -137,5 +187,27 @@ mod tests {
         s.put("v/3", vec![]);
         s.put("w/1", vec![]);
         assert_eq!(s.keys_with_prefix("v/"), vec!["v/2", "v/3"]);
+    }
+
+    #[test]
+    fn a_log_keeps_its_synced_prefix() {
+        let mut s = Storage::default();
+        s.append("wal", vec![1]);
+        s.append("wal", vec![2]);
+        s.sync();
+        s.append("wal", vec![3]);
+        assert_eq!(s.log("wal").len(), 3);
+        assert!(s.has_pending());
+        assert_eq!(s.crash(), 1);
+        assert_eq!(s.log("wal"), &[vec![1], vec![2]]);
+        s.truncate("wal", 1);
+        s.append("wal", vec![9]);
+        s.crash();
+        assert_eq!(
+            s.log("wal"),
+            &[vec![1]],
+            "truncation is durable, the new tail was not synced"
+        );
+        assert!(s.log("other").is_empty());
     }
 }
