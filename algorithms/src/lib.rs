@@ -11,6 +11,7 @@ use sim_core::{Ctx, Message, NodeId, RunOptions, RunResult, Scenario, ScenarioEr
 pub mod broadcast;
 pub mod client;
 pub mod echo;
+pub mod lock;
 
 /// A switchable bug and the rule it breaks.
 #[derive(Clone, Copy, Debug)]
@@ -50,6 +51,13 @@ pub const ALGORITHMS: &[Algorithm] = &[
         summary: "gossip every value to every server, retrying until acknowledged",
         bugs: broadcast::BUGS,
         run: broadcast::run,
+    },
+    Algorithm {
+        name: "lock",
+        summary:
+            "distributed locks: a Redis lease, Redlock, and the ZooKeeper recipe, with fencing",
+        bugs: lock::BUGS,
+        run: lock::run,
     },
 ];
 
