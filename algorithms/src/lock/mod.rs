@@ -467,3 +467,44 @@ pub fn run(sc: &Scenario, seed: u64, opts: &RunOptions) -> Result<RunResult, Sce
     stats.borrow().add_metrics(&mut result.metrics, duration_ns);
     Ok(result)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_file(name: &str, seed: u64) -> RunResult {
+        let path = format!(
+            "{}/../scenarios/lock/{name}.toml",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let sc = Scenario::load(&path).expect("scenario loads");
+        run(&sc, seed, &RunOptions::default()).expect("runs")
+    }
+
+    #[test]
+    fn fencing_turns_the_paused_client_timeline_from_violation_to_pass() {
+        let unfenced = run_file("pause", 1);
+        assert_eq!(unfenced.verdict, sim_core::Verdict::Violation);
+        assert!(unfenced.violations[0].message.contains("mutual exclusion"));
+        for seed in 1..=20 {
+            let fenced = run_file("pause-fenced", seed);
+            assert_eq!(fenced.verdict, sim_core::Verdict::Pass, "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn herd_costs_more_watch_messages_per_handover() {
+        let herd = run_file("zk-herd", 1);
+        let calm = run_file("zk-no-herd", 1);
+        let m = |r: &RunResult| r.metrics["lock.watch_messages_per_handover"];
+        assert!(m(&herd) > 4.0 * m(&calm), "{} vs {}", m(&herd), m(&calm));
+    }
+
+    #[test]
+    fn redlock_refuses_fencing() {
+        let text = "description = \"d\"\nalgorithm = \"lock\"\nnodes = 6\nduration = \"1s\"\n[params]\ndesign = \"redlock\"\nfencing = true\n";
+        let sc = Scenario::parse("t.toml", text).expect("parses");
+        let err = run(&sc, 1, &RunOptions::default()).unwrap_err();
+        assert!(err.message.contains("no fencing token"), "{}", err.message);
+    }
+}
