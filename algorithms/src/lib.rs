@@ -12,6 +12,7 @@ pub mod broadcast;
 pub mod client;
 pub mod echo;
 pub mod flood;
+pub mod lock;
 
 /// A switchable bug and the rule it breaks.
 #[derive(Clone, Copy, Debug)]
@@ -51,6 +52,13 @@ pub const ALGORITHMS: &[Algorithm] = &[
         summary: "gossip every value to every server, retrying until acknowledged",
         bugs: broadcast::BUGS,
         run: broadcast::run,
+    },
+    Algorithm {
+        name: "lock",
+        summary:
+            "distributed locks: a Redis lease, Redlock, and the ZooKeeper recipe, with fencing",
+        bugs: lock::BUGS,
+        run: lock::run,
     },
     Algorithm {
         name: "flood",

@@ -11,7 +11,7 @@ use crate::time::{Duration, SignedDuration, MS, SEC};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum NodeRef {
-    /// A server by index.
+    /// A node by index: servers are 0.., clients follow them.
     Index(usize),
     /// A role, resolved when the fault fires.
     Role(String),
@@ -68,7 +68,7 @@ pub enum PartitionKind {
     OneWay,
     /// Random halves.
     Halves,
-    /// Exactly the directed links listed in `cut`.
+    /// Exactly the directed links listed in `cut` (these may name clients too).
     Links,
 }
 

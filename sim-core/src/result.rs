@@ -51,7 +51,7 @@ pub struct FaultRecord {
     pub time_ns: Nanos,
     /// "partition", "heal", "crash", "restart", "pause", "resume", "clock_step", ...
     pub action: String,
-    /// The servers it touched.
+    /// The nodes it touched (servers, or clients for pauses and clock steps).
     pub nodes: Vec<usize>,
     /// A readable description.
     pub detail: String,

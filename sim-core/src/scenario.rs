@@ -429,6 +429,8 @@ fn field_of_line(line: &str) -> Option<String> {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ValidationContext {
     pub nodes: usize,
+    /// Clients follow the servers in node numbering; faults may name them too.
+    pub clients: usize,
     pub duration_ns: Nanos,
 }
 
@@ -475,12 +477,23 @@ pub(crate) fn check_node_index(i: i64) -> Result<usize, String> {
         ));
     }
     if let Some(ctx) = context() {
-        if i as usize >= ctx.nodes {
-            return Err(format!(
-                "node {i} does not exist: this scenario has {} nodes, numbered 0 to {}",
-                ctx.nodes,
-                ctx.nodes.saturating_sub(1)
-            ));
+        if i as usize >= ctx.nodes.saturating_add(ctx.clients) {
+            return Err(if ctx.clients == 0 {
+                format!(
+                    "node {i} does not exist: this scenario has {} nodes, numbered 0 to {}",
+                    ctx.nodes,
+                    ctx.nodes.saturating_sub(1)
+                )
+            } else {
+                format!(
+                    "node {i} does not exist: this scenario has {} servers, numbered 0 to {}, and {} clients, numbered {} to {}",
+                    ctx.nodes,
+                    ctx.nodes.saturating_sub(1),
+                    ctx.clients,
+                    ctx.nodes,
+                    ctx.nodes + ctx.clients - 1
+                )
+            });
         }
     }
     Ok(i as usize)
@@ -520,6 +533,14 @@ struct FirstPass {
     duration: Option<Duration>,
     #[serde(default)]
     swarm: Option<FirstPassSwarm>,
+    #[serde(default)]
+    workload: Option<FirstPassWorkload>,
+}
+
+#[derive(Deserialize)]
+struct FirstPassWorkload {
+    #[serde(default)]
+    clients: usize,
 }
 
 #[derive(Deserialize)]
@@ -551,7 +572,7 @@ impl Scenario {
         };
         // First pass: sizes that values are checked against. Its errors are left to the full
         // pass, which reports them with better context.
-        let (nodes, duration_ns) = match parse_value::<FirstPass>(&src) {
+        let (nodes, clients, duration_ns) = match parse_value::<FirstPass>(&src) {
             Ok(fp) => {
                 let swarm_max = fp
                     .swarm
@@ -560,13 +581,18 @@ impl Scenario {
                     .unwrap_or(0);
                 (
                     fp.nodes.max(swarm_max),
+                    fp.workload.map(|w| w.clients).unwrap_or(0),
                     fp.duration.map(|d| d.0).unwrap_or(u64::MAX),
                 )
             }
-            Err(_) => (usize::MAX, u64::MAX),
+            Err(_) => (usize::MAX, 0, u64::MAX),
         };
         let mut sc: Scenario = {
-            let _guard = ContextGuard::set(ValidationContext { nodes, duration_ns });
+            let _guard = ContextGuard::set(ValidationContext {
+                nodes,
+                clients,
+                duration_ns,
+            });
             parse_value(&src)?
         };
         if sc.name.is_empty() {
@@ -685,6 +711,7 @@ impl Scenario {
             nodes: self
                 .nodes
                 .max(self.swarm.nodes.map(|[_, hi]| hi).unwrap_or(0)),
+            clients: self.workload.clients,
             duration_ns: self.duration.0,
         });
         let only: Only<T> = parse_value(src)?;
@@ -717,5 +744,19 @@ mod tests {
         assert_eq!(field_of_line("loss = 1.5").as_deref(), Some("loss"));
         assert_eq!(field_of_line("  \"loss\": 1.5,").as_deref(), Some("loss"));
         assert_eq!(field_of_line("[network]"), None);
+    }
+
+    #[test]
+    fn faults_may_name_clients_but_not_beyond_them() {
+        let base = "description = \"d\"\nalgorithm = \"echo\"\nnodes = 2\nduration = \"1s\"\n[workload]\nclients = 2\nmix = { echo = 1 }\n[[faults]]\nat = \"1ms\"\naction = \"pause\"\n";
+        let ok = format!("{base}node = 3\n");
+        assert!(Scenario::parse("t.toml", &ok).is_ok());
+        let bad = format!("{base}node = 4\n");
+        let err = Scenario::parse("t.toml", &bad).unwrap_err();
+        assert!(
+            err.message.contains("2 clients, numbered 2 to 3"),
+            "{}",
+            err.message
+        );
     }
 }

@@ -665,7 +665,7 @@ impl<P: Process> Sim<P> {
             })
             .collect();
         for nc in &clocks_cfg.node {
-            if nc.node.0 < cfg.servers_count {
+            if nc.node.0 < n {
                 clocks[nc.node.0] = Clock::new(nc.offset.0, nc.drift.0);
             }
         }
@@ -842,6 +842,10 @@ impl<P: Process> Sim<P> {
                 );
                 self.call(node, |p, ctx| p.on_timer(ctx, TimerId(id), tag));
             }
+            Event::Invoke(client) if self.world.paused[client] => {
+                // A paused client does nothing, not even start its next operation.
+                self.world.held_paused[client].push(Event::Invoke(client));
+            }
             Event::Invoke(client) => self.invoke(client),
             Event::Fault(action) => self.apply_fault(action),
             Event::HealIf(gen) => {
@@ -991,7 +995,9 @@ impl<P: Process> Sim<P> {
 
     fn resolve(&mut self, node: &NodeRef) -> Option<NodeId> {
         match node {
-            NodeRef::Index(i) => (*i < self.world.servers_count).then_some(*i),
+            // Clients (nodes servers_count..) may be named too: a client can pause (a GC
+            // stall), have its clock stepped or its traffic clogged.
+            NodeRef::Index(i) => (*i < self.procs.len()).then_some(*i),
             NodeRef::Role(r) if r == "random" => {
                 let up = self.world.servers_up();
                 (!up.is_empty()).then(|| up[self.world.fault_rng.random_range(0..up.len())])
@@ -1032,6 +1038,22 @@ impl<P: Process> Sim<P> {
             _ => None,
         };
         let node = target.unwrap_or(0);
+        if matches!(
+            action,
+            FaultAction::Crash { .. } | FaultAction::Restart { .. }
+        ) && node >= self.world.servers_count
+        {
+            // A client's history would be left with an operation that never completes; crash
+            // the servers it talks to instead, or pause the client.
+            self.world.log_fault(
+                name,
+                vec![node],
+                format!(
+                    "skipped: n{node} is a client, and clients do not crash (pause it instead)"
+                ),
+            );
+            return;
+        }
         match action {
             FaultAction::Partition {
                 kind, cut, for_, ..
@@ -1196,8 +1218,15 @@ impl<P: Process> Sim<P> {
         }
         self.world.links.heal();
         let mut touched: Vec<usize> = Vec::new();
+        // Shapes cut only server-server links; `links` may also name clients (a client cut off
+        // from some servers, as in Redlock's "D and E are unreachable").
+        let reach = if kind == PartitionKind::Links {
+            self.procs.len()
+        } else {
+            n
+        };
         for (a, b) in cuts {
-            if a < n && b < n {
+            if a < reach && b < reach {
                 self.world.links.set_cut(a, b, true);
                 touched.push(a);
                 touched.push(b);
@@ -1463,6 +1492,10 @@ impl<P: Process> Sim<P> {
             if self.cfg.quiet_restarts && !self.world.up[node] {
                 self.restart(node);
             }
+        }
+        for node in self.world.servers_count..self.procs.len() {
+            self.unclog(node);
+            self.resume(node);
         }
     }
 

@@ -1,0 +1,513 @@
+//! The lock client: acquire (by the design's protocol), read the counter, work, write it back,
+//! release. One `incr` operation of the workload is one pass.
+//!
+//! The client checks what it can where the designs say to: Redlock's validity once, right
+//! after the majority answered. It does not re-check before writing: a stall or a slow
+//! network after the last check is always possible, and that gap is what fencing closes.
+
+use std::collections::BTreeMap;
+
+use rand::Rng;
+use serde_json::json;
+use sim_core::time::{Nanos, MS};
+use sim_core::{Ctx, EventType, NodeId, Op, TimerId};
+
+use super::{send_lock, Design, LockBug, Msg, Params};
+
+/// Where the client is in its operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// No operation.
+    Idle,
+    /// Trying to acquire.
+    Acquiring,
+    /// Holds the lock (as it believes) and reads the counter.
+    Reading,
+    /// Holds the lock and works.
+    Working,
+    /// Holds the lock and writes the counter.
+    Writing,
+}
+
+const T_DECIDE: u64 = 1;
+const T_RETRY: u64 = 2;
+const T_WORK: u64 = 3;
+const T_REQUEST: u64 = 4;
+const T_DEADLINE: u64 = 5;
+const T_HEARTBEAT: u64 = 6;
+
+fn tag(kind: u64, attempt: u64) -> u64 {
+    (kind << 48) | (attempt & ((1 << 48) - 1))
+}
+
+/// A lock client.
+pub struct Client {
+    params: Params,
+    resource: NodeId,
+    phase: Phase,
+    attempt: u64,
+    // Lease and Redlock.
+    token: u64,
+    acquire_start_local: Nanos,
+    replies: usize,
+    grants: BTreeMap<NodeId, u64>,
+    decided: bool,
+    // The operation.
+    invoked_local: Nanos,
+    deadline_local: Nanos,
+    held_token: u64,
+    lock_id: u64,
+    value: u64,
+    request_timer: Option<TimerId>,
+    /// Local-clock end of the lock's validity as the client computed it when acquiring.
+    valid_until_local: Nanos,
+    // ZooKeeper.
+    session: Option<u64>,
+    connecting: bool,
+    last_pong_local: Nanos,
+    my_seq: Option<u64>,
+}
+
+impl Client {
+    /// A client of the resource at node `resource` (lock servers are the nodes before it).
+    pub fn new(params: Params, resource: NodeId) -> Self {
+        Client {
+            params,
+            resource,
+            phase: Phase::Idle,
+            attempt: 0,
+            token: 0,
+            acquire_start_local: 0,
+            replies: 0,
+            grants: BTreeMap::new(),
+            decided: false,
+            invoked_local: 0,
+            deadline_local: 0,
+            held_token: 0,
+            lock_id: 0,
+            value: 0,
+            request_timer: None,
+            valid_until_local: 0,
+            session: None,
+            connecting: false,
+            last_pong_local: 0,
+            my_seq: None,
+        }
+    }
+
+    /// Where the client is.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// While the client believes it holds the lock: (attempt, lock id, fencing token).
+    pub fn holding(&self) -> Option<(u64, u64, u64)> {
+        matches!(self.phase, Phase::Reading | Phase::Working | Phase::Writing).then_some((
+            self.attempt,
+            self.lock_id,
+            self.held_token,
+        ))
+    }
+
+    fn zk(&self) -> bool {
+        self.params.design == Design::Zookeeper
+    }
+
+    pub(crate) fn on_start(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        if self.zk() {
+            self.connect(ctx);
+            ctx.set_timer(self.params.heartbeat_interval.0, tag(T_HEARTBEAT, 0));
+        }
+    }
+
+    pub(crate) fn on_invoke(&mut self, ctx: &mut Ctx<'_, Msg>, _op: Op) {
+        let now = ctx.now_local();
+        self.invoked_local = now;
+        self.deadline_local = now + self.params.acquire_timeout.0;
+        self.phase = Phase::Acquiring;
+        if self.zk() {
+            self.attempt += 1;
+            self.my_seq = None;
+            ctx.set_timer(self.params.acquire_timeout.0, tag(T_DEADLINE, self.attempt));
+            if let Some(session) = self.session {
+                send_lock(
+                    ctx,
+                    0,
+                    Msg::Create {
+                        attempt: self.attempt,
+                        session,
+                    },
+                );
+            }
+        } else {
+            self.try_acquire(ctx);
+        }
+    }
+
+    // ---- lease and Redlock --------------------------------------------------------------
+
+    fn try_acquire(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        self.attempt += 1;
+        self.token = ctx.rng().random_range(1..u64::MAX);
+        self.acquire_start_local = ctx.now_local();
+        self.replies = 0;
+        self.grants.clear();
+        self.decided = false;
+        for s in 0..self.resource {
+            send_lock(
+                ctx,
+                s,
+                Msg::Acquire {
+                    attempt: self.attempt,
+                    token: self.token,
+                },
+            );
+        }
+        ctx.set_timer(self.params.server_timeout.0, tag(T_DECIDE, self.attempt));
+    }
+
+    fn decide(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        self.decided = true;
+        let n = self.resource;
+        let ok = if self.params.design == Design::Lease {
+            !self.grants.is_empty()
+        } else {
+            let ttl = self.params.ttl.0 as i128;
+            let drift = (ttl as f64 * self.params.drift_factor) as i128 + 2 * MS as i128;
+            let elapsed = if self.params.has(LockBug::NoElapsedCheck) {
+                0
+            } else {
+                (ctx.now_local() - self.acquire_start_local) as i128
+            };
+            let validity = ttl - elapsed - drift;
+            if self.grants.len() > n / 2 && validity <= 0 {
+                ctx.count("lock.majority_but_expired", 1.0);
+            }
+            self.grants.len() > n / 2 && validity > 0
+        };
+        if ok {
+            let ttl = self.params.ttl.0;
+            let drift = (ttl as f64 * self.params.drift_factor) as Nanos + 2 * MS;
+            // Measured from when the client asked; with `no_elapsed_check`, from now.
+            let from = if self.params.has(LockBug::NoElapsedCheck) {
+                ctx.now_local()
+            } else {
+                self.acquire_start_local
+            };
+            self.valid_until_local = from + ttl.saturating_sub(drift);
+            if self.params.design == Design::Lease {
+                let fence = self.grants.values().next().copied().unwrap_or(0);
+                self.held_token = fence;
+                self.lock_id = fence;
+            } else {
+                self.held_token = 0;
+                self.lock_id = self.token;
+            }
+            self.begin_hold(ctx);
+            return;
+        }
+        ctx.count("lock.failed_attempts", 1.0);
+        if !self.grants.is_empty() || self.params.design == Design::Redlock {
+            self.release(ctx);
+        }
+        if ctx.now_local() >= self.deadline_local {
+            self.finish(ctx, EventType::Fail, json!("lock not acquired"));
+        } else {
+            let d = self.params.retry_delay.0;
+            let wait = ctx.rng().random_range(d / 2..=d + d / 2);
+            ctx.set_timer(wait, tag(T_RETRY, self.attempt));
+        }
+    }
+
+    // ---- ZooKeeper ----------------------------------------------------------------------
+
+    fn connect(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        self.session = None;
+        self.connecting = true;
+        send_lock(ctx, 0, Msg::Connect);
+    }
+
+    /// The session is gone: whatever the client held or waited for under it is lost.
+    fn session_lost(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        ctx.count("lock.sessions_lost", 1.0);
+        if let Some(seq) = self.my_seq.take() {
+            send_lock(ctx, 0, Msg::Delete { seq });
+        }
+        match self.phase {
+            Phase::Reading | Phase::Working => {
+                ctx.count("lock.lost_while_holding", 1.0);
+                self.finish(ctx, EventType::Fail, json!("session expired"));
+            }
+            Phase::Writing => {
+                ctx.count("lock.lost_while_holding", 1.0);
+                self.finish(ctx, EventType::Info, json!("session expired"));
+            }
+            _ => {}
+        }
+        self.connect(ctx);
+    }
+
+    fn list(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        send_lock(
+            ctx,
+            0,
+            Msg::GetChildren {
+                attempt: self.attempt,
+                watch: self.params.has(LockBug::Herd),
+            },
+        );
+    }
+
+    // ---- the critical section -----------------------------------------------------------
+
+    /// With `validity_recheck`: whether the lease has run out by the local clock (then the
+    /// client releases and gives up).
+    fn expired(&mut self, ctx: &mut Ctx<'_, Msg>) -> bool {
+        if !self.params.validity_recheck || self.zk() {
+            return false;
+        }
+        if ctx.now_local() >= self.valid_until_local {
+            ctx.count("lock.expired_before_use", 1.0);
+            self.release(ctx);
+            self.finish(ctx, EventType::Fail, json!("lease ran out before use"));
+            return true;
+        }
+        false
+    }
+
+    fn begin_hold(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        self.phase = Phase::Reading;
+        ctx.count("lock.acquisitions", 1.0);
+        let waited = ctx.now_local().saturating_sub(self.invoked_local);
+        ctx.observe("lock.wait_ms", waited as f64 / MS as f64);
+        if self.expired(ctx) {
+            return;
+        }
+        ctx.send(
+            self.resource,
+            Msg::Read {
+                attempt: self.attempt,
+                token: self.held_token,
+                lock_id: self.lock_id,
+            },
+        );
+        self.start_request_timer(ctx);
+    }
+
+    /// One timeout at a time guards the outstanding read or write.
+    fn start_request_timer(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        if let Some(t) = self.request_timer.take() {
+            ctx.cancel_timer(t);
+        }
+        let t = ctx.set_timer(self.params.request_timeout.0, tag(T_REQUEST, self.attempt));
+        self.request_timer = Some(t);
+    }
+
+    fn release(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        if self.zk() {
+            if let Some(seq) = self.my_seq.take() {
+                send_lock(ctx, 0, Msg::Delete { seq });
+            }
+        } else {
+            for s in 0..self.resource {
+                send_lock(ctx, s, Msg::Release { token: self.token });
+            }
+        }
+    }
+
+    fn finish(&mut self, ctx: &mut Ctx<'_, Msg>, outcome: EventType, value: serde_json::Value) {
+        self.phase = Phase::Idle;
+        if let Some(t) = self.request_timer.take() {
+            ctx.cancel_timer(t);
+        }
+        ctx.complete(outcome, value);
+    }
+
+    pub(crate) fn on_message(&mut self, ctx: &mut Ctx<'_, Msg>, from: NodeId, msg: Msg) {
+        match msg {
+            Msg::AcquireReply {
+                attempt,
+                granted,
+                fence,
+            } => {
+                if attempt != self.attempt || self.phase != Phase::Acquiring || self.decided {
+                    return;
+                }
+                self.replies += 1;
+                if granted {
+                    self.grants.insert(from, fence);
+                }
+                if self.replies == self.resource {
+                    self.decide(ctx);
+                }
+            }
+            Msg::Connected { session } => {
+                if !self.connecting {
+                    return;
+                }
+                self.connecting = false;
+                self.session = Some(session);
+                self.last_pong_local = ctx.now_local();
+                if self.phase == Phase::Acquiring && self.my_seq.is_none() {
+                    send_lock(
+                        ctx,
+                        0,
+                        Msg::Create {
+                            attempt: self.attempt,
+                            session,
+                        },
+                    );
+                }
+            }
+            Msg::Pong { session, alive } => {
+                if self.session != Some(session) {
+                    return;
+                }
+                if alive {
+                    self.last_pong_local = ctx.now_local();
+                } else {
+                    self.session_lost(ctx);
+                }
+            }
+            Msg::Created { attempt, seq } => {
+                if attempt != self.attempt || self.phase != Phase::Acquiring {
+                    // A late entry from an abandoned attempt: remove it, or it blocks others
+                    // until the session ends.
+                    if let Some(seq) = seq {
+                        send_lock(ctx, 0, Msg::Delete { seq });
+                    }
+                    return;
+                }
+                match seq {
+                    Some(seq) => {
+                        self.my_seq = Some(seq);
+                        self.list(ctx);
+                    }
+                    None => self.session_lost(ctx),
+                }
+            }
+            Msg::Children { attempt, seqs } => {
+                if attempt != self.attempt || self.phase != Phase::Acquiring {
+                    return;
+                }
+                let Some(me) = self.my_seq else { return };
+                if !seqs.contains(&me) {
+                    // Our entry is gone: the service expired our session.
+                    self.my_seq = None;
+                    self.session_lost(ctx);
+                    return;
+                }
+                if seqs[0] == me {
+                    self.held_token = me;
+                    self.lock_id = me;
+                    self.begin_hold(ctx);
+                } else if !self.params.has(LockBug::Herd) {
+                    let pred = seqs.iter().copied().filter(|s| *s < me).max().unwrap_or(0);
+                    send_lock(
+                        ctx,
+                        0,
+                        Msg::Exists {
+                            attempt: self.attempt,
+                            seq: pred,
+                        },
+                    );
+                }
+            }
+            Msg::ExistsReply { attempt, exists }
+                if attempt == self.attempt && self.phase == Phase::Acquiring && !exists =>
+            {
+                self.list(ctx);
+            }
+            Msg::WatchFired if self.phase == Phase::Acquiring && self.my_seq.is_some() => {
+                ctx.count("lock.watch_messages", 1.0);
+                self.list(ctx);
+            }
+            Msg::ReadReply { attempt, value } => {
+                if attempt != self.attempt || self.phase != Phase::Reading {
+                    return;
+                }
+                if let Some(t) = self.request_timer.take() {
+                    ctx.cancel_timer(t);
+                }
+                match value {
+                    Some(v) => {
+                        self.value = v;
+                        self.phase = Phase::Working;
+                        ctx.set_timer(self.params.work.0, tag(T_WORK, self.attempt));
+                    }
+                    None => {
+                        self.release(ctx);
+                        self.finish(ctx, EventType::Fail, json!("stale token refused"));
+                    }
+                }
+            }
+            Msg::WriteReply { attempt, accepted } => {
+                if attempt != self.attempt || self.phase != Phase::Writing {
+                    return;
+                }
+                self.release(ctx);
+                if accepted {
+                    let v = json!({"token": self.held_token, "lock": self.lock_id, "wrote": self.value + 1});
+                    self.finish(ctx, EventType::Ok, v);
+                } else {
+                    self.finish(ctx, EventType::Fail, json!("stale token refused"));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub(crate) fn on_timer(&mut self, ctx: &mut Ctx<'_, Msg>, t: u64) {
+        let kind = t >> 48;
+        let attempt = t & ((1 << 48) - 1);
+        if kind == T_HEARTBEAT {
+            if let Some(session) = self.session {
+                let silent = ctx.now_local().saturating_sub(self.last_pong_local);
+                if silent > self.params.session_timeout.0 {
+                    self.session_lost(ctx);
+                } else {
+                    ctx.count("lock.heartbeats", 1.0);
+                    ctx.send(0, Msg::Ping { session });
+                }
+            }
+            ctx.set_timer(self.params.heartbeat_interval.0, tag(T_HEARTBEAT, 0));
+            return;
+        }
+        if attempt != self.attempt & ((1 << 48) - 1) {
+            return;
+        }
+        match (kind, self.phase) {
+            (T_DECIDE, Phase::Acquiring) if !self.decided => self.decide(ctx),
+            (T_RETRY, Phase::Acquiring) => self.try_acquire(ctx),
+            (T_DEADLINE, Phase::Acquiring) => {
+                self.release(ctx);
+                self.finish(ctx, EventType::Fail, json!("lock not acquired"));
+            }
+            (T_WORK, Phase::Working) => {
+                if self.expired(ctx) {
+                    return;
+                }
+                self.phase = Phase::Writing;
+                ctx.send(
+                    self.resource,
+                    Msg::Write {
+                        attempt: self.attempt,
+                        token: self.held_token,
+                        lock_id: self.lock_id,
+                        value: self.value + 1,
+                    },
+                );
+                self.start_request_timer(ctx);
+            }
+            (T_REQUEST, Phase::Reading) => {
+                self.release(ctx);
+                self.finish(ctx, EventType::Fail, json!("read timed out"));
+            }
+            (T_REQUEST, Phase::Writing) => {
+                self.release(ctx);
+                self.finish(ctx, EventType::Info, json!("write timed out"));
+            }
+            _ => {}
+        }
+    }
+}
