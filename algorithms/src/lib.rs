@@ -11,6 +11,7 @@ use sim_core::{Ctx, Message, NodeId, RunOptions, RunResult, Scenario, ScenarioEr
 pub mod broadcast;
 pub mod client;
 pub mod echo;
+pub mod raft;
 
 /// A switchable bug and the rule it breaks.
 #[derive(Clone, Copy, Debug)]
@@ -50,6 +51,12 @@ pub const ALGORITHMS: &[Algorithm] = &[
         summary: "gossip every value to every server, retrying until acknowledged",
         bugs: broadcast::BUGS,
         run: broadcast::run,
+    },
+    Algorithm {
+        name: "raft",
+        summary: "Raft consensus driving a key-value store with get, put and compare-and-set",
+        bugs: raft::BUGS,
+        run: raft::run,
     },
 ];
 
