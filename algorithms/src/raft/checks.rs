@@ -158,9 +158,7 @@ impl Invariants {
         }
         self.leader_of_term.insert(s.term, node);
         self.shared.borrow_mut().leaders.push((now, s.term, node));
-        let Some(c) = self.committed.iter().rposition(|h| *h != 0) else {
-            return None;
-        };
+        let c = self.committed.iter().rposition(|h| *h != 0)?;
         let index = c as u64 + 1;
         if s.last_index() < index {
             return Some(format!(

@@ -14,7 +14,7 @@ use sim_core::{Ctx, NodeId, TimerId};
 
 use super::kv::{Applied, KvState};
 use super::msg::{ClientResult, Command, Entry, KvOp, Msg, Snapshot};
-use super::{MembershipChange, Params, RaftBug, ReadMode};
+use super::{Params, RaftBug, ReadMode};
 
 /// The timer that starts an election when the leader falls silent.
 const ELECTION_TIMER: u64 = 1;
@@ -323,11 +323,15 @@ impl Server {
     // ---- timers and roles ---------------------------------------------------------------
 
     fn reset_election_timer(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        self.arm_election_timer(ctx, self.p.election_timeout_max.0);
+    }
+
+    fn arm_election_timer(&mut self, ctx: &mut Ctx<'_, Msg>, max_ns: Nanos) {
         if let Some(t) = self.election_timer.take() {
             ctx.cancel_timer(t);
         }
         let lo = self.p.election_timeout_min.0;
-        let hi = self.p.election_timeout_max.0.max(lo);
+        let hi = max_ns.max(lo);
         let after = if hi > lo {
             ctx.rng().random_range(lo..=hi)
         } else {
@@ -796,21 +800,13 @@ impl Server {
             return;
         }
         let mut members = self.members.clone();
-        match change {
-            MembershipChange {
-                add: Some(a),
-                remove: None,
-                ..
-            } => {
-                if !members.contains(a) {
-                    members.push(*a);
-                    members.sort_unstable();
-                }
+        if let Some(a) = change.add {
+            if !members.contains(&a) {
+                members.push(a);
+                members.sort_unstable();
             }
-            MembershipChange {
-                remove: Some(r), ..
-            } => members.retain(|m| m != r),
-            _ => {}
+        } else if let Some(r) = change.remove {
+            members.retain(|m| *m != r);
         }
         if members.is_empty() {
             return;
@@ -834,7 +830,10 @@ impl Server {
         self.load(ctx);
         ctx.series("term", self.term as f64);
         ctx.series("leader", 0.0);
-        self.reset_election_timer(ctx);
+        match self.p.startup_timeout_max {
+            Some(m) if !ctx.is_restart() => self.arm_election_timer(ctx, m.0),
+            _ => self.reset_election_timer(ctx),
+        }
         ctx.set_timer(self.p.heartbeat_interval.0, TICK_TIMER);
     }
 
