@@ -69,6 +69,8 @@ pub struct Server {
     /// Entries after the snapshot: `log[k]` is index `snap.index + 1 + k`.
     pub(crate) log: Vec<Entry>,
     pub(crate) snap: Rc<Snapshot>,
+    /// The newest snapshot, not yet used to cut the log.
+    pending_snap: Option<Rc<Snapshot>>,
     // Volatile state.
     pub(crate) boot: u64,
     pub(crate) commit: u64,
@@ -122,6 +124,7 @@ impl Server {
                 changes_done: 0,
                 kv: KvState::default(),
             }),
+            pending_snap: None,
             boot: 0,
             commit: 0,
             applied: 0,
@@ -717,10 +720,31 @@ impl Server {
 
     // ---- snapshots and membership -------------------------------------------------------
 
+    /// Log compaction. A snapshot is taken at the applied index once the log passes
+    /// `snapshot_entries`, but the log is cut only at the snapshot before it, once half the
+    /// threshold of newer entries exists: a follower a few entries behind (or a reordered
+    /// rejection) then still gets entries, not a whole snapshot.
     fn maybe_compact(&mut self, ctx: &mut Ctx<'_, Msg>) {
         let threshold = self.p.snapshot_entries;
         if threshold == 0 || self.log.len() <= threshold || self.applied <= self.snap.index {
             return;
+        }
+        if let Some(p) = &self.pending_snap {
+            if self.last_index().saturating_sub(p.index) < (threshold as u64 / 2).max(1) {
+                return;
+            }
+        }
+        if let Some(p) = self.pending_snap.take() {
+            if p.index > self.snap.index && self.chain_at(p.index) == Some(p.chain) {
+                let st = ctx.storage();
+                st.put_json("snap", &*p);
+                for i in self.snap.index + 1..=p.index {
+                    st.delete(&entry_key(i));
+                }
+                st.sync();
+                self.log.drain(..(p.index - self.snap.index) as usize);
+                self.snap = p;
+            }
         }
         let at = self.applied;
         // The configuration as of `at`.
@@ -740,23 +764,14 @@ impl Server {
                 changes_done = *c;
             }
         }
-        let snap = Snapshot {
+        self.pending_snap = Some(Rc::new(Snapshot {
             index: at,
             term: self.term_at(at).unwrap_or(0),
             chain: self.chain_at(at).unwrap_or(0),
             members,
             changes_done,
             kv: self.kv.clone(),
-        };
-        let old_first = self.snap.index + 1;
-        let st = ctx.storage();
-        st.put_json("snap", &snap);
-        for i in old_first..=at {
-            st.delete(&entry_key(i));
-        }
-        st.sync();
-        self.log.drain(..(at - self.snap.index) as usize);
-        self.snap = Rc::new(snap);
+        }));
         ctx.count("raft.snapshots_taken", 1.0);
     }
 
@@ -769,6 +784,7 @@ impl Server {
             self.log.clear();
         }
         self.snap = snap.clone();
+        self.pending_snap = None;
         self.kv = snap.kv.clone();
         self.commit = self.commit.max(snap.index);
         self.applied = snap.index;
