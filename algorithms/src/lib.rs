@@ -13,6 +13,7 @@ pub mod client;
 pub mod echo;
 pub mod flood;
 pub mod lock;
+pub mod raft;
 
 /// A switchable bug and the rule it breaks.
 #[derive(Clone, Copy, Debug)]
@@ -52,6 +53,12 @@ pub const ALGORITHMS: &[Algorithm] = &[
         summary: "gossip every value to every server, retrying until acknowledged",
         bugs: broadcast::BUGS,
         run: broadcast::run,
+    },
+    Algorithm {
+        name: "raft",
+        summary: "Raft consensus driving a key-value store with get, put and compare-and-set",
+        bugs: raft::BUGS,
+        run: raft::run,
     },
     Algorithm {
         name: "lock",

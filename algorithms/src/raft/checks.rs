@@ -1,0 +1,359 @@
+//! Raft's invariants, checked after every event over the whole cluster (the simulator sees
+//! every node), and the end-of-run read check over the client history.
+//!
+//! - election safety: at most one leader per term;
+//! - log matching: two logs holding an entry with the same index and term hold identical
+//!   prefixes up to it (compared through each entry's chain hash);
+//! - leader completeness: a new leader holds every entry committed before its term, and a
+//!   committed entry is never replaced;
+//! - state machine safety: no two servers apply different entries at one index;
+//! - commit monotonicity: a server's commit index never moves back while it runs;
+//! - exactly-once: no client command (client, seq) takes effect at two indexes;
+//! - fresh reads (at the end): no read returns a value older than one that a write completed
+//!   before the read began had already committed.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use sim_core::time::{fmt_ns, Nanos};
+use sim_core::{Checker, EventType, History, NodeId, View};
+
+use super::msg::{Command, KvOp};
+use super::server::{Role, Server};
+use super::Node;
+
+/// What the checkers learn during the run that the metrics need afterwards.
+#[derive(Debug, Default)]
+pub struct Shared {
+    /// Every election won: (true time, term, node), in order.
+    pub leaders: Vec<(Nanos, u64, NodeId)>,
+    /// Lengths of the windows without a leader, in ms.
+    pub leaderless_ms: Vec<f64>,
+    /// (key, value) to the first committed index that writes it.
+    pub value_index: BTreeMap<(u32, u64), u64>,
+    /// Client commands committed.
+    pub commands_committed: u64,
+}
+
+fn server<'a>(view: &'a View<'_, Node>, id: NodeId) -> Option<&'a Server> {
+    match view.node(id) {
+        Some(Node::Server(s)) => Some(s),
+        _ => None,
+    }
+}
+
+/// The per-event invariants.
+pub struct Invariants {
+    shared: Rc<RefCell<Shared>>,
+    leader_of_term: BTreeMap<u64, NodeId>,
+    /// Chain hash of the committed entry at each index (index 1 at 0); 0 = not seen.
+    committed: Vec<u64>,
+    /// Per server: (boot, highest commit index recorded).
+    commit_seen: Vec<(u64, u64)>,
+    /// Chain hash applied at each index (index 1 at 0); 0 = none yet.
+    applied: Vec<u64>,
+    /// (client, seq) of each write that took effect, with its index.
+    took_effect: BTreeMap<(u32, u64), u64>,
+    leaderless_since: Option<Nanos>,
+}
+
+impl Invariants {
+    /// Invariants that report what metrics need into `shared`.
+    pub fn new(shared: Rc<RefCell<Shared>>, servers_count: usize) -> Self {
+        Invariants {
+            shared,
+            leader_of_term: BTreeMap::new(),
+            committed: Vec::new(),
+            commit_seen: vec![(0, 0); servers_count],
+            applied: Vec::new(),
+            took_effect: BTreeMap::new(),
+            leaderless_since: Some(0),
+        }
+    }
+
+    fn track_leaderless(&mut self, view: &View<'_, Node>) {
+        let mut max_term = 0;
+        let mut leader_term = None;
+        for (_, n) in view.servers() {
+            if let Node::Server(s) = n {
+                max_term = max_term.max(s.term);
+                if s.role == Role::Leader {
+                    leader_term = leader_term.max(Some(s.term));
+                }
+            }
+        }
+        let has_leader = leader_term == Some(max_term);
+        match (has_leader, self.leaderless_since) {
+            (false, None) => self.leaderless_since = Some(view.now),
+            (true, Some(t)) => {
+                self.leaderless_since = None;
+                self.shared
+                    .borrow_mut()
+                    .leaderless_ms
+                    .push((view.now - t) as f64 / 1e6);
+            }
+            _ => {}
+        }
+    }
+
+    fn record_commits(&mut self, s: &Server, node: NodeId) -> Option<String> {
+        let (boot, seen) = self.commit_seen[node];
+        let from = if boot == s.boot {
+            if s.commit < seen {
+                return Some(format!(
+                    "commit monotonicity: n{node}'s commit index moved back from {seen} to {}",
+                    s.commit
+                ));
+            }
+            seen + 1
+        } else {
+            s.snap.index + 1
+        };
+        for i in from..=s.commit {
+            let Some(chain) = s.chain_at(i) else { continue };
+            let slot = (i - 1) as usize;
+            if self.committed.len() <= slot {
+                self.committed.resize(slot + 1, 0);
+            }
+            let known = self.committed[slot];
+            if known == 0 {
+                self.committed[slot] = chain;
+                if let Some(e) = s.entry_at(i) {
+                    if let Command::Client { op, .. } = &e.cmd {
+                        let mut sh = self.shared.borrow_mut();
+                        sh.commands_committed += 1;
+                        let kv = match op {
+                            KvOp::Put { key, value } => Some((*key, *value)),
+                            KvOp::Cas { key, to, .. } => Some((*key, *to)),
+                            KvOp::Get { .. } => None,
+                        };
+                        if let Some(kv) = kv {
+                            sh.value_index.entry(kv).or_insert(i);
+                        }
+                    }
+                }
+            } else if known != chain {
+                return Some(format!(
+                    "leader completeness: the entry committed at index {i} was replaced: n{node} (term {}) commits a different entry there (term {})",
+                    s.term,
+                    s.term_at(i).unwrap_or(0)
+                ));
+            }
+        }
+        self.commit_seen[node] = (s.boot, s.commit);
+        None
+    }
+
+    fn check_new_leader(&mut self, s: &Server, node: NodeId, now: Nanos) -> Option<String> {
+        match self.leader_of_term.get(&s.term) {
+            Some(&other) if other != node => {
+                return Some(format!(
+                    "election safety: n{node} and n{other} are both leaders of term {}",
+                    s.term
+                ))
+            }
+            Some(_) => return None,
+            None => {}
+        }
+        self.leader_of_term.insert(s.term, node);
+        self.shared.borrow_mut().leaders.push((now, s.term, node));
+        let c = self.committed.iter().rposition(|h| *h != 0)?;
+        let index = c as u64 + 1;
+        if s.last_index() < index {
+            return Some(format!(
+                "leader completeness: n{node} leads term {} but its log ends at {}, before the committed entry at {index}",
+                s.term,
+                s.last_index()
+            ));
+        }
+        match s.chain_at(index) {
+            Some(h) if h != self.committed[c] => Some(format!(
+                "leader completeness: n{node} leads term {} without the entry committed at index {index} (it holds one of term {})",
+                s.term,
+                s.term_at(index).unwrap_or(0)
+            )),
+            _ => None,
+        }
+    }
+}
+
+impl Checker<Node> for Invariants {
+    fn name(&self) -> &'static str {
+        "raft-invariants"
+    }
+
+    fn after_event(&mut self, view: &View<'_, Node>, node: NodeId) -> Option<String> {
+        self.track_leaderless(view);
+        let s = server(view, node)?;
+        // Commits first, so that a leader elected in this event is judged against them.
+        if let Some(v) = self.record_commits(s, node) {
+            return Some(v);
+        }
+        if s.role == Role::Leader {
+            if let Some(v) = self.check_new_leader(s, node, view.now) {
+                return Some(v);
+            }
+        }
+        for rec in &s.applied_now {
+            let slot = (rec.index - 1) as usize;
+            if self.applied.len() <= slot {
+                self.applied.resize(slot + 1, 0);
+            }
+            let known = self.applied[slot];
+            if known == 0 {
+                self.applied[slot] = rec.chain;
+            } else if known != rec.chain {
+                return Some(format!(
+                    "state machine safety: n{node} applies at index {} an entry (term {}) different from the one another server applied there",
+                    rec.index,
+                    s.term_at(rec.index).unwrap_or(0)
+                ));
+            }
+            if let Some(cs) = rec.fresh_write {
+                match self.took_effect.get(&cs) {
+                    Some(&i) if i != rec.index => {
+                        return Some(format!(
+                            "exactly-once: command {} of client n{} took effect twice, at indexes {i} and {}",
+                            cs.1, cs.0, rec.index
+                        ))
+                    }
+                    Some(_) => {}
+                    None => {
+                        self.took_effect.insert(cs, rec.index);
+                    }
+                }
+            }
+        }
+        // Log matching, at this server's last and commit indexes against every other log.
+        for (other, n) in view.servers() {
+            let Node::Server(o) = n else { continue };
+            if other == node {
+                continue;
+            }
+            for i in [s.last_index(), s.commit] {
+                if let (Some(a), Some(b)) = (s.term_at(i), o.term_at(i)) {
+                    if a == b && s.chain_at(i) != o.chain_at(i) {
+                        return Some(format!(
+                            "log matching: n{node} and n{other} hold entries of term {a} at index {i} with different histories before them"
+                        ));
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
+/// At the end: no read returns a value older than a write that completed before the read
+/// began. Writes are ordered by the committed log, which the simulator sees whole. Sound only
+/// when every write writes a fresh value (the workload's default).
+pub struct FreshReads {
+    shared: Rc<RefCell<Shared>>,
+}
+
+impl FreshReads {
+    /// A check over the values recorded in `shared`.
+    pub fn new(shared: Rc<RefCell<Shared>>) -> Self {
+        FreshReads { shared }
+    }
+}
+
+impl Checker<Node> for FreshReads {
+    fn name(&self) -> &'static str {
+        "raft-fresh-reads"
+    }
+
+    fn at_end(&mut self, _view: &View<'_, Node>, history: &History) -> Vec<String> {
+        let sh = self.shared.borrow();
+        let key_of = |k: &Option<String>| -> u32 {
+            k.as_deref()
+                .and_then(|k| k.trim_start_matches('k').parse().ok())
+                .unwrap_or(0)
+        };
+        // Per process: the open invocation (position, f, key, argument).
+        let mut open: BTreeMap<u64, (usize, &str, u32, &serde_json::Value, u64)> = BTreeMap::new();
+        // Per key: completed writes (completion position, committed index).
+        let mut writes: BTreeMap<u32, Vec<(usize, u64)>> = BTreeMap::new();
+        // Completed reads: (invocation position, key, value, invocation time, process).
+        let mut reads: Vec<(usize, u32, Option<u64>, u64, u64)> = Vec::new();
+        for (pos, e) in history.events.iter().enumerate() {
+            match e.kind {
+                EventType::Invoke => {
+                    open.insert(
+                        e.process,
+                        (pos, e.f.as_str(), key_of(&e.key), &e.value, e.time_ns),
+                    );
+                }
+                EventType::Ok => {
+                    let Some((ipos, f, key, arg, t)) = open.remove(&e.process) else {
+                        continue;
+                    };
+                    match f {
+                        "read" | "get" => reads.push((ipos, key, e.value.as_u64(), t, e.process)),
+                        _ => {
+                            let v = if f == "cas" {
+                                arg.get(1).and_then(|v| v.as_u64())
+                            } else {
+                                arg.as_u64()
+                            };
+                            if let Some(idx) = v.and_then(|v| sh.value_index.get(&(key, v))) {
+                                writes.entry(key).or_default().push((pos, *idx));
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    open.remove(&e.process);
+                }
+            }
+        }
+        // Prefix maxima of committed index by completion position.
+        let mut prefix: BTreeMap<u32, Vec<(usize, u64)>> = BTreeMap::new();
+        for (k, mut ws) in writes {
+            ws.sort_unstable();
+            let mut m = 0;
+            let v: Vec<(usize, u64)> = ws
+                .into_iter()
+                .map(|(p, i)| {
+                    m = m.max(i);
+                    (p, m)
+                })
+                .collect();
+            prefix.insert(k, v);
+        }
+        let mut out = Vec::new();
+        for (ipos, key, value, t, process) in reads {
+            let read_index = match value {
+                None => 0,
+                Some(v) => match sh.value_index.get(&(key, v)) {
+                    Some(i) => *i,
+                    None => {
+                        out.push(format!(
+                            "process {process} read k{key} = {v} at {}, a value no committed entry wrote",
+                            fmt_ns(t)
+                        ));
+                        continue;
+                    }
+                },
+            };
+            let Some(ws) = prefix.get(&key) else { continue };
+            let n = ws.partition_point(|(p, _)| *p < ipos);
+            if n == 0 {
+                continue;
+            }
+            let newest = ws[n - 1].1;
+            if read_index < newest {
+                out.push(format!(
+                    "stale read: process {process} read k{key} = {} at {}, but the write committed at index {newest} had already completed (the value read was written at index {read_index})",
+                    value.map(|v| v.to_string()).unwrap_or_else(|| "nothing".into()),
+                    fmt_ns(t)
+                ));
+            }
+            if out.len() >= 3 {
+                break;
+            }
+        }
+        out
+    }
+}
