@@ -240,6 +240,42 @@ pub fn unplaced_ops(lin: Option<&serde_json::Value>) -> Option<BTreeSet<usize>> 
     )
 }
 
+/// The operations violation messages name, by two conventions a checker can follow: `op #N`
+/// (or `operation #N`) names the operation with index N (the N-th `invoke` of the history,
+/// from 0); `value V` names the operations whose argument is V (the write or add of that
+/// value). At most `max` operations, the lowest indices first.
+pub fn named_ops(messages: &[&str], ops: &[Op], max: usize) -> BTreeSet<usize> {
+    let mut indices = BTreeSet::new();
+    let mut values = BTreeSet::new();
+    for m in messages {
+        for (word, is_index) in [("op #", true), ("operation #", true), ("value ", false)] {
+            for part in m.split(word).skip(1) {
+                let digits: String = part.chars().take_while(|c| c.is_ascii_digit()).collect();
+                if let Ok(n) = digits.parse::<u64>() {
+                    if is_index {
+                        indices.insert(n);
+                    } else {
+                        values.insert(n);
+                    }
+                }
+            }
+        }
+    }
+    let mut out: BTreeSet<usize> = indices
+        .into_iter()
+        .map(|i| i as usize)
+        .filter(|i| *i < ops.len())
+        .collect();
+    if !values.is_empty() {
+        for op in ops {
+            if op.arg.as_u64().is_some_and(|v| values.contains(&v)) {
+                out.insert(op.index);
+            }
+        }
+    }
+    out.into_iter().take(max).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,6 +346,29 @@ mod tests {
                 (6, 100, "pause")
             ]
         );
+    }
+
+    #[test]
+    fn violations_name_ops_by_index_or_value() {
+        let h = History {
+            events: vec![
+                ev(EventType::Invoke, 0, 10),
+                ev(EventType::Ok, 0, 11),
+                HistoryEvent {
+                    value: serde_json::json!(151),
+                    ..ev(EventType::Invoke, 1, 20)
+                },
+                ev(EventType::Invoke, 2, 30),
+            ],
+        };
+        let ops = ops_of(&h);
+        let got = named_ops(
+            &["value 151, acknowledged, is missing", "see op #2"],
+            &ops,
+            10,
+        );
+        assert_eq!(got, [1, 2].into_iter().collect());
+        assert!(named_ops(&["op #99 does not exist"], &ops, 10).is_empty());
     }
 
     #[test]

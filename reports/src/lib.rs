@@ -61,7 +61,7 @@ pub mod data;
 pub mod font;
 pub mod plots;
 
-use data::{fault_windows, ops_of, unplaced_ops, FaultWindow, Op};
+use data::{fault_windows, named_ops, ops_of, unplaced_ops, FaultWindow, Op};
 use plots::{
     DistributionPlot, HistoryPlot, LatencyPlot, PanelPlot, Plot, SpaceTimePlot, ThroughputPlot,
     VerdictPlot, HISTORY_OPS_MAX,
@@ -149,22 +149,26 @@ fn prepare(dir: &Path) -> Result<(), String> {
 /// Picks the window of the space-time diagram and history views, and says why.
 fn pick_window(
     ops: &[Op],
-    unplaced: &BTreeSet<usize>,
+    highlight: &BTreeMap<usize, &'static str>,
     violation_ns: Option<u64>,
     faults: &[FaultWindow],
     end_ns: u64,
 ) -> ((u64, u64), String) {
     const MS: u64 = 1_000_000;
     let clamp = |a: u64, b: u64| (a.min(end_ns), b.min(end_ns).max(a.min(end_ns) + MS));
-    if let Some(op) = unplaced.iter().next().and_then(|i| ops.get(*i)) {
-        let end = op.complete_ns.unwrap_or(end_ns);
-        let (a, b) = clamp(op.invoke_ns.saturating_sub(200 * MS), end + 100 * MS);
+    if let Some((op, why)) = highlight
+        .iter()
+        .next()
+        .and_then(|(i, why)| ops.get(*i).map(|o| (o, why)))
+    {
+        let end = op
+            .complete_ns
+            .unwrap_or(end_ns)
+            .min(op.invoke_ns + 500 * MS);
+        let (a, b) = clamp(op.invoke_ns.saturating_sub(200 * MS), end + 300 * MS);
         return (
             (a, b),
-            format!(
-                "window around operation #{}, the first the checker could not place",
-                op.index
-            ),
+            format!("window around operation #{} ({why})", op.index),
         );
     }
     if let Some(v) = violation_ns.filter(|v| *v + MS < end_ns) {
@@ -189,7 +193,7 @@ fn pick_window(
 fn render_histories(
     dir: &Path,
     ops: &[Op],
-    unplaced: &BTreeSet<usize>,
+    unplaced: &BTreeMap<usize, &'static str>,
     clients: usize,
     window: (u64, u64),
     violation_ns: Option<u64>,
@@ -204,7 +208,12 @@ fn render_histories(
     // Keys with unplaced operations first, then by name; at most 6 views.
     let mut keys: Vec<(bool, String)> = by_key
         .iter()
-        .map(|(k, v)| (!v.iter().any(|o| unplaced.contains(&o.index)), k.clone()))
+        .map(|(k, v)| {
+            (
+                !v.iter().any(|o| unplaced.contains_key(&o.index)),
+                k.clone(),
+            )
+        })
         .collect();
     keys.sort();
     let shown = keys.len().min(6);
@@ -283,8 +292,15 @@ pub fn write_run_report(
     let faults = fault_windows(&r.fault_log, r.simulated_ns);
     let violation_ns = r.violations.first().map(|v| v.time_ns);
     let unplaced_list = unplaced_ops(r.linearizability.as_ref());
-    let unplaced = unplaced_list.clone().unwrap_or_default();
     let end_ns = r.simulated_ns.max(1);
+    let messages: Vec<&str> = r.violations.iter().map(|v| v.message.as_str()).collect();
+    let mut unplaced: BTreeMap<usize, &'static str> = named_ops(&messages, &ops, 50)
+        .into_iter()
+        .map(|i| (i, "named by a violation"))
+        .collect();
+    for i in unplaced_list.iter().flatten() {
+        unplaced.insert(*i, "not placed");
+    }
     if !ops.is_empty() {
         render(
             dir,
@@ -719,7 +735,11 @@ pub fn write_check_report(
     let mut drawn = Vec::new();
     let ops = ops_of(history);
     let unplaced_list = unplaced_ops(linearizability);
-    let unplaced = unplaced_list.clone().unwrap_or_default();
+    let unplaced: BTreeMap<usize, &'static str> = unplaced_list
+        .iter()
+        .flatten()
+        .map(|i| (*i, "not placed"))
+        .collect();
     let end_ns = history
         .events
         .iter()

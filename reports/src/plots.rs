@@ -404,8 +404,8 @@ pub struct SpaceTimePlot<'a> {
     pub trace: &'a [TraceEvent],
     /// The operations (to draw client operations and highlight unplaced ones).
     pub ops: &'a [Op],
-    /// Operations to highlight.
-    pub highlight: &'a BTreeSet<usize>,
+    /// Operations to highlight, with why ("not placed", "named by a violation").
+    pub highlight: &'a BTreeMap<usize, &'static str>,
     /// Server count.
     pub servers: usize,
     /// Client count.
@@ -628,7 +628,7 @@ impl Plot for SpaceTimePlot<'_> {
             }
             let lane = self.servers + (op.process % clients) as usize;
             let y = y_of(lane);
-            let hl = self.highlight.contains(&op.index);
+            let hl = self.highlight.contains_key(&op.index);
             let c = if hl {
                 VIOLATION_C
             } else {
@@ -718,8 +718,8 @@ pub struct HistoryPlot<'a> {
     pub key: String,
     /// The operations on this key (already limited to the window).
     pub ops: Vec<&'a Op>,
-    /// Operations the checker could not place.
-    pub highlight: &'a BTreeSet<usize>,
+    /// Operations to highlight, with why ("not placed", "named by a violation").
+    pub highlight: &'a BTreeMap<usize, &'static str>,
     /// Client count (rows).
     pub clients: usize,
     /// The window drawn.
@@ -767,7 +767,10 @@ impl Plot for HistoryPlot<'_> {
             ))
             .map_err(err)?;
         }
-        let show_labels = self.ops.len() <= 80;
+        // Plot width in pixels per millisecond, to give labels only to bars they fit in.
+        let px_per_ms = (self.size().0 as f64 - 100.0) / (x1 - x0);
+        // Highlighted labels per row, to alternate them above and below their bars.
+        let mut hl_labels = vec![0usize; rows];
         for op in &self.ops {
             let r = (op.process % rows as u64) as usize;
             let y = (rows - 1 - r) as f64;
@@ -776,7 +779,7 @@ impl Plot for HistoryPlot<'_> {
                 (s_of(op.invoke_ns) * 1e3).max(x0),
                 (s_of(end) * 1e3).min(x1),
             );
-            let hl = self.highlight.contains(&op.index);
+            let hl = self.highlight.contains_key(&op.index);
             let c = if hl {
                 VIOLATION_C
             } else {
@@ -794,12 +797,22 @@ impl Plot for HistoryPlot<'_> {
                     c.stroke_width(if hl { 3 } else { 1 }),
                 )))
                 .map_err(err)?;
-            if show_labels || hl {
-                let label = if hl {
-                    format!("#{} {} (not placed)", op.index, op.label())
-                } else {
-                    format!("#{} {}", op.index, op.label())
-                };
+            let mut label = format!("#{} {}", op.index, op.label());
+            if label.chars().count() > 28 {
+                label = label.chars().take(27).collect::<String>() + "…";
+            }
+            if let Some(why) = self.highlight.get(&op.index) {
+                // Above or below the bar, in red, whether it fits or not.
+                hl_labels[r] += 1;
+                let dy = if hl_labels[r] % 2 == 1 { 0.45 } else { -0.32 };
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        format!("{label} ({why})"),
+                        (s, y + dy),
+                        font(11).color(&VIOLATION_C),
+                    )))
+                    .map_err(err)?;
+            } else if (e - s) * px_per_ms >= 6.0 * label.chars().count() as f64 {
                 chart
                     .draw_series(std::iter::once(Text::new(
                         label,
@@ -818,12 +831,12 @@ impl Plot for HistoryPlot<'_> {
         let hl = self
             .ops
             .iter()
-            .filter(|o| self.highlight.contains(&o.index))
+            .filter(|o| self.highlight.contains_key(&o.index))
             .count();
         note(
             root,
             &format!(
-                "{} operations; {} the checker could not place (red); green ok, red-outlined fail, orange info, grey pending; {}",
+                "{} operations; {} in red: not placed by the checker or named by a violation; green ok, red-outlined fail, orange info, grey pending; {}",
                 self.ops.len(),
                 hl,
                 self.why
