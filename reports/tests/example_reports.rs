@@ -225,3 +225,48 @@ fn algorithm_panels_follow_the_series_naming_convention() {
     let term = std::fs::read_to_string(dir.join("panel-3-term.svg")).unwrap();
     assert!(term.contains("term per node"));
 }
+
+#[test]
+fn a_sweep_report_draws_verdicts_and_distributions_by_group() {
+    use reports::{write_sweep_report, SweepInput, SweepSeed};
+    let seeds: Vec<SweepSeed> = (0..60u64)
+        .map(|s| SweepSeed {
+            seed: s,
+            verdict: if s % 7 == 0 { "violation" } else { "pass" }.into(),
+            violation: (s % 7 == 0).then(|| "two leaders in term 3".to_string()),
+            metrics: [(
+                "elect_ms".to_string(),
+                100.0 + (s * 37 % 50) as f64 + (s % 2) as f64 * 80.0,
+            )]
+            .into_iter()
+            .collect(),
+            group: Some(format!(
+                "election timeout {}",
+                if s % 2 == 0 { "150-300ms" } else { "300-600ms" }
+            )),
+            reproduce: format!("distsim run x.toml --seed {s}"),
+        })
+        .collect();
+    let input = SweepInput {
+        scenario: "elect".into(),
+        path: "x.toml".into(),
+        expected: "pass".into(),
+        metric_names: vec!["elect_ms".into(), "never_recorded".into()],
+        seeds,
+    };
+    let dir = common::fresh_dir("sweep");
+    let w = write_sweep_report(&dir, &input).unwrap();
+    let html = check_report(&dir, &w);
+    assert!(dir.join("verdicts.png").exists());
+    let dist = std::fs::read_to_string(dir.join("metric-0-elect_ms.svg")).unwrap();
+    assert!(dist.contains("histogram over 60 seeds"));
+    assert!(
+        dist.contains("election timeout 150-300ms (30)"),
+        "one CDF per group"
+    );
+    assert!(
+        html.contains("--seed 0"),
+        "failing seeds with reproduce commands"
+    );
+    assert!(w.problems.iter().any(|p| p.contains("never_recorded")));
+}
