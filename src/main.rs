@@ -56,6 +56,10 @@ struct RunArgs {
     /// Write plots (PNG and SVG) and a self-contained index.html of the run into this folder.
     #[arg(long, value_name = "DIR")]
     report: Option<String>,
+    /// The window of the report's space-time diagram and history views, e.g. `1.9s..2.3s`
+    /// (default: around the first violation).
+    #[arg(long, value_name = "START..END", requires = "report")]
+    window: Option<String>,
     /// Let the seed draw the fault mix and cluster size (as `sweep --swarm` does).
     #[arg(long)]
     swarm: bool,
@@ -143,6 +147,10 @@ fn cmd_run(a: RunArgs) -> u8 {
         Err(code) => return code,
     };
     let seed = a.seed.unwrap_or(sc.seed);
+    let window_ns = match a.window.as_deref().map(reports::parse_window).transpose() {
+        Ok(w) => w,
+        Err(e) => return bad_input(e),
+    };
     let opts = RunOptions {
         // The report's space-time diagram is drawn from the trace.
         keep_trace: a.trace.is_some() || a.report.is_some(),
@@ -169,7 +177,7 @@ fn cmd_run(a: RunArgs) -> u8 {
             Path::new(dir),
             &r,
             &reproduce,
-            &reports::ReportOptions::default(),
+            &reports::ReportOptions { window_ns },
         ) {
             Ok(w) => {
                 for p in &w.problems {

@@ -75,6 +75,20 @@ pub struct ReportOptions {
     pub window_ns: Option<(u64, u64)>,
 }
 
+/// Parses a window written as `START..END` with units, e.g. `1.9s..2.3s` or `0ms..500ms`.
+pub fn parse_window(text: &str) -> Result<(u64, u64), String> {
+    let bad = |why: String| {
+        format!("window \"{text}\": {why}; write START..END with units, e.g. 1.9s..2.3s")
+    };
+    let (a, b) = text.split_once("..").ok_or_else(|| bad("no `..`".into()))?;
+    let a = sim_core::time::parse_duration_signed(a, false).map_err(bad)? as u64;
+    let b = sim_core::time::parse_duration_signed(b, false).map_err(bad)? as u64;
+    if b <= a {
+        return Err(bad("the end must come after the start".into()));
+    }
+    Ok((a, b))
+}
+
 /// What a report wrote.
 #[derive(Clone, Debug, Default)]
 pub struct Written {
@@ -826,4 +840,63 @@ fn renumber(ops: &[Op]) -> Vec<Op> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plotters::coord::Shift;
+
+    /// Draws text in a family no one registered, as on a machine whose font is missing.
+    struct MissingFont;
+
+    impl Plot for MissingFont {
+        fn size(&self) -> (u32, u32) {
+            (200, 100)
+        }
+        fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+            root.fill(&WHITE).map_err(plots::err)?;
+            root.draw(&Text::new(
+                "hello",
+                (10, 10),
+                ("no-such-family", 12).into_font(),
+            ))
+            .map_err(plots::err)
+        }
+    }
+
+    #[test]
+    fn a_missing_font_is_reported_not_a_panic() {
+        let dir = std::env::temp_dir().join(format!("distsim-reports-font-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut out = Written::default();
+        let mut drawn = Vec::new();
+        render(&dir, "t", "Test", &MissingFont, &mut out, &mut drawn);
+        assert_eq!(out.problems.len(), 1, "{:?}", out.problems);
+        // SVG text needs no font (the viewer picks one); the PNG reports the missing font.
+        assert!(
+            out.problems[0].starts_with("Test: PNG not drawn"),
+            "{:?}",
+            out.problems
+        );
+        assert_eq!(drawn.len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_bundled_font_registers() {
+        assert!(font::ensure());
+    }
+
+    #[test]
+    fn windows_parse_with_units() {
+        assert_eq!(
+            parse_window("1.9s..2.3s"),
+            Ok((1_900_000_000, 2_300_000_000))
+        );
+        assert_eq!(parse_window("0ms..500ms"), Ok((0, 500_000_000)));
+        assert!(parse_window("2s..1s").is_err());
+        assert!(parse_window("2s").is_err());
+        assert!(parse_window("2..3s").is_err());
+    }
 }
