@@ -75,7 +75,10 @@ fn index_html_loads_in_headless_chromium_without_console_errors() {
                 "DISTSIM_REQUIRE_BROWSER=1 but no chromium on PATH: apt-get install -y chromium"
             );
         }
-        eprintln!(
+        // Straight to stderr, past the test harness's capture, so the skip is seen.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
             "SKIPPED: browser check: no chromium on PATH (apt-get install -y chromium; \
              set DISTSIM_REQUIRE_BROWSER=1 to make this a failure)"
         );
