@@ -86,6 +86,13 @@ struct RunArgs {
     /// Write the client history to this file as JSON Lines.
     #[arg(long, value_name = "FILE")]
     history: Option<String>,
+    /// Write plots (PNG and SVG) and a self-contained index.html of the run into this folder.
+    #[arg(long, value_name = "DIR")]
+    report: Option<String>,
+    /// The window of the report's space-time diagram and history views, e.g. `1.9s..2.3s`
+    /// (default: around the first violation).
+    #[arg(long, value_name = "START..END", requires = "report")]
+    window: Option<String>,
     /// Let the seed draw the fault mix and cluster size (as `sweep --swarm` does).
     #[arg(long)]
     swarm: bool,
@@ -174,8 +181,13 @@ fn cmd_run(a: RunArgs) -> u8 {
         Err(code) => return code,
     };
     let seed = a.seed.unwrap_or(sc.seed);
+    let window_ns = match a.window.as_deref().map(reports::parse_window).transpose() {
+        Ok(w) => w,
+        Err(e) => return bad_input(e),
+    };
     let opts = RunOptions {
-        keep_trace: a.trace.is_some(),
+        // The report's space-time diagram is drawn from the trace.
+        keep_trace: a.trace.is_some() || a.report.is_some(),
         swarm: a.swarm,
         ..Default::default()
     };
@@ -193,6 +205,23 @@ fn cmd_run(a: RunArgs) -> u8 {
             return bad_input(format!("cannot write the history to {path}: {e}"));
         }
     }
+    let reproduce = reproduce_command(&a.scenario, seed, a.swarm);
+    if let Some(dir) = &a.report {
+        match reports::write_run_report(
+            Path::new(dir),
+            &r,
+            &reproduce,
+            &reports::ReportOptions { window_ns },
+        ) {
+            Ok(w) => {
+                for p in &w.problems {
+                    eprintln!("report: {p}");
+                }
+                eprintln!("report written to {}", w.index.display());
+            }
+            Err(e) => return bad_input(format!("cannot write the report: {e}")),
+        }
+    }
     let mut nondeterministic = None;
     if a.check_determinism {
         let again = match run_once(&sc, seed, &opts) {
@@ -203,7 +232,6 @@ fn cmd_run(a: RunArgs) -> u8 {
             nondeterministic = Some(again.trace_hash);
         }
     }
-    let reproduce = reproduce_command(&a.scenario, seed, a.swarm);
     if a.json {
         let mut v = serde_json::to_value(&r).expect("run result serializes");
         v["reproduce"] = serde_json::Value::from(reproduce.clone());

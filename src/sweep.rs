@@ -44,6 +44,11 @@ pub struct SweepArgs {
     /// How many failing seeds to list with their reproduce commands.
     #[arg(long, default_value_t = 10)]
     show: usize,
+    /// Write plots of the verdicts and of each `--metric` across seeds (histogram and CDF)
+    /// and an index.html into this folder. Without `--metric`, the p50 and p99 operation
+    /// latency are drawn.
+    #[arg(long, value_name = "DIR")]
+    report: Option<String>,
 }
 
 #[derive(Args)]
@@ -193,7 +198,11 @@ pub fn cmd_sweep(a: SweepArgs) -> u8 {
     };
     let started = Instant::now();
     let seeds: Vec<u64> = (start..end).collect();
-    let runs = match run_seeds(&sc, &seeds, &opts, jobs, a.check_determinism, &a.metric) {
+    let mut metric_names = a.metric.clone();
+    if a.report.is_some() && metric_names.is_empty() {
+        metric_names = vec!["op_latency_ms.p50".into(), "op_latency_ms.p99".into()];
+    }
+    let runs = match run_seeds(&sc, &seeds, &opts, jobs, a.check_determinism, &metric_names) {
         Ok(r) => r,
         Err(code) => return code,
     };
@@ -205,10 +214,15 @@ pub fn cmd_sweep(a: SweepArgs) -> u8 {
         algorithm: sc.algorithm.clone(),
         expected: sc.expect,
         swarm: a.swarm,
-        metric_names: a.metric.clone(),
+        metric_names,
         counts: count(&runs),
         runs,
     };
+    if let Some(dir) = &a.report {
+        if let Err(code) = write_report(dir, &report) {
+            return code;
+        }
+    }
     eprintln!(
         "swept {} seeds in {:.2}s wall with {jobs} job(s)",
         report.runs.len(),
@@ -287,6 +301,39 @@ fn run_seeds(
         .into_iter()
         .map(|r| r.expect("every seed ran"))
         .collect())
+}
+
+/// Draws the sweep with the reports crate; swarm runs are grouped by the configuration they
+/// drew, so that the CDFs compare configurations.
+fn write_report(dir: &str, r: &SweepReport) -> Result<(), u8> {
+    let input = reports::SweepInput {
+        scenario: r.scenario.clone(),
+        path: r.path.clone(),
+        expected: r.expected.as_str().to_string(),
+        metric_names: r.metric_names.clone(),
+        seeds: r
+            .runs
+            .iter()
+            .map(|x| reports::SweepSeed {
+                seed: x.seed,
+                verdict: x.verdict.as_str().to_string(),
+                violation: x.violation.clone(),
+                metrics: x.metrics.clone(),
+                group: x.derived.clone(),
+                reproduce: reproduce_command(&r.path, x.seed, r.swarm),
+            })
+            .collect(),
+    };
+    match reports::write_sweep_report(std::path::Path::new(dir), &input) {
+        Ok(w) => {
+            for p in &w.problems {
+                eprintln!("report: {p}");
+            }
+            eprintln!("report written to {}", w.index.display());
+            Ok(())
+        }
+        Err(e) => Err(bad_input(format!("cannot write the report: {e}"))),
+    }
 }
 
 fn count(runs: &[SweepRun]) -> BTreeMap<String, u64> {

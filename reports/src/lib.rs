@@ -1,1 +1,902 @@
-//! x
+//! reports: pictures of distsim runs.
+//!
+//! A run's trace, history, fault log, metrics and algorithm series become plots (plotters,
+//! each as PNG and SVG) and one `index.html` that inlines the SVGs and needs no network: no
+//! external scripts, fonts or styles. [`write_run_report`] draws one run, [`write_sweep_report`]
+//! the verdicts and metric distributions of a sweep, [`write_check_report`] a history and what
+//! the linearizability checker said about it.
+//!
+//! Plots of one run:
+//! - `latency`: operation latency over time, one mark per operation coloured by outcome, fault
+//!   windows (partitions, crashes, pauses, clogs, clock steps) shaded and labelled;
+//! - `throughput`: completed operations per second over time;
+//! - `spacetime`: a space-time (Lamport) diagram of a window of the run: one line per node,
+//!   a line per message (dropped ones end in a red cross), node faults on their lanes,
+//!   partitions shaded, client operations as bars on the client lanes;
+//! - `history-KEY`: the operations on a key as bars from invocation to completion, one row per
+//!   client, the operations the checker could not place in red (as Porcupine shows them);
+//! - `panel-NAME`: one algorithm panel per series recorded with `ctx.series(NAME, value)`.
+//!
+//! # The algorithm-panel hook: series names
+//!
+//! An algorithm fills panels by recording per-node time series with `ctx.series`. The name
+//! decides how the series is drawn:
+//! - `state.NAME` (e.g. `state.leader`): the value is non-zero while the node is in the
+//!   state; drawn as bars per node over time.
+//! - `excl.NAME` (e.g. `excl.lock`): like `state.`, for states at most one node may be in
+//!   at a time (lock holders); times when two or more nodes are in it are shaded red.
+//! - `load.NAME` (e.g. `load.keys`): the latest value per node, drawn as one bar per node
+//!   with the mean (load balance of consistent hashing).
+//! - any other name (e.g. `term`, `leader` as the id a node believes leads, `commit_index`):
+//!   a step line per node.
+//!
+//! # The window of the space-time diagram and the history views
+//!
+//! Unless [`ReportOptions::window_ns`] sets it: around the first operation the checker could
+//! not place; otherwise around the first violation, when it was found before the end of the
+//! run; otherwise (a violation found by an end check, or none) the first second after the
+//! first fault, or the first second of the run.
+//!
+//! # The linearizability report
+//!
+//! [`data::unplaced_ops`] documents the JSON it reads: a list `unplaced` (or `unplaced_ops`)
+//! of operation indices, the i-th `invoke` of the history counting from 0. A report without
+//! it highlights nothing.
+//!
+//! # Text
+//!
+//! plotters' bitmap backend rasterizes text itself; [`font`] registers a bundled DejaVu Sans
+//! with plotters' `ab_glyph` backend, so PNGs have text on any machine. A plot that cannot be
+//! drawn is named in the report with the reason; nothing panics.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use plotters::prelude::*;
+use sim_core::time::fmt_ns;
+use sim_core::{History, RunResult};
+
+pub mod data;
+pub mod font;
+pub mod plots;
+
+use data::{fault_windows, named_ops, ops_of, unplaced_ops, FaultWindow, Op};
+use plots::{
+    DistributionPlot, HistoryPlot, LatencyPlot, PanelPlot, Plot, SpaceTimePlot, ThroughputPlot,
+    VerdictPlot, HISTORY_OPS_MAX,
+};
+
+/// Choices for a run report.
+#[derive(Clone, Debug, Default)]
+pub struct ReportOptions {
+    /// The window of the space-time diagram and history views (true time, ns); `None` picks
+    /// one around the first violation.
+    pub window_ns: Option<(u64, u64)>,
+}
+
+/// Parses a window written as `START..END` with units, e.g. `1.9s..2.3s` or `0ms..500ms`.
+pub fn parse_window(text: &str) -> Result<(u64, u64), String> {
+    let bad = |why: String| {
+        format!("window \"{text}\": {why}; write START..END with units, e.g. 1.9s..2.3s")
+    };
+    let (a, b) = text.split_once("..").ok_or_else(|| bad("no `..`".into()))?;
+    let a = sim_core::time::parse_duration_signed(a, false).map_err(bad)? as u64;
+    let b = sim_core::time::parse_duration_signed(b, false).map_err(bad)? as u64;
+    if b <= a {
+        return Err(bad("the end must come after the start".into()));
+    }
+    Ok((a, b))
+}
+
+/// What a report wrote.
+#[derive(Clone, Debug, Default)]
+pub struct Written {
+    /// The HTML page.
+    pub index: PathBuf,
+    /// Every file written, the page included.
+    pub files: Vec<PathBuf>,
+    /// Plots that could not be drawn, with the reason (also shown on the page).
+    pub problems: Vec<String>,
+}
+
+/// One drawn plot, for the page.
+struct Drawn {
+    name: String,
+    title: String,
+    svg: String,
+}
+
+/// Draws a plot to `dir/NAME.svg` and `dir/NAME.png`; errors are collected, not raised.
+fn render<P: Plot>(
+    dir: &Path,
+    name: &str,
+    title: &str,
+    p: &P,
+    out: &mut Written,
+    drawn: &mut Vec<Drawn>,
+) {
+    let size = p.size();
+    let mut svg = String::new();
+    let svg_res = {
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        p.draw(&root)
+            .and_then(|_| root.present().map_err(plots::err))
+    };
+    if let Err(e) = svg_res {
+        out.problems.push(format!("{title}: SVG not drawn: {e}"));
+        return;
+    }
+    let svg_path = dir.join(format!("{name}.svg"));
+    if let Err(e) = std::fs::write(&svg_path, &svg) {
+        out.problems
+            .push(format!("{title}: cannot write {}: {e}", svg_path.display()));
+        return;
+    }
+    out.files.push(svg_path);
+    let png_path = dir.join(format!("{name}.png"));
+    let png_res = {
+        let root = BitMapBackend::new(&png_path, size).into_drawing_area();
+        p.draw(&root)
+            .and_then(|_| root.present().map_err(plots::err))
+    };
+    match png_res {
+        Ok(()) => out.files.push(png_path),
+        Err(e) => out.problems.push(format!("{title}: PNG not drawn: {e}")),
+    }
+    drawn.push(Drawn {
+        name: name.to_string(),
+        title: title.to_string(),
+        svg,
+    });
+}
+
+fn prepare(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    if !font::ensure() {
+        // Plots still get drawn where they can; the page says why text is missing.
+        eprintln!("warning: the bundled font could not be loaded; plots may lack text");
+    }
+    Ok(())
+}
+
+/// Picks the window of the space-time diagram and history views, and says why.
+fn pick_window(
+    ops: &[Op],
+    highlight: &BTreeMap<usize, &'static str>,
+    violation_ns: Option<u64>,
+    faults: &[FaultWindow],
+    end_ns: u64,
+) -> ((u64, u64), String) {
+    const MS: u64 = 1_000_000;
+    let clamp = |a: u64, b: u64| (a.min(end_ns), b.min(end_ns).max(a.min(end_ns) + MS));
+    if let Some((op, why)) = highlight
+        .iter()
+        .next()
+        .and_then(|(i, why)| ops.get(*i).map(|o| (o, why)))
+    {
+        let end = op
+            .complete_ns
+            .unwrap_or(end_ns)
+            .min(op.invoke_ns + 500 * MS);
+        let (a, b) = clamp(op.invoke_ns.saturating_sub(200 * MS), end + 300 * MS);
+        return (
+            (a, b),
+            format!("window around operation #{} ({why})", op.index),
+        );
+    }
+    if let Some(v) = violation_ns.filter(|v| *v + MS < end_ns) {
+        let (a, b) = clamp(v.saturating_sub(500 * MS), v + 100 * MS);
+        return ((a, b), "window around the first violation".into());
+    }
+    if let Some(f) = faults.first() {
+        let (a, b) = clamp(f.start_ns.saturating_sub(100 * MS), f.start_ns + 900 * MS);
+        let why = if violation_ns.is_some() {
+            "the violation was found by an end check, so the window shows the first fault"
+        } else {
+            "window around the first fault"
+        };
+        return ((a, b), why.into());
+    }
+    (clamp(0, 1000 * MS), "the first second of the run".into())
+}
+
+/// Draws the per-key history views of the operations in the window (at most
+/// [`HISTORY_OPS_MAX`] per key, narrowing around the window's centre).
+#[allow(clippy::too_many_arguments)]
+fn render_histories(
+    dir: &Path,
+    ops: &[Op],
+    unplaced: &BTreeMap<usize, &'static str>,
+    clients: usize,
+    window: (u64, u64),
+    violation_ns: Option<u64>,
+    out: &mut Written,
+    drawn: &mut Vec<Drawn>,
+) {
+    let mut by_key: BTreeMap<String, Vec<&Op>> = BTreeMap::new();
+    for op in ops {
+        let key = op.key.clone().unwrap_or_else(|| "the object".into());
+        by_key.entry(key).or_default().push(op);
+    }
+    // Keys with unplaced operations first, then by name; at most 6 views.
+    let mut keys: Vec<(bool, String)> = by_key
+        .iter()
+        .map(|(k, v)| {
+            (
+                !v.iter().any(|o| unplaced.contains_key(&o.index)),
+                k.clone(),
+            )
+        })
+        .collect();
+    keys.sort();
+    let shown = keys.len().min(6);
+    for (i, (_, key)) in keys.iter().take(shown).enumerate() {
+        let all = &by_key[key];
+        let (mut a, mut b) = window;
+        let centre = a + (b - a) / 2;
+        let in_window = |a: u64, b: u64| -> Vec<&Op> {
+            all.iter()
+                .copied()
+                .filter(|o| o.invoke_ns <= b && o.complete_ns.unwrap_or(u64::MAX) >= a)
+                .collect()
+        };
+        let mut sel = in_window(a, b);
+        let mut why = String::new();
+        let mut rounds = 0;
+        while sel.len() > HISTORY_OPS_MAX && rounds < 40 {
+            rounds += 1;
+            a = centre - (centre - a) * 2 / 3;
+            b = centre + (b - centre) * 2 / 3;
+            sel = in_window(a, b);
+            why = format!("window narrowed to show at most {HISTORY_OPS_MAX} operations; ");
+        }
+        why.push_str(&format!(
+            "{} operations on this key in the whole run",
+            all.len()
+        ));
+        let plot = HistoryPlot {
+            key: key.clone(),
+            ops: sel,
+            highlight: unplaced,
+            clients,
+            window_ns: (a, b),
+            violation_ns,
+            why,
+        };
+        let name = format!("history-{}", sanitize(key, i));
+        render(dir, &name, &format!("History of {key}"), &plot, out, drawn);
+    }
+    if keys.len() > shown {
+        out.problems.push(format!(
+            "history: {} keys; showing {shown} (those with unplaced operations first)",
+            keys.len()
+        ));
+    }
+}
+
+fn sanitize(s: &str, i: usize) -> String {
+    let t: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(40)
+        .collect();
+    format!("{i}-{t}")
+}
+
+/// Writes the report of one run into `dir`: a PNG and an SVG per plot and `index.html`.
+/// `reproduce` is the command that reproduces the run. Turn on `RunOptions::keep_trace` for
+/// the space-time diagram; without a trace the page says it is missing.
+pub fn write_run_report(
+    dir: &Path,
+    r: &RunResult,
+    reproduce: &str,
+    opts: &ReportOptions,
+) -> Result<Written, String> {
+    prepare(dir)?;
+    let mut out = Written::default();
+    let mut drawn = Vec::new();
+    let ops = ops_of(&r.history);
+    let faults = fault_windows(&r.fault_log, r.simulated_ns);
+    let violation_ns = r.violations.first().map(|v| v.time_ns);
+    let unplaced_list = unplaced_ops(r.linearizability.as_ref());
+    let end_ns = r.simulated_ns.max(1);
+    let messages: Vec<&str> = r.violations.iter().map(|v| v.message.as_str()).collect();
+    let mut unplaced: BTreeMap<usize, &'static str> = named_ops(&messages, &ops, 50)
+        .into_iter()
+        .map(|i| (i, "named by a violation"))
+        .collect();
+    for i in unplaced_list.iter().flatten() {
+        unplaced.insert(*i, "not placed");
+    }
+    if !ops.is_empty() {
+        render(
+            dir,
+            "latency",
+            "Operation latency",
+            &LatencyPlot {
+                ops: &ops,
+                faults: &faults,
+                end_ns,
+                violation_ns,
+            },
+            &mut out,
+            &mut drawn,
+        );
+        render(
+            dir,
+            "throughput",
+            "Throughput",
+            &ThroughputPlot {
+                ops: &ops,
+                faults: &faults,
+                end_ns,
+                violation_ns,
+            },
+            &mut out,
+            &mut drawn,
+        );
+    }
+    let (window, why) = match opts.window_ns {
+        Some(w) => (w, "window as asked".to_string()),
+        None => pick_window(&ops, &unplaced, violation_ns, &faults, end_ns),
+    };
+    match &r.trace {
+        Some(trace) => render(
+            dir,
+            "spacetime",
+            "Space-time diagram",
+            &SpaceTimePlot {
+                trace,
+                ops: &ops,
+                highlight: &unplaced,
+                servers: r.servers,
+                clients: r.clients,
+                faults: &faults,
+                window_ns: window,
+                violation_ns,
+                why,
+            },
+            &mut out,
+            &mut drawn,
+        ),
+        None => out
+            .problems
+            .push("space-time diagram: the run kept no trace (RunOptions::keep_trace)".into()),
+    }
+    if !ops.is_empty() {
+        render_histories(
+            dir,
+            &ops,
+            &unplaced,
+            r.clients,
+            window,
+            violation_ns,
+            &mut out,
+            &mut drawn,
+        );
+    }
+    for (i, (name, points)) in r.series.iter().enumerate() {
+        render(
+            dir,
+            &format!("panel-{}", sanitize(name, i)),
+            &format!("Algorithm panel: {name}"),
+            &PanelPlot {
+                name,
+                points,
+                end_ns,
+                faults: &faults,
+            },
+            &mut out,
+            &mut drawn,
+        );
+    }
+    let mut summary = String::new();
+    run_summary_html(
+        &mut summary,
+        r,
+        reproduce,
+        &faults,
+        &ops,
+        unplaced_list.as_ref(),
+    );
+    let title = format!("distsim: {} seed {}", r.scenario, r.seed);
+    write_index(dir, &title, &summary, &drawn, &mut out)?;
+    Ok(out)
+}
+
+fn run_summary_html(
+    h: &mut String,
+    r: &RunResult,
+    reproduce: &str,
+    faults: &[FaultWindow],
+    ops: &[Op],
+    unplaced: Option<&BTreeSet<usize>>,
+) {
+    let verdict = r.verdict.as_str();
+    let _ = write!(
+        h,
+        "<table class=kv><tr><th>scenario</th><td>{} <span class=dim>({})</span></td></tr>\
+         <tr><th>algorithm</th><td>{}</td></tr>\
+         <tr><th>seed</th><td>{}</td></tr>\
+         <tr><th>verdict</th><td class=\"v-{verdict}\">{verdict}</td></tr>\
+         <tr><th>expected</th><td>{}</td></tr>\
+         <tr><th>reproduce</th><td><code>{}</code></td></tr>\
+         <tr><th>simulated</th><td>{} · {} events · {} servers, {} clients · trace hash {}</td></tr>",
+        esc(&r.scenario),
+        esc(&r.path),
+        esc(&r.algorithm),
+        r.seed,
+        r.expected.as_str(),
+        esc(reproduce),
+        fmt_ns(r.simulated_ns),
+        r.events,
+        r.servers,
+        r.clients,
+        esc(&r.trace_hash),
+    );
+    if let Some(d) = &r.derived {
+        let _ = write!(h, "<tr><th>swarm</th><td>{}</td></tr>", esc(d));
+    }
+    if let Some(u) = &r.unknown_reason {
+        let _ = write!(h, "<tr><th>unknown because</th><td>{}</td></tr>", esc(u));
+    }
+    let _ = write!(h, "<tr><th>operations</th><td>{}</td></tr>", ops.len());
+    if let Some(u) = unplaced {
+        let list: Vec<String> = u.iter().take(30).map(|i| format!("#{i}")).collect();
+        let _ = write!(
+            h,
+            "<tr><th>not placed by the linearizability checker</th><td>{} {}</td></tr>",
+            u.len(),
+            list.join(" ")
+        );
+    }
+    h.push_str("</table>");
+    if !r.violations.is_empty() {
+        h.push_str("<h3>Violations</h3><ul class=viol>");
+        for v in r.violations.iter().take(20) {
+            let _ = write!(
+                h,
+                "<li>[{}] at {}: {}</li>",
+                esc(&v.source),
+                fmt_ns(v.time_ns),
+                esc(&v.message)
+            );
+        }
+        if r.violations.len() > 20 {
+            let _ = write!(h, "<li>... and {} more</li>", r.violations.len() - 20);
+        }
+        h.push_str("</ul>");
+    }
+    h.push_str("<h3>Faults injected</h3>");
+    if faults.is_empty() {
+        h.push_str("<p>none</p>");
+    } else {
+        h.push_str(
+            "<table class=list><tr><th>from</th><th>to</th><th>fault</th><th>detail</th></tr>",
+        );
+        for w in faults.iter().take(200) {
+            let to = if w.end_ns > w.start_ns {
+                fmt_ns(w.end_ns)
+            } else {
+                String::new()
+            };
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                fmt_ns(w.start_ns),
+                to,
+                esc(&w.label()),
+                esc(&w.detail)
+            );
+        }
+        h.push_str("</table>");
+        if faults.len() > 200 {
+            let _ = write!(h, "<p>... and {} more</p>", faults.len() - 200);
+        }
+    }
+    h.push_str("<h3>Key metrics</h3><table class=list><tr><th>metric</th><th>value</th></tr>");
+    for (k, v) in &r.metrics {
+        let _ = write!(h, "<tr><td>{}</td><td>{}</td></tr>", esc(k), num(*v));
+    }
+    h.push_str("</table>");
+}
+
+fn num(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// Escapes text for HTML.
+pub fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+const STYLE: &str = "body{font-family:sans-serif;margin:24px;color:#222;max-width:1180px}\
+h1{font-size:22px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ddd}h3{font-size:15px}\
+table{border-collapse:collapse;font-size:13px}td,th{padding:3px 8px;text-align:left;vertical-align:top}\
+table.list td,table.list th{border-bottom:1px solid #eee}table.kv th{color:#555;font-weight:normal}\
+.dim{color:#888}.v-pass{color:#1e8c3c;font-weight:bold}.v-violation{color:#c82828;font-weight:bold}\
+.v-unknown{color:#e68c00;font-weight:bold}code{background:#f4f4f4;padding:2px 4px}\
+.plot svg{max-width:100%;height:auto}.files{font-size:12px;color:#666}.problems{color:#a60}";
+
+/// Writes `index.html`: the summary, then every plot's SVG inlined, then problems.
+fn write_index(
+    dir: &Path,
+    title: &str,
+    summary: &str,
+    drawn: &[Drawn],
+    out: &mut Written,
+) -> Result<(), String> {
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{}</title><style>{STYLE}</style></head><body><h1>{}</h1>",
+        esc(title),
+        esc(title)
+    );
+    h.push_str("<h2>Summary</h2>");
+    h.push_str(summary);
+    for d in drawn {
+        let _ = write!(
+            h,
+            "<h2 id=\"{}\">{}</h2><div class=plot>{}</div><p class=files>files: <a href=\"{}.png\">{}.png</a> · <a href=\"{}.svg\">{}.svg</a></p>",
+            esc(&d.name),
+            esc(&d.title),
+            inline_svg(&d.svg),
+            esc(&d.name),
+            esc(&d.name),
+            esc(&d.name),
+            esc(&d.name)
+        );
+    }
+    if !out.problems.is_empty() {
+        h.push_str("<h2>Not shown</h2><ul class=problems>");
+        for p in &out.problems {
+            let _ = write!(h, "<li>{}</li>", esc(p));
+        }
+        h.push_str("</ul>");
+    }
+    h.push_str("</body></html>\n");
+    let path = dir.join("index.html");
+    std::fs::write(&path, h).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    out.index = path.clone();
+    out.files.push(path);
+    Ok(())
+}
+
+/// An SVG document as an inline element: without the XML declaration and the namespace
+/// attribute (HTML5 puts inline `<svg>` in the SVG namespace itself), so the page names no URL.
+fn inline_svg(svg: &str) -> String {
+    let s = svg.trim_start();
+    let s = if s.starts_with("<?xml") {
+        s.split_once("?>").map(|x| x.1).unwrap_or(s)
+    } else {
+        s
+    };
+    s.replacen(" xmlns=\"http://www.w3.org/2000/svg\"", "", 1)
+}
+
+// ---- sweeps ----------------------------------------------------------------------------
+
+/// One seed of a sweep, as the report needs it.
+#[derive(Clone, Debug)]
+pub struct SweepSeed {
+    /// The seed.
+    pub seed: u64,
+    /// "pass", "violation" or "unknown".
+    pub verdict: String,
+    /// The first violation, readable.
+    pub violation: Option<String>,
+    /// The metrics recorded for the report.
+    pub metrics: BTreeMap<String, f64>,
+    /// A group to compare CDFs by (e.g. the configuration swarm testing drew), if any.
+    pub group: Option<String>,
+    /// The command that reproduces this seed.
+    pub reproduce: String,
+}
+
+/// A sweep, as the report needs it.
+#[derive(Clone, Debug)]
+pub struct SweepInput {
+    /// The scenario's name.
+    pub scenario: String,
+    /// The scenario file.
+    pub path: String,
+    /// What the scenario expects.
+    pub expected: String,
+    /// The metrics to draw distributions of.
+    pub metric_names: Vec<String>,
+    /// The seeds.
+    pub seeds: Vec<SweepSeed>,
+}
+
+/// Most groups a CDF compares; past it, all seeds form one group.
+pub const GROUPS_MAX: usize = 8;
+
+/// Writes the report of a sweep into `dir`: verdict counts, and per metric a histogram and a
+/// CDF across seeds (one CDF line per group when seeds carry groups).
+pub fn write_sweep_report(dir: &Path, s: &SweepInput) -> Result<Written, String> {
+    prepare(dir)?;
+    let mut out = Written::default();
+    let mut drawn = Vec::new();
+    let mut counts: Vec<(String, u64)> = ["pass", "violation", "unknown"]
+        .iter()
+        .map(|v| {
+            (
+                v.to_string(),
+                s.seeds.iter().filter(|x| x.verdict == *v).count() as u64,
+            )
+        })
+        .collect();
+    counts.retain(|c| c.1 > 0 || c.0 != "unknown");
+    render(
+        dir,
+        "verdicts",
+        "Verdicts",
+        &VerdictPlot { counts: &counts },
+        &mut out,
+        &mut drawn,
+    );
+    for (i, m) in s.metric_names.iter().enumerate() {
+        let mut groups: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        for x in &s.seeds {
+            if let Some(v) = x.metrics.get(m) {
+                groups
+                    .entry(x.group.clone().unwrap_or_default())
+                    .or_default()
+                    .push(*v);
+            }
+        }
+        if groups.len() > GROUPS_MAX {
+            let all: Vec<f64> = groups.into_values().flatten().collect();
+            groups = BTreeMap::from([(String::new(), all)]);
+        }
+        if groups.values().all(|v| v.is_empty()) {
+            out.problems
+                .push(format!("metric {m}: recorded by no seed"));
+            continue;
+        }
+        render(
+            dir,
+            &format!("metric-{}", sanitize(m, i)),
+            &format!("Distribution of {m}"),
+            &DistributionPlot {
+                metric: m,
+                groups: &groups,
+            },
+            &mut out,
+            &mut drawn,
+        );
+    }
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<table class=kv><tr><th>scenario</th><td>{} <span class=dim>({})</span></td></tr><tr><th>seeds</th><td>{}</td></tr><tr><th>expected</th><td>{}</td></tr>",
+        esc(&s.scenario),
+        esc(&s.path),
+        s.seeds.len(),
+        esc(&s.expected)
+    );
+    for (v, c) in &counts {
+        let _ = write!(h, "<tr><th>{v}</th><td class=\"v-{v}\">{c}</td></tr>");
+    }
+    h.push_str("</table>");
+    let bad: Vec<&SweepSeed> = s.seeds.iter().filter(|x| x.verdict != "pass").collect();
+    if !bad.is_empty() {
+        h.push_str("<h3>Seeds that did not pass</h3><table class=list><tr><th>seed</th><th>verdict</th><th>first violation</th><th>reproduce</th></tr>");
+        for x in bad.iter().take(100) {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td class=\"v-{}\">{}</td><td>{}</td><td><code>{}</code></td></tr>",
+                x.seed,
+                esc(&x.verdict),
+                esc(&x.verdict),
+                esc(x.violation.as_deref().unwrap_or("")),
+                esc(&x.reproduce)
+            );
+        }
+        h.push_str("</table>");
+        if bad.len() > 100 {
+            let _ = write!(h, "<p>... and {} more</p>", bad.len() - 100);
+        }
+    }
+    write_index(
+        dir,
+        &format!("distsim sweep: {}", s.scenario),
+        &h,
+        &drawn,
+        &mut out,
+    )?;
+    Ok(out)
+}
+
+// ---- check ------------------------------------------------------------------------------
+
+/// Writes the report of a checked history into `dir`: the summary of the checker's verdict
+/// and the history views, with the operations it could not place highlighted. `title` names
+/// the history (its file), `verdict` is the checker's verdict in words, `linearizability` its
+/// JSON report (see [`data::unplaced_ops`] for what is read from it).
+pub fn write_check_report(
+    dir: &Path,
+    title: &str,
+    history: &History,
+    verdict: &str,
+    linearizability: Option<&serde_json::Value>,
+) -> Result<Written, String> {
+    prepare(dir)?;
+    let mut out = Written::default();
+    let mut drawn = Vec::new();
+    let ops = ops_of(history);
+    let unplaced_list = unplaced_ops(linearizability);
+    let unplaced: BTreeMap<usize, &'static str> = unplaced_list
+        .iter()
+        .flatten()
+        .map(|i| (*i, "not placed"))
+        .collect();
+    let end_ns = history
+        .events
+        .iter()
+        .map(|e| e.time_ns)
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let clients = ops
+        .iter()
+        .map(|o| o.process)
+        .collect::<BTreeSet<u64>>()
+        .len()
+        .clamp(1, 64);
+    // Processes in a history file are rows as they come: renumber densely.
+    let (window, _) = pick_window(&ops, &unplaced, None, &[], end_ns);
+    let window = if unplaced.is_empty() {
+        (0, end_ns)
+    } else {
+        window
+    };
+    if !ops.is_empty() {
+        render(
+            dir,
+            "latency",
+            "Operation latency",
+            &LatencyPlot {
+                ops: &ops,
+                faults: &[],
+                end_ns,
+                violation_ns: None,
+            },
+            &mut out,
+            &mut drawn,
+        );
+        let dense = renumber(&ops);
+        render_histories(
+            dir, &dense, &unplaced, clients, window, None, &mut out, &mut drawn,
+        );
+    }
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<table class=kv><tr><th>history</th><td>{}</td></tr><tr><th>verdict</th><td class=\"v-{}\">{}</td></tr><tr><th>operations</th><td>{}</td></tr>",
+        esc(title),
+        esc(verdict),
+        esc(verdict),
+        ops.len()
+    );
+    if let Some(u) = &unplaced_list {
+        let list: Vec<String> = u.iter().take(30).map(|i| format!("#{i}")).collect();
+        let _ = write!(
+            h,
+            "<tr><th>not placed</th><td>{} {}</td></tr>",
+            u.len(),
+            list.join(" ")
+        );
+    }
+    h.push_str("</table>");
+    if let Some(l) = linearizability {
+        let text = serde_json::to_string_pretty(l).unwrap_or_default();
+        let text: String = text.chars().take(20_000).collect();
+        let _ = write!(h, "<h3>Checker report</h3><pre>{}</pre>", esc(&text));
+    }
+    write_index(
+        dir,
+        &format!("distsim check: {title}"),
+        &h,
+        &drawn,
+        &mut out,
+    )?;
+    Ok(out)
+}
+
+/// Gives processes dense row numbers (0, 1, ...) in order of first appearance.
+fn renumber(ops: &[Op]) -> Vec<Op> {
+    let mut rows: BTreeMap<u64, u64> = BTreeMap::new();
+    ops.iter()
+        .map(|o| {
+            let n = rows.len() as u64;
+            let row = *rows.entry(o.process).or_insert(n);
+            Op {
+                process: row,
+                ..o.clone()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plotters::coord::Shift;
+
+    /// Draws text in a family no one registered, as on a machine whose font is missing.
+    struct MissingFont;
+
+    impl Plot for MissingFont {
+        fn size(&self) -> (u32, u32) {
+            (200, 100)
+        }
+        fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+            root.fill(&WHITE).map_err(plots::err)?;
+            root.draw(&Text::new(
+                "hello",
+                (10, 10),
+                ("no-such-family", 12).into_font(),
+            ))
+            .map_err(plots::err)
+        }
+    }
+
+    #[test]
+    fn a_missing_font_is_reported_not_a_panic() {
+        let dir = std::env::temp_dir().join(format!("distsim-reports-font-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut out = Written::default();
+        let mut drawn = Vec::new();
+        render(&dir, "t", "Test", &MissingFont, &mut out, &mut drawn);
+        assert_eq!(out.problems.len(), 1, "{:?}", out.problems);
+        // SVG text needs no font (the viewer picks one); the PNG reports the missing font.
+        assert!(
+            out.problems[0].starts_with("Test: PNG not drawn"),
+            "{:?}",
+            out.problems
+        );
+        assert_eq!(drawn.len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_bundled_font_registers() {
+        assert!(font::ensure());
+    }
+
+    #[test]
+    fn windows_parse_with_units() {
+        assert_eq!(
+            parse_window("1.9s..2.3s"),
+            Ok((1_900_000_000, 2_300_000_000))
+        );
+        assert_eq!(parse_window("0ms..500ms"), Ok((0, 500_000_000)));
+        assert!(parse_window("2s..1s").is_err());
+        assert!(parse_window("2s").is_err());
+        assert!(parse_window("2..3s").is_err());
+    }
+}

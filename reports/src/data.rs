@@ -1,0 +1,387 @@
+//! What the plots are drawn from: operations paired from the history, fault windows paired from
+//! the fault log, and the operations the linearizability checker could not place.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sim_core::result::FaultRecord;
+use sim_core::{EventType, History};
+
+/// How an operation ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Outcome {
+    /// Took effect.
+    Ok,
+    /// Certainly took no effect.
+    Fail,
+    /// Unknown (timeout, crash).
+    Info,
+    /// Never completed before the run ended.
+    Pending,
+}
+
+impl Outcome {
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Fail => "fail",
+            Outcome::Info => "info",
+            Outcome::Pending => "pending",
+        }
+    }
+}
+
+/// One operation: an invoke and its completion (if any).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Op {
+    /// 0-based index in invocation order: the i-th `invoke` event of the history.
+    pub index: usize,
+    /// The logical client.
+    pub process: u64,
+    /// The function ("read", "write", ...).
+    pub f: String,
+    /// The key, for keyed models.
+    pub key: Option<String>,
+    /// Invocation time.
+    pub invoke_ns: u64,
+    /// Completion time (None while pending).
+    pub complete_ns: Option<u64>,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The invocation's argument.
+    pub arg: serde_json::Value,
+    /// The completion's value.
+    pub result: serde_json::Value,
+}
+
+impl Op {
+    /// Latency in milliseconds, when the operation completed.
+    pub fn latency_ms(&self) -> Option<f64> {
+        self.complete_ns
+            .map(|c| c.saturating_sub(self.invoke_ns) as f64 / 1e6)
+    }
+
+    /// A short label such as `write 3` or `read -> 3`.
+    pub fn label(&self) -> String {
+        let show = |v: &serde_json::Value| match v {
+            serde_json::Value::Null => String::new(),
+            v => v.to_string(),
+        };
+        let arg = show(&self.arg);
+        let res = show(&self.result);
+        match self.outcome {
+            Outcome::Ok if !res.is_empty() && res != arg => {
+                format!("{} {arg}->{res}", self.f).replace("  ", " ")
+            }
+            _ => format!("{} {arg}", self.f).trim().to_string(),
+        }
+    }
+}
+
+/// Pairs each invoke with the next completion by the same process.
+pub fn ops_of(history: &History) -> Vec<Op> {
+    let mut ops: Vec<Op> = Vec::new();
+    let mut open: BTreeMap<u64, usize> = BTreeMap::new();
+    for e in &history.events {
+        match e.kind {
+            EventType::Invoke => {
+                open.insert(e.process, ops.len());
+                ops.push(Op {
+                    index: ops.len(),
+                    process: e.process,
+                    f: e.f.clone(),
+                    key: e.key.clone(),
+                    invoke_ns: e.time_ns,
+                    complete_ns: None,
+                    outcome: Outcome::Pending,
+                    arg: e.value.clone(),
+                    result: serde_json::Value::Null,
+                });
+            }
+            kind => {
+                if let Some(i) = open.remove(&e.process) {
+                    let op = &mut ops[i];
+                    op.complete_ns = Some(e.time_ns);
+                    op.result = e.value.clone();
+                    op.outcome = match kind {
+                        EventType::Ok => Outcome::Ok,
+                        EventType::Fail => Outcome::Fail,
+                        _ => Outcome::Info,
+                    };
+                }
+            }
+        }
+    }
+    ops
+}
+
+/// A stretch of time during which a fault held (or an instant, when `start_ns == end_ns`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FaultWindow {
+    /// When it began.
+    pub start_ns: u64,
+    /// When it ended (the run's end if it never did).
+    pub end_ns: u64,
+    /// "partition", "crash", "pause", "clog", "clock_step", "clock_drift", "swizzle".
+    pub kind: String,
+    /// The servers it touched.
+    pub nodes: Vec<usize>,
+    /// A readable description.
+    pub detail: String,
+}
+
+impl FaultWindow {
+    /// A short label for the plots: `crash n2`, `partition`.
+    pub fn label(&self) -> String {
+        if self.nodes.is_empty() || self.kind == "partition" || self.kind == "swizzle" {
+            self.kind.clone()
+        } else {
+            let ns: Vec<String> = self.nodes.iter().map(|n| format!("n{n}")).collect();
+            format!("{} {}", self.kind, ns.join(","))
+        }
+    }
+}
+
+/// Pairs starts with ends: partition/heal (all open partitions end at a heal), crash/restart,
+/// pause/resume and clog/unclog per node. Other actions are instants. A window still open at
+/// the end of the run ends at `end_ns`.
+pub fn fault_windows(log: &[FaultRecord], end_ns: u64) -> Vec<FaultWindow> {
+    let mut out = Vec::new();
+    let mut open_partitions: Vec<FaultWindow> = Vec::new();
+    // (kind, node) -> open window
+    let mut open: BTreeMap<(&'static str, usize), FaultWindow> = BTreeMap::new();
+    let start_of = |a: &str| -> Option<&'static str> {
+        match a {
+            "crash" => Some("crash"),
+            "pause" => Some("pause"),
+            "clog" => Some("clog"),
+            _ => None,
+        }
+    };
+    let end_of = |a: &str| -> Option<&'static str> {
+        match a {
+            "restart" => Some("crash"),
+            "resume" => Some("pause"),
+            "unclog" => Some("clog"),
+            _ => None,
+        }
+    };
+    for f in log {
+        let a = f.action.as_str();
+        if a == "partition" {
+            open_partitions.push(FaultWindow {
+                start_ns: f.time_ns,
+                end_ns,
+                kind: "partition".into(),
+                nodes: f.nodes.clone(),
+                detail: f.detail.clone(),
+            });
+        } else if a == "heal" {
+            for mut w in open_partitions.drain(..) {
+                w.end_ns = f.time_ns;
+                out.push(w);
+            }
+        } else if let Some(kind) = start_of(a) {
+            for &n in &f.nodes {
+                open.entry((kind, n)).or_insert(FaultWindow {
+                    start_ns: f.time_ns,
+                    end_ns,
+                    kind: kind.into(),
+                    nodes: vec![n],
+                    detail: f.detail.clone(),
+                });
+            }
+        } else if let Some(kind) = end_of(a) {
+            for &n in &f.nodes {
+                if let Some(mut w) = open.remove(&(kind, n)) {
+                    w.end_ns = f.time_ns;
+                    out.push(w);
+                }
+            }
+        } else if a == "quiet" || f.detail.starts_with("skipped") {
+            // Not a fault: the start of the quiet period, or a scripted fault with no target.
+        } else {
+            out.push(FaultWindow {
+                start_ns: f.time_ns,
+                end_ns: f.time_ns,
+                kind: a.to_string(),
+                nodes: f.nodes.clone(),
+                detail: f.detail.clone(),
+            });
+        }
+    }
+    out.extend(open_partitions);
+    out.extend(open.into_values());
+    out.sort_by(|a, b| (a.start_ns, &a.kind, &a.nodes).cmp(&(b.start_ns, &b.kind, &b.nodes)));
+    out
+}
+
+/// The operations the linearizability checker could not place, read from its JSON report.
+///
+/// Accepted shape (all fields optional, so a report of any other shape just highlights
+/// nothing): an object with one of the arrays `unplaced`, `unplaced_ops` or
+/// `non_linearizable_ops`, whose elements are operation indices (the i-th `invoke` of the
+/// history, 0-based) or objects carrying such an index as `op` or `index`. Returns `None`
+/// when no such list is present.
+pub fn unplaced_ops(lin: Option<&serde_json::Value>) -> Option<BTreeSet<usize>> {
+    let lin = lin?;
+    let list = ["unplaced", "unplaced_ops", "non_linearizable_ops"]
+        .iter()
+        .find_map(|k| lin.get(*k).and_then(|v| v.as_array()))?;
+    Some(
+        list.iter()
+            .filter_map(|v| {
+                v.as_u64()
+                    .or_else(|| v.get("op").and_then(|x| x.as_u64()))
+                    .or_else(|| v.get("index").and_then(|x| x.as_u64()))
+                    .map(|x| x as usize)
+            })
+            .collect(),
+    )
+}
+
+/// The operations violation messages name, by two conventions a checker can follow: `op #N`
+/// (or `operation #N`) names the operation with index N (the N-th `invoke` of the history,
+/// from 0); `value V` names the operations whose argument is V (the write or add of that
+/// value). At most `max` operations, the lowest indices first.
+pub fn named_ops(messages: &[&str], ops: &[Op], max: usize) -> BTreeSet<usize> {
+    let mut indices = BTreeSet::new();
+    let mut values = BTreeSet::new();
+    for m in messages {
+        for (word, is_index) in [("op #", true), ("operation #", true), ("value ", false)] {
+            for part in m.split(word).skip(1) {
+                let digits: String = part.chars().take_while(|c| c.is_ascii_digit()).collect();
+                if let Ok(n) = digits.parse::<u64>() {
+                    if is_index {
+                        indices.insert(n);
+                    } else {
+                        values.insert(n);
+                    }
+                }
+            }
+        }
+    }
+    let mut out: BTreeSet<usize> = indices
+        .into_iter()
+        .map(|i| i as usize)
+        .filter(|i| *i < ops.len())
+        .collect();
+    if !values.is_empty() {
+        for op in ops {
+            if op.arg.as_u64().is_some_and(|v| values.contains(&v)) {
+                out.insert(op.index);
+            }
+        }
+    }
+    out.into_iter().take(max).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sim_core::HistoryEvent;
+
+    fn ev(kind: EventType, process: u64, time_ns: u64) -> HistoryEvent {
+        HistoryEvent {
+            kind,
+            process,
+            time_ns,
+            f: "write".into(),
+            key: None,
+            value: serde_json::json!(1),
+        }
+    }
+
+    #[test]
+    fn ops_pair_by_process_and_keep_pending() {
+        let h = History {
+            events: vec![
+                ev(EventType::Invoke, 0, 10),
+                ev(EventType::Invoke, 1, 20),
+                ev(EventType::Ok, 1, 30),
+                ev(EventType::Info, 0, 40),
+                ev(EventType::Invoke, 2, 50),
+            ],
+        };
+        let ops = ops_of(&h);
+        assert_eq!(ops.len(), 3);
+        assert_eq!(
+            (ops[0].outcome, ops[0].complete_ns),
+            (Outcome::Info, Some(40))
+        );
+        assert_eq!(
+            (ops[1].outcome, ops[1].complete_ns),
+            (Outcome::Ok, Some(30))
+        );
+        assert_eq!(ops[2].outcome, Outcome::Pending);
+    }
+
+    #[test]
+    fn fault_windows_pair_starts_and_ends() {
+        let r = |t, a: &str, n: Vec<usize>| FaultRecord {
+            time_ns: t,
+            action: a.into(),
+            nodes: n,
+            detail: String::new(),
+        };
+        let log = vec![
+            r(1, "partition", vec![0, 1]),
+            r(2, "crash", vec![3]),
+            r(3, "clock_step", vec![2]),
+            r(4, "heal", vec![]),
+            r(5, "restart", vec![3]),
+            r(6, "pause", vec![1]),
+        ];
+        let w = fault_windows(&log, 100);
+        let got: Vec<(u64, u64, &str)> = w
+            .iter()
+            .map(|w| (w.start_ns, w.end_ns, w.kind.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, 4, "partition"),
+                (2, 5, "crash"),
+                (3, 3, "clock_step"),
+                (6, 100, "pause")
+            ]
+        );
+    }
+
+    #[test]
+    fn violations_name_ops_by_index_or_value() {
+        let h = History {
+            events: vec![
+                ev(EventType::Invoke, 0, 10),
+                ev(EventType::Ok, 0, 11),
+                HistoryEvent {
+                    value: serde_json::json!(151),
+                    ..ev(EventType::Invoke, 1, 20)
+                },
+                ev(EventType::Invoke, 2, 30),
+            ],
+        };
+        let ops = ops_of(&h);
+        let got = named_ops(
+            &["value 151, acknowledged, is missing", "see op #2"],
+            &ops,
+            10,
+        );
+        assert_eq!(got, [1, 2].into_iter().collect());
+        assert!(named_ops(&["op #99 does not exist"], &ops, 10).is_empty());
+    }
+
+    #[test]
+    fn unplaced_reads_indices_and_objects() {
+        let v = serde_json::json!({"unplaced": [3, {"op": 5}, {"index": 7}, "x"]});
+        assert_eq!(
+            unplaced_ops(Some(&v)),
+            Some([3, 5, 7].into_iter().collect())
+        );
+        assert_eq!(
+            unplaced_ops(Some(&serde_json::json!({"valid": true}))),
+            None
+        );
+        assert_eq!(unplaced_ops(None), None);
+    }
+}

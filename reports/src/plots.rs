@@ -1,0 +1,1337 @@
+//! The plots. Each is a value implementing [`Plot`], drawn once to SVG and once to PNG by the
+//! same code. Plots bound the marks they draw (aggregating where marks would overlap, or
+//! narrowing a window) and say so on the plot, so a large run stays fast and readable.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use sim_core::metrics::SeriesPoint;
+use sim_core::trace::{TraceEvent, TraceKind};
+
+use crate::data::{FaultWindow, Op, Outcome};
+use crate::font::FAMILY;
+
+/// A plot that can be drawn on any plotters backend.
+pub trait Plot {
+    /// Width and height in pixels.
+    fn size(&self) -> (u32, u32);
+    /// Draws the plot.
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String>;
+}
+
+pub(crate) fn err<E: std::fmt::Display>(e: E) -> String {
+    e.to_string()
+}
+
+/// Most marks a scatter draws one by one; past it, marks are merged per grid cell.
+pub const SCATTER_MARKS_MAX: usize = 5_000;
+/// Most messages the space-time diagram draws; past it, the window narrows.
+pub const MESSAGES_MAX: usize = 300;
+/// Most operations one history view draws; past it, the window narrows.
+pub const HISTORY_OPS_MAX: usize = 300;
+
+const OK_C: RGBColor = RGBColor(30, 140, 60);
+const FAIL_C: RGBColor = RGBColor(200, 40, 40);
+const INFO_C: RGBColor = RGBColor(230, 140, 0);
+const PENDING_C: RGBColor = RGBColor(120, 120, 120);
+const VIOLATION_C: RGBColor = RGBColor(220, 0, 0);
+const NODE_COLORS: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(23, 190, 207),
+];
+
+fn outcome_color(o: Outcome) -> RGBColor {
+    match o {
+        Outcome::Ok => OK_C,
+        Outcome::Fail => FAIL_C,
+        Outcome::Info => INFO_C,
+        Outcome::Pending => PENDING_C,
+    }
+}
+
+fn node_color(i: usize) -> RGBColor {
+    NODE_COLORS[i % NODE_COLORS.len()]
+}
+
+fn fault_color(kind: &str) -> RGBColor {
+    match kind {
+        "partition" => RGBColor(70, 130, 220),
+        "crash" => RGBColor(220, 50, 50),
+        "pause" => RGBColor(230, 180, 0),
+        "clog" => RGBColor(150, 80, 200),
+        _ => RGBColor(90, 60, 160),
+    }
+}
+
+fn font(size: u32) -> TextStyle<'static> {
+    TextStyle::from((FAMILY, size).into_font())
+}
+
+fn s_of(ns: u64) -> f64 {
+    ns as f64 / 1e9
+}
+
+/// Draws a note at the bottom left of the plot (aggregation, sampling, window).
+fn note<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, text: &str) -> Result<(), String> {
+    if text.is_empty() {
+        return Ok(());
+    }
+    let (_, h) = root.dim_in_pixel();
+    root.draw(&Text::new(
+        text.to_string(),
+        (8, h as i32 - 4),
+        font(12)
+            .color(&RGBColor(90, 90, 90))
+            .pos(Pos::new(HPos::Left, VPos::Bottom)),
+    ))
+    .map_err(err)
+}
+
+type Chart2<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// Shades fault windows across the whole y range and labels them at the top; instants are
+/// vertical lines. Labels are given to at most `labels_max` windows.
+fn shade_faults<DB: DrawingBackend>(
+    chart: &mut Chart2<'_, DB>,
+    faults: &[FaultWindow],
+    (x0, x1): (f64, f64),
+    (y0, y1): (f64, f64),
+) -> Result<(), String> {
+    let labels_max = 16;
+    let mut labelled = 0;
+    let mut lanes_used = 0usize;
+    for w in faults {
+        let (a, b) = (s_of(w.start_ns), s_of(w.end_ns));
+        if b < x0 || a > x1 {
+            continue;
+        }
+        let (a, b) = (a.max(x0), b.min(x1));
+        let c = fault_color(&w.kind);
+        if w.end_ns > w.start_ns {
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(a, y0), (b, y1)],
+                    c.mix(0.13).filled(),
+                )))
+                .map_err(err)?;
+        } else {
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(a, y0), (a, y1)],
+                    c.mix(0.7).stroke_width(1),
+                )))
+                .map_err(err)?;
+        }
+        if labelled < labels_max {
+            labelled += 1;
+            // Stagger labels over three rows so that close faults stay readable.
+            let row = lanes_used % 3;
+            lanes_used += 1;
+            let y = y1 - (y1 - y0) * (0.02 + 0.05 * row as f64);
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    w.label(),
+                    (a, y),
+                    font(11).color(&c),
+                )))
+                .map_err(err)?;
+        }
+    }
+    Ok(())
+}
+
+fn violation_line<DB: DrawingBackend>(
+    chart: &mut Chart2<'_, DB>,
+    at_s: Option<f64>,
+    (x0, x1): (f64, f64),
+    (y0, y1): (f64, f64),
+) -> Result<(), String> {
+    if let Some(t) = at_s.filter(|t| *t >= x0 && *t <= x1) {
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(t, y0), (t, y1)],
+                VIOLATION_C.stroke_width(2),
+            )))
+            .map_err(err)?;
+        chart
+            .draw_series(std::iter::once(Text::new(
+                "violation".to_string(),
+                (t, y0 + (y1 - y0) * 0.08),
+                font(12)
+                    .color(&VIOLATION_C)
+                    .pos(Pos::new(HPos::Right, VPos::Bottom)),
+            )))
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+// ---- latency ---------------------------------------------------------------------------
+
+/// Operation latency over time, one mark per operation coloured by outcome.
+pub struct LatencyPlot<'a> {
+    /// The operations.
+    pub ops: &'a [Op],
+    /// Fault windows to shade.
+    pub faults: &'a [FaultWindow],
+    /// The run's end.
+    pub end_ns: u64,
+    /// The first violation.
+    pub violation_ns: Option<u64>,
+}
+
+impl LatencyPlot<'_> {
+    /// The marks to draw: (time s, latency ms, outcome), merged per grid cell when many; and
+    /// a note saying what was merged.
+    fn marks(&self, ymax: f64) -> (Vec<(f64, f64, Outcome)>, String) {
+        let end = s_of(self.end_ns).max(1e-9);
+        let pts: Vec<(f64, f64, Outcome)> = self
+            .ops
+            .iter()
+            .filter(|o| o.outcome != Outcome::Pending)
+            .filter_map(|o| o.latency_ms().map(|l| (s_of(o.invoke_ns), l, o.outcome)))
+            .collect();
+        if pts.len() <= SCATTER_MARKS_MAX {
+            return (pts, String::new());
+        }
+        let (cols, rows) = (300.0, 100.0);
+        let mut cells: BTreeSet<(u32, u32, Outcome)> = BTreeSet::new();
+        for (x, y, o) in &pts {
+            let cx = ((x / end) * cols).clamp(0.0, cols - 1.0) as u32;
+            let cy = ((y / ymax) * rows).clamp(0.0, rows - 1.0) as u32;
+            cells.insert((cx, cy, *o));
+        }
+        let merged: Vec<(f64, f64, Outcome)> = cells
+            .into_iter()
+            .map(|(cx, cy, o)| {
+                (
+                    (cx as f64 + 0.5) / cols * end,
+                    (cy as f64 + 0.5) / rows * ymax,
+                    o,
+                )
+            })
+            .collect();
+        let note = format!(
+            "{} operations drawn as {} marks: operations that would overlap (same 1/300 of time, 1/100 of latency, outcome) are merged",
+            pts.len(),
+            merged.len()
+        );
+        (merged, note)
+    }
+}
+
+impl Plot for LatencyPlot<'_> {
+    fn size(&self) -> (u32, u32) {
+        (1100, 460)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        root.fill(&WHITE).map_err(err)?;
+        let x1 = s_of(self.end_ns).max(1e-3);
+        let ymax = self
+            .ops
+            .iter()
+            .filter_map(|o| o.latency_ms())
+            .fold(1.0f64, f64::max)
+            * 1.15;
+        let mut chart = ChartBuilder::on(root)
+            .caption("Operation latency over time", font(18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f64..x1, 0f64..ymax)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("invocation time (s)")
+            .y_desc("latency (ms)")
+            .label_style(font(12))
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()
+            .map_err(err)?;
+        shade_faults(&mut chart, self.faults, (0.0, x1), (0.0, ymax))?;
+        let (marks, text) = self.marks(ymax);
+        for o in [Outcome::Ok, Outcome::Fail, Outcome::Info] {
+            let c = outcome_color(o);
+            let n = self.ops.iter().filter(|x| x.outcome == o).count();
+            let pts = marks.iter().filter(|m| m.2 == o).map(|m| (m.0, m.1));
+            let label = format!("{} ({n})", o.as_str());
+            match o {
+                Outcome::Ok => chart
+                    .draw_series(pts.map(|p| Circle::new(p, 2, c.mix(0.7).filled())))
+                    .map_err(err)?
+                    .label(label)
+                    .legend(move |(x, y)| Circle::new((x, y), 3, c.filled())),
+                Outcome::Fail => chart
+                    .draw_series(pts.map(|p| Cross::new(p, 3, c.stroke_width(1))))
+                    .map_err(err)?
+                    .label(label)
+                    .legend(move |(x, y)| Cross::new((x, y), 3, c.stroke_width(1))),
+                _ => chart
+                    .draw_series(pts.map(|p| TriangleMarker::new(p, 3, c.filled())))
+                    .map_err(err)?
+                    .label(label)
+                    .legend(move |(x, y)| TriangleMarker::new((x, y), 3, c.filled())),
+            };
+        }
+        violation_line(
+            &mut chart,
+            self.violation_ns.map(s_of),
+            (0.0, x1),
+            (0.0, ymax),
+        )?;
+        chart
+            .configure_series_labels()
+            .label_font(font(12))
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(180, 180, 180))
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(err)?;
+        note(root, &text)
+    }
+}
+
+// ---- throughput ------------------------------------------------------------------------
+
+/// Completed operations per second over time, by outcome.
+pub struct ThroughputPlot<'a> {
+    /// The operations.
+    pub ops: &'a [Op],
+    /// Fault windows to shade.
+    pub faults: &'a [FaultWindow],
+    /// The run's end.
+    pub end_ns: u64,
+    /// The first violation.
+    pub violation_ns: Option<u64>,
+}
+
+impl Plot for ThroughputPlot<'_> {
+    fn size(&self) -> (u32, u32) {
+        (1100, 360)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        root.fill(&WHITE).map_err(err)?;
+        let end = self.end_ns.max(1);
+        let bins = 100usize;
+        let width_ns = end.div_ceil(bins as u64).max(1);
+        let mut counts: BTreeMap<Outcome, Vec<f64>> = BTreeMap::new();
+        for o in self.ops {
+            if let Some(c) = o.complete_ns {
+                let b = ((c / width_ns) as usize).min(bins - 1);
+                counts.entry(o.outcome).or_insert_with(|| vec![0.0; bins])[b] += 1.0;
+            }
+        }
+        let per_s = 1e9 / width_ns as f64;
+        let ymax = counts
+            .values()
+            .flat_map(|v| v.iter())
+            .fold(1.0f64, |a, b| a.max(*b))
+            * per_s
+            * 1.15;
+        let x1 = s_of(end);
+        let mut chart = ChartBuilder::on(root)
+            .caption("Throughput (completed operations per second)", font(18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f64..x1, 0f64..ymax)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("completion time (s)")
+            .y_desc("ops/s")
+            .label_style(font(12))
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()
+            .map_err(err)?;
+        shade_faults(&mut chart, self.faults, (0.0, x1), (0.0, ymax))?;
+        for (o, v) in &counts {
+            let c = outcome_color(*o);
+            let pts: Vec<(f64, f64)> = v
+                .iter()
+                .enumerate()
+                .flat_map(|(i, n)| {
+                    let a = s_of(i as u64 * width_ns);
+                    let b = s_of((i as u64 + 1) * width_ns).min(x1);
+                    [(a, n * per_s), (b, n * per_s)]
+                })
+                .collect();
+            chart
+                .draw_series(LineSeries::new(pts, c.stroke_width(2)))
+                .map_err(err)?
+                .label(o.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2))
+                });
+        }
+        violation_line(
+            &mut chart,
+            self.violation_ns.map(s_of),
+            (0.0, x1),
+            (0.0, ymax),
+        )?;
+        chart
+            .configure_series_labels()
+            .label_font(font(12))
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(180, 180, 180))
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(err)?;
+        note(
+            root,
+            &format!("{} bins of {:.0} ms", bins, width_ns as f64 / 1e6),
+        )
+    }
+}
+
+// ---- space-time diagram ----------------------------------------------------------------
+
+/// A space-time (Lamport) diagram of a window of the run.
+pub struct SpaceTimePlot<'a> {
+    /// The kept trace.
+    pub trace: &'a [TraceEvent],
+    /// The operations (to draw client operations and highlight unplaced ones).
+    pub ops: &'a [Op],
+    /// Operations to highlight, with why ("not placed", "named by a violation").
+    pub highlight: &'a BTreeMap<usize, &'static str>,
+    /// Server count.
+    pub servers: usize,
+    /// Client count.
+    pub clients: usize,
+    /// Fault windows.
+    pub faults: &'a [FaultWindow],
+    /// The window drawn, in true time.
+    pub window_ns: (u64, u64),
+    /// The first violation.
+    pub violation_ns: Option<u64>,
+    /// Why this window (shown on the plot).
+    pub why: String,
+}
+
+/// One message in the window: (send time, from, to or drop, end time, label, dropped).
+struct Arrow {
+    t0: u64,
+    from: usize,
+    to: usize,
+    t1: u64,
+    label: String,
+    dropped: bool,
+}
+
+impl SpaceTimePlot<'_> {
+    fn arrows(&self, (a, b): (u64, u64)) -> Vec<Arrow> {
+        let mut sends: BTreeMap<u64, (u64, usize, usize, &str)> = BTreeMap::new();
+        // Delivered messages, kept for duplicates that arrive again.
+        let mut delivered: BTreeMap<u64, (u64, usize, usize, &str)> = BTreeMap::new();
+        let mut out = Vec::new();
+        for e in self.trace {
+            if e.time_ns > b {
+                break;
+            }
+            match e.kind {
+                TraceKind::Send => {
+                    if let (Some(id), Some(p)) = (e.msg_id, e.peer) {
+                        sends.insert(id, (e.time_ns, e.node, p, &e.label));
+                    }
+                }
+                TraceKind::Deliver
+                | TraceKind::DropCut
+                | TraceKind::DropLoss
+                | TraceKind::DropDown => {
+                    let dropped = e.kind != TraceKind::Deliver;
+                    let found = e.msg_id.and_then(|id| {
+                        let s = sends.remove(&id).or_else(|| delivered.get(&id).copied());
+                        if let (false, Some(s)) = (dropped, s) {
+                            delivered.insert(id, s);
+                        }
+                        s
+                    });
+                    let (t0, from, to, label) = match found {
+                        Some(s) => s,
+                        // A drop at send time may come without a send event.
+                        None if dropped => (
+                            e.time_ns,
+                            e.node,
+                            e.peer.unwrap_or(e.node),
+                            e.label.as_str(),
+                        ),
+                        None => continue,
+                    };
+                    if e.time_ns < a {
+                        continue;
+                    }
+                    out.push(Arrow {
+                        t0,
+                        from,
+                        to,
+                        t1: e.time_ns,
+                        label: label.to_string(),
+                        dropped,
+                    });
+                }
+                _ => {}
+            }
+        }
+        // Messages sent in the window and still in flight at its end.
+        for (t0, from, to, label) in sends.into_values() {
+            if t0 >= a {
+                out.push(Arrow {
+                    t0,
+                    from,
+                    to,
+                    t1: b,
+                    label: label.to_string(),
+                    dropped: false,
+                });
+            }
+        }
+        out
+    }
+}
+
+impl Plot for SpaceTimePlot<'_> {
+    fn size(&self) -> (u32, u32) {
+        let lanes = (self.servers + self.clients).max(1) as u32;
+        (1100, (160 + 46 * lanes).min(1400))
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        root.fill(&WHITE).map_err(err)?;
+        let (mut a, mut b) = self.window_ns;
+        let mut arrows = self.arrows((a, b));
+        let mut narrowed = false;
+        // Narrow the window around its anchor until the messages fit.
+        let anchor = self
+            .violation_ns
+            .filter(|v| *v >= a && *v <= b)
+            .unwrap_or(a + (b - a) / 2);
+        let mut rounds = 0;
+        while arrows.len() > MESSAGES_MAX && rounds < 40 {
+            rounds += 1;
+            narrowed = true;
+            let (l, r) = (anchor - a, b - anchor);
+            a = anchor - l * 2 / 3;
+            b = anchor + r * 2 / 3;
+            arrows = self.arrows((a, b));
+        }
+        let lanes = self.servers + self.clients;
+        let (x0, x1) = (s_of(a) * 1e3, (s_of(b) * 1e3).max(s_of(a) * 1e3 + 1e-3));
+        let (y0, y1) = (-0.7, lanes as f64 - 0.3);
+        let y_of = |n: usize| (lanes - 1 - n.min(lanes.saturating_sub(1))) as f64;
+        let mut chart = ChartBuilder::on(root)
+            .caption("Space-time diagram (messages between nodes)", font(18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(50)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("time (ms)")
+            .y_labels(0)
+            .disable_y_mesh()
+            .label_style(font(12))
+            .light_line_style(RGBColor(240, 240, 240))
+            .draw()
+            .map_err(err)?;
+        // Partitions shade everything; node faults are drawn on their lanes.
+        let global: Vec<FaultWindow> = self
+            .faults
+            .iter()
+            .filter(|w| w.kind == "partition" || w.end_ns == w.start_ns)
+            .map(|w| FaultWindow {
+                start_ns: w.start_ns,
+                end_ns: w.end_ns,
+                ..w.clone()
+            })
+            .collect();
+        let in_ms: Vec<FaultWindow> = global
+            .iter()
+            .map(|w| FaultWindow {
+                start_ns: w.start_ns * 1000,
+                end_ns: w.end_ns * 1000,
+                ..w.clone()
+            })
+            .collect();
+        shade_faults(&mut chart, &in_ms, (x0, x1), (y0, y1))?;
+        for n in 0..lanes {
+            let y = y_of(n);
+            let c = if n < self.servers {
+                BLACK
+            } else {
+                RGBColor(110, 110, 110)
+            };
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(x0, y), (x1, y)],
+                    c.stroke_width(1),
+                )))
+                .map_err(err)?;
+            let name = if n < self.servers {
+                format!("n{n}")
+            } else {
+                format!("client {}", n - self.servers)
+            };
+            let (px, py) = chart.backend_coord(&(x0, y));
+            root.draw(&Text::new(
+                name,
+                (px - 6, py),
+                font(12).pos(Pos::new(HPos::Right, VPos::Center)),
+            ))
+            .map_err(err)?;
+        }
+        for w in self
+            .faults
+            .iter()
+            .filter(|w| w.kind != "partition" && w.end_ns > w.start_ns)
+        {
+            let (s, e) = (s_of(w.start_ns) * 1e3, s_of(w.end_ns) * 1e3);
+            if e < x0 || s > x1 {
+                continue;
+            }
+            let c = fault_color(&w.kind);
+            for &n in &w.nodes {
+                let y = y_of(n);
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(s.max(x0), y - 0.12), (e.min(x1), y + 0.12)],
+                        c.mix(0.35).filled(),
+                    )))
+                    .map_err(err)?;
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        w.kind.clone(),
+                        (s.max(x0), y + 0.3),
+                        font(11).color(&c),
+                    )))
+                    .map_err(err)?;
+            }
+        }
+        // Client operations as bars on the client lanes.
+        let clients = self.clients.max(1) as u64;
+        for op in self.ops {
+            let end = op.complete_ns.unwrap_or(b);
+            if end < a || op.invoke_ns > b {
+                continue;
+            }
+            let lane = self.servers + (op.process % clients) as usize;
+            let y = y_of(lane);
+            let hl = self.highlight.contains_key(&op.index);
+            let c = if hl {
+                VIOLATION_C
+            } else {
+                outcome_color(op.outcome)
+            };
+            let (s, e) = (s_of(op.invoke_ns) * 1e3, s_of(end) * 1e3);
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(s.max(x0), y - 0.08), (e.min(x1), y + 0.08)],
+                    if hl { c.filled() } else { c.mix(0.5).filled() },
+                )))
+                .map_err(err)?;
+        }
+        let show_labels = arrows.len() <= 40;
+        for ar in &arrows {
+            let (ya, yb) = (y_of(ar.from), y_of(ar.to));
+            let (ta, tb) = (s_of(ar.t0) * 1e3, s_of(ar.t1) * 1e3);
+            if ar.dropped {
+                // A dropped message goes part of the way and ends in a cross.
+                let tb = tb.max(ta + (x1 - x0) * 0.01);
+                let ym = ya + (yb - ya) * 0.4;
+                chart
+                    .draw_series(std::iter::once(PathElement::new(
+                        vec![(ta, ya), (tb, ym)],
+                        FAIL_C.mix(0.8).stroke_width(1),
+                    )))
+                    .map_err(err)?;
+                chart
+                    .draw_series(std::iter::once(Cross::new(
+                        (tb, ym),
+                        4,
+                        FAIL_C.stroke_width(2),
+                    )))
+                    .map_err(err)?;
+            } else {
+                let c = RGBColor(40, 70, 160);
+                chart
+                    .draw_series(std::iter::once(PathElement::new(
+                        vec![(ta, ya), (tb, yb)],
+                        c.mix(0.6).stroke_width(1),
+                    )))
+                    .map_err(err)?;
+                // The arrow head: a dot at the receiving end.
+                chart
+                    .draw_series(std::iter::once(Circle::new((tb, yb), 2, c.filled())))
+                    .map_err(err)?;
+            }
+            if show_labels {
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        ar.label.clone(),
+                        ((ta + tb) / 2.0, (ya + yb) / 2.0),
+                        font(10).color(&RGBColor(80, 80, 80)),
+                    )))
+                    .map_err(err)?;
+            }
+        }
+        violation_line(
+            &mut chart,
+            self.violation_ns.map(|v| s_of(v) * 1e3),
+            (x0, x1),
+            (y0, y1),
+        )?;
+        let dropped = arrows.iter().filter(|a| a.dropped).count();
+        let mut text = format!(
+            "{} messages ({} dropped, marked x); {}",
+            arrows.len(),
+            dropped,
+            self.why
+        );
+        if narrowed {
+            text.push_str(&format!(
+                "; window narrowed to {:.1}..{:.1} ms to draw at most {MESSAGES_MAX} messages",
+                x0, x1
+            ));
+        }
+        note(root, &text)
+    }
+}
+
+// ---- history per key -------------------------------------------------------------------
+
+/// The history of one key, Porcupine-style: one row per client, each operation a bar from
+/// invocation to completion, unplaced operations in red.
+pub struct HistoryPlot<'a> {
+    /// The key's name for the title.
+    pub key: String,
+    /// The operations on this key (already limited to the window).
+    pub ops: Vec<&'a Op>,
+    /// Operations to highlight, with why ("not placed", "named by a violation").
+    pub highlight: &'a BTreeMap<usize, &'static str>,
+    /// Client count (rows).
+    pub clients: usize,
+    /// The window drawn.
+    pub window_ns: (u64, u64),
+    /// The first violation.
+    pub violation_ns: Option<u64>,
+    /// What the plot leaves out, shown on it.
+    pub why: String,
+}
+
+impl Plot for HistoryPlot<'_> {
+    fn size(&self) -> (u32, u32) {
+        (1100, (150 + 44 * self.clients.max(1) as u32).min(1400))
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        root.fill(&WHITE).map_err(err)?;
+        let rows = self.clients.max(1);
+        let (a, b) = self.window_ns;
+        let (x0, x1) = (s_of(a) * 1e3, (s_of(b) * 1e3).max(s_of(a) * 1e3 + 1e-3));
+        let (y0, y1) = (-0.6, rows as f64 - 0.4);
+        let mut chart = ChartBuilder::on(root)
+            .caption(format!("History of {}", self.key), font(18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("time (ms)")
+            .y_labels(0)
+            .disable_y_mesh()
+            .label_style(font(12))
+            .light_line_style(RGBColor(240, 240, 240))
+            .draw()
+            .map_err(err)?;
+        for r in 0..rows {
+            let y = (rows - 1 - r) as f64;
+            let (px, py) = chart.backend_coord(&(x0, y));
+            root.draw(&Text::new(
+                format!("client {r}"),
+                (px - 6, py),
+                font(12).pos(Pos::new(HPos::Right, VPos::Center)),
+            ))
+            .map_err(err)?;
+        }
+        // Plot width in pixels per millisecond, to give labels only to bars they fit in.
+        let px_per_ms = (self.size().0 as f64 - 100.0) / (x1 - x0);
+        // Highlighted labels per row, to alternate them above and below their bars.
+        let mut hl_labels = vec![0usize; rows];
+        for op in &self.ops {
+            let r = (op.process % rows as u64) as usize;
+            let y = (rows - 1 - r) as f64;
+            let end = op.complete_ns.unwrap_or(b);
+            let (s, e) = (
+                (s_of(op.invoke_ns) * 1e3).max(x0),
+                (s_of(end) * 1e3).min(x1),
+            );
+            let hl = self.highlight.contains_key(&op.index);
+            let c = if hl {
+                VIOLATION_C
+            } else {
+                outcome_color(op.outcome)
+            };
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(s, y - 0.28), (e, y + 0.28)],
+                    c.mix(if hl { 0.55 } else { 0.25 }).filled(),
+                )))
+                .map_err(err)?;
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(s, y - 0.28), (e, y + 0.28)],
+                    c.stroke_width(if hl { 3 } else { 1 }),
+                )))
+                .map_err(err)?;
+            let mut label = format!("#{} {}", op.index, op.label());
+            if label.chars().count() > 28 {
+                label = label.chars().take(27).collect::<String>() + "…";
+            }
+            if let Some(why) = self.highlight.get(&op.index) {
+                // Above or below the bar, in red, whether it fits or not.
+                hl_labels[r] += 1;
+                let dy = if hl_labels[r] % 2 == 1 { 0.45 } else { -0.32 };
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        format!("{label} ({why})"),
+                        (s, y + dy),
+                        font(11).color(&VIOLATION_C),
+                    )))
+                    .map_err(err)?;
+            } else if (e - s) * px_per_ms >= 6.0 * label.chars().count() as f64 {
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        label,
+                        (s, y + 0.18),
+                        font(10).color(&BLACK),
+                    )))
+                    .map_err(err)?;
+            }
+        }
+        violation_line(
+            &mut chart,
+            self.violation_ns.map(|v| s_of(v) * 1e3),
+            (x0, x1),
+            (y0, y1),
+        )?;
+        let hl = self
+            .ops
+            .iter()
+            .filter(|o| self.highlight.contains_key(&o.index))
+            .count();
+        note(
+            root,
+            &format!(
+                "{} operations; {} in red: not placed by the checker or named by a violation; green ok, red-outlined fail, orange info, grey pending; {}",
+                self.ops.len(),
+                hl,
+                self.why
+            ),
+        )
+    }
+}
+
+// ---- algorithm panels ------------------------------------------------------------------
+
+/// How a series is drawn, from its name (see the crate docs for the convention).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PanelKind {
+    /// One step line per node (the default; `term`, `leader`, `commit_index`).
+    Step,
+    /// `state.NAME`: bars per node while the value is non-zero.
+    State,
+    /// `excl.NAME`: like `state.`, and times when two or more nodes are in it are shaded red.
+    Exclusive,
+    /// `load.NAME`: a bar per node of its last value.
+    Load,
+}
+
+impl PanelKind {
+    /// The kind a series name asks for.
+    pub fn of(name: &str) -> PanelKind {
+        if name.starts_with("state.") {
+            PanelKind::State
+        } else if name.starts_with("excl.") {
+            PanelKind::Exclusive
+        } else if name.starts_with("load.") {
+            PanelKind::Load
+        } else {
+            PanelKind::Step
+        }
+    }
+}
+
+/// Most points a step line keeps per node; past it, changes are sampled.
+pub const STEP_POINTS_MAX: usize = 4_000;
+
+/// One algorithm panel: a series recorded by the algorithm with `ctx.series`.
+pub struct PanelPlot<'a> {
+    /// The series name.
+    pub name: &'a str,
+    /// Its points in time order.
+    pub points: &'a [SeriesPoint],
+    /// The run's end.
+    pub end_ns: u64,
+    /// Fault windows.
+    pub faults: &'a [FaultWindow],
+}
+
+/// Intervals per node while the value is non-zero: node -> [(start, end)].
+pub fn intervals(points: &[SeriesPoint], end_ns: u64) -> BTreeMap<usize, Vec<(u64, u64)>> {
+    let mut open: BTreeMap<usize, u64> = BTreeMap::new();
+    let mut out: BTreeMap<usize, Vec<(u64, u64)>> = BTreeMap::new();
+    for p in points {
+        let on = p.value != 0.0;
+        match (on, open.get(&p.node).copied()) {
+            (true, None) => {
+                open.insert(p.node, p.time_ns);
+            }
+            (false, Some(s)) => {
+                open.remove(&p.node);
+                out.entry(p.node).or_default().push((s, p.time_ns));
+            }
+            _ => {}
+        }
+    }
+    for (n, s) in open {
+        out.entry(n).or_default().push((s, end_ns));
+    }
+    out
+}
+
+/// The times when two or more nodes are in the state at once.
+pub fn overlaps(iv: &BTreeMap<usize, Vec<(u64, u64)>>) -> Vec<(u64, u64)> {
+    let mut edges: Vec<(u64, i32)> = Vec::new();
+    for list in iv.values() {
+        for &(s, e) in list {
+            if e > s {
+                edges.push((s, 1));
+                edges.push((e, -1));
+            }
+        }
+    }
+    // Ends before starts at the same instant: a hand-over at one instant is no overlap.
+    edges.sort();
+    let mut depth = 0;
+    let mut out = Vec::new();
+    let mut since = 0;
+    for (t, d) in edges {
+        let before = depth;
+        depth += d;
+        if before < 2 && depth >= 2 {
+            since = t;
+        } else if before >= 2 && depth < 2 && t > since {
+            out.push((since, t));
+        }
+    }
+    out
+}
+
+impl Plot for PanelPlot<'_> {
+    fn size(&self) -> (u32, u32) {
+        (1100, 340)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        root.fill(&WHITE).map_err(err)?;
+        let kind = PanelKind::of(self.name);
+        let mut nodes: Vec<usize> = self.points.iter().map(|p| p.node).collect();
+        nodes.sort();
+        nodes.dedup();
+        let x1 = s_of(self.end_ns).max(1e-3);
+        match kind {
+            PanelKind::Load => {
+                let mut last: BTreeMap<usize, f64> = BTreeMap::new();
+                for p in self.points {
+                    last.insert(p.node, p.value);
+                }
+                let ymax = last.values().fold(1e-9f64, |a, b| a.max(*b)) * 1.15;
+                let n = nodes.len().max(1) as f64;
+                let mut chart = ChartBuilder::on(root)
+                    .caption(format!("{} per node (last value)", self.name), font(18))
+                    .margin(12)
+                    .x_label_area_size(40)
+                    .y_label_area_size(60)
+                    .build_cartesian_2d(-0.5f64..n - 0.5, 0f64..ymax)
+                    .map_err(err)?;
+                let names = nodes.clone();
+                chart
+                    .configure_mesh()
+                    .x_labels(nodes.len().max(1))
+                    .x_label_formatter(&move |x| {
+                        let i = x.round();
+                        if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < names.len() {
+                            format!("n{}", names[i as usize])
+                        } else {
+                            String::new()
+                        }
+                    })
+                    .disable_x_mesh()
+                    .label_style(font(12))
+                    .draw()
+                    .map_err(err)?;
+                let mean = last.values().sum::<f64>() / last.len().max(1) as f64;
+                chart
+                    .draw_series(nodes.iter().enumerate().map(|(i, node)| {
+                        let v = last.get(node).copied().unwrap_or(0.0);
+                        Rectangle::new(
+                            [(i as f64 - 0.35, 0.0), (i as f64 + 0.35, v)],
+                            node_color(*node).mix(0.8).filled(),
+                        )
+                    }))
+                    .map_err(err)?;
+                chart
+                    .draw_series(std::iter::once(PathElement::new(
+                        vec![(-0.5, mean), (n - 0.5, mean)],
+                        BLACK.stroke_width(1),
+                    )))
+                    .map_err(err)?;
+                note(root, &format!("dark line: mean {mean:.2}"))
+            }
+            PanelKind::State | PanelKind::Exclusive => {
+                let iv = intervals(self.points, self.end_ns);
+                let lanes = nodes.len().max(1);
+                let (y0, y1) = (-0.6, lanes as f64 - 0.4);
+                let mut chart = ChartBuilder::on(root)
+                    .caption(format!("{}: time in state per node", self.name), font(18))
+                    .margin(12)
+                    .x_label_area_size(40)
+                    .y_label_area_size(50)
+                    .build_cartesian_2d(0f64..x1, y0..y1)
+                    .map_err(err)?;
+                chart
+                    .configure_mesh()
+                    .x_desc("time (s)")
+                    .y_labels(0)
+                    .disable_y_mesh()
+                    .label_style(font(12))
+                    .draw()
+                    .map_err(err)?;
+                shade_faults(&mut chart, self.faults, (0.0, x1), (y0, y1))?;
+                let mut text = String::new();
+                if kind == PanelKind::Exclusive {
+                    let ov = overlaps(&iv);
+                    for &(s, e) in &ov {
+                        chart
+                            .draw_series(std::iter::once(Rectangle::new(
+                                [(s_of(s), y0), (s_of(e).max(s_of(s) + x1 * 0.002), y1)],
+                                VIOLATION_C.mix(0.35).filled(),
+                            )))
+                            .map_err(err)?;
+                    }
+                    text = if ov.is_empty() {
+                        "no overlap: never two holders at once".into()
+                    } else {
+                        format!(
+                            "{} overlap(s), shaded red; first at {:.3} s",
+                            ov.len(),
+                            s_of(ov[0].0)
+                        )
+                    };
+                }
+                for (i, node) in nodes.iter().enumerate() {
+                    let y = (lanes - 1 - i) as f64;
+                    let (px, py) = chart.backend_coord(&(0.0, y));
+                    root.draw(&Text::new(
+                        format!("n{node}"),
+                        (px - 6, py),
+                        font(12).pos(Pos::new(HPos::Right, VPos::Center)),
+                    ))
+                    .map_err(err)?;
+                    let c = node_color(*node);
+                    if let Some(list) = iv.get(node) {
+                        chart
+                            .draw_series(list.iter().map(|&(s, e)| {
+                                Rectangle::new(
+                                    [
+                                        (s_of(s), y - 0.3),
+                                        (s_of(e).max(s_of(s) + x1 * 0.001), y + 0.3),
+                                    ],
+                                    c.mix(0.8).filled(),
+                                )
+                            }))
+                            .map_err(err)?;
+                    }
+                }
+                note(root, &text)
+            }
+            PanelKind::Step => {
+                let ymin = self
+                    .points
+                    .iter()
+                    .map(|p| p.value)
+                    .fold(f64::INFINITY, f64::min);
+                let ymax = self
+                    .points
+                    .iter()
+                    .map(|p| p.value)
+                    .fold(f64::NEG_INFINITY, f64::max);
+                let (ymin, ymax) = if ymin.is_finite() {
+                    (ymin, ymax)
+                } else {
+                    (0.0, 1.0)
+                };
+                let pad = ((ymax - ymin) * 0.1).max(0.5);
+                let (y0, y1) = (ymin - pad, ymax + pad);
+                let mut chart = ChartBuilder::on(root)
+                    .caption(format!("{} per node over time", self.name), font(18))
+                    .margin(12)
+                    .x_label_area_size(40)
+                    .y_label_area_size(60)
+                    .build_cartesian_2d(0f64..x1, y0..y1)
+                    .map_err(err)?;
+                chart
+                    .configure_mesh()
+                    .x_desc("time (s)")
+                    .y_desc(self.name)
+                    .label_style(font(12))
+                    .light_line_style(RGBColor(235, 235, 235))
+                    .draw()
+                    .map_err(err)?;
+                shade_faults(&mut chart, self.faults, (0.0, x1), (y0, y1))?;
+                let mut sampled = false;
+                for (i, node) in nodes.iter().enumerate() {
+                    // Keep only changes: a step line needs nothing else.
+                    let mut ch: Vec<(u64, f64)> = Vec::new();
+                    for p in self.points.iter().filter(|p| p.node == *node) {
+                        if ch.last().map(|l| l.1) != Some(p.value) {
+                            ch.push((p.time_ns, p.value));
+                        }
+                    }
+                    if ch.len() > STEP_POINTS_MAX {
+                        sampled = true;
+                        let k = ch.len().div_ceil(STEP_POINTS_MAX);
+                        ch = ch.into_iter().step_by(k).collect();
+                    }
+                    // Offset nodes slightly so that equal values stay visible per node.
+                    let off = (i as f64 - nodes.len() as f64 / 2.0) * (y1 - y0) * 0.006;
+                    let mut pts = Vec::with_capacity(ch.len() * 2 + 1);
+                    for (j, &(t, v)) in ch.iter().enumerate() {
+                        if j > 0 {
+                            pts.push((s_of(t), ch[j - 1].1 + off));
+                        }
+                        pts.push((s_of(t), v + off));
+                    }
+                    if let Some(&(_, v)) = ch.last() {
+                        pts.push((x1, v + off));
+                    }
+                    let c = node_color(*node);
+                    chart
+                        .draw_series(LineSeries::new(pts, c.stroke_width(2)))
+                        .map_err(err)?
+                        .label(format!("n{node}"))
+                        .legend(move |(x, y)| {
+                            PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2))
+                        });
+                }
+                chart
+                    .configure_series_labels()
+                    .label_font(font(12))
+                    .background_style(WHITE.mix(0.85))
+                    .border_style(RGBColor(180, 180, 180))
+                    .position(SeriesLabelPosition::UpperLeft)
+                    .draw()
+                    .map_err(err)?;
+                note(
+                    root,
+                    if sampled {
+                        "changes sampled to keep the plot small"
+                    } else {
+                        ""
+                    },
+                )
+            }
+        }
+    }
+}
+
+// ---- sweeps ----------------------------------------------------------------------------
+
+/// Verdict counts of a sweep as bars.
+pub struct VerdictPlot<'a> {
+    /// (verdict, count) in display order.
+    pub counts: &'a [(String, u64)],
+}
+
+impl Plot for VerdictPlot<'_> {
+    fn size(&self) -> (u32, u32) {
+        (700, 320)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        root.fill(&WHITE).map_err(err)?;
+        let n = self.counts.len().max(1) as f64;
+        let ymax = self.counts.iter().map(|c| c.1).max().unwrap_or(1).max(1) as f64 * 1.2;
+        let mut chart = ChartBuilder::on(root)
+            .caption("Verdicts", font(18))
+            .margin(12)
+            .x_label_area_size(35)
+            .y_label_area_size(55)
+            .build_cartesian_2d(-0.5f64..n - 0.5, 0f64..ymax)
+            .map_err(err)?;
+        let names: Vec<String> = self.counts.iter().map(|c| c.0.clone()).collect();
+        chart
+            .configure_mesh()
+            .x_labels(names.len().max(1))
+            .x_label_formatter(&move |x| {
+                let i = x.round();
+                if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < names.len() {
+                    names[i as usize].clone()
+                } else {
+                    String::new()
+                }
+            })
+            .disable_x_mesh()
+            .y_desc("seeds")
+            .label_style(font(12))
+            .draw()
+            .map_err(err)?;
+        for (i, (name, count)) in self.counts.iter().enumerate() {
+            let c = match name.as_str() {
+                "pass" => OK_C,
+                "violation" => FAIL_C,
+                _ => INFO_C,
+            };
+            let x = i as f64;
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(x - 0.3, 0.0), (x + 0.3, *count as f64)],
+                    c.mix(0.8).filled(),
+                )))
+                .map_err(err)?;
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    count.to_string(),
+                    (x, *count as f64),
+                    font(13).pos(Pos::new(HPos::Center, VPos::Bottom)),
+                )))
+                .map_err(err)?;
+        }
+        Ok(())
+    }
+}
+
+/// A metric across seeds: histogram on the left, CDF on the right (one line per group).
+pub struct DistributionPlot<'a> {
+    /// The metric's name.
+    pub metric: &'a str,
+    /// Values by group (a single group is named "").
+    pub groups: &'a BTreeMap<String, Vec<f64>>,
+}
+
+impl Plot for DistributionPlot<'_> {
+    fn size(&self) -> (u32, u32) {
+        (1100, 380)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        root.fill(&WHITE).map_err(err)?;
+        let all: Vec<f64> = self
+            .groups
+            .values()
+            .flatten()
+            .copied()
+            .filter(|v| v.is_finite())
+            .collect();
+        let lo = all.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = all.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
+        let (lo, hi) = if hi - lo < 1e-12 {
+            (lo - 0.5, hi + 0.5)
+        } else {
+            (lo, hi)
+        };
+        let areas = root.split_evenly((1, 2));
+        // Histogram of all values.
+        let bins = 20usize;
+        let w = (hi - lo) / bins as f64;
+        let mut counts = vec![0u64; bins];
+        for v in &all {
+            counts[(((v - lo) / w) as usize).min(bins - 1)] += 1;
+        }
+        let cmax = counts.iter().copied().max().unwrap_or(1).max(1) as f64 * 1.15;
+        let mut h = ChartBuilder::on(&areas[0])
+            .caption(
+                format!("{}: histogram over {} seeds", self.metric, all.len()),
+                font(16),
+            )
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(50)
+            .build_cartesian_2d(lo..hi, 0f64..cmax)
+            .map_err(err)?;
+        h.configure_mesh()
+            .x_desc(self.metric)
+            .y_desc("seeds")
+            .label_style(font(11))
+            .draw()
+            .map_err(err)?;
+        h.draw_series(counts.iter().enumerate().map(|(i, c)| {
+            let a = lo + w * i as f64;
+            Rectangle::new(
+                [(a, 0.0), (a + w, *c as f64)],
+                node_color(0).mix(0.75).filled(),
+            )
+        }))
+        .map_err(err)?;
+        // CDF per group.
+        let mut c = ChartBuilder::on(&areas[1])
+            .caption(format!("{}: CDF", self.metric), font(16))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(50)
+            .build_cartesian_2d(lo..hi, 0f64..1.0)
+            .map_err(err)?;
+        c.configure_mesh()
+            .x_desc(self.metric)
+            .y_desc("fraction of seeds")
+            .label_style(font(11))
+            .draw()
+            .map_err(err)?;
+        let labelled = self.groups.len() > 1;
+        for (gi, (g, vals)) in self.groups.iter().enumerate() {
+            let mut v: Vec<f64> = vals.iter().copied().filter(|x| x.is_finite()).collect();
+            v.sort_by(|a, b| a.total_cmp(b));
+            let n = v.len().max(1) as f64;
+            let mut pts = vec![(lo, 0.0)];
+            for (i, x) in v.iter().enumerate() {
+                pts.push((*x, i as f64 / n));
+                pts.push((*x, (i + 1) as f64 / n));
+            }
+            pts.push((hi, if v.is_empty() { 0.0 } else { 1.0 }));
+            let col = node_color(gi);
+            let s = c
+                .draw_series(LineSeries::new(pts, col.stroke_width(2)))
+                .map_err(err)?;
+            if labelled {
+                s.label(format!("{g} ({})", v.len())).legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], col.stroke_width(2))
+                });
+            }
+        }
+        if labelled {
+            c.configure_series_labels()
+                .label_font(font(11))
+                .background_style(WHITE.mix(0.85))
+                .border_style(RGBColor(180, 180, 180))
+                .position(SeriesLabelPosition::LowerRight)
+                .draw()
+                .map_err(err)?;
+        }
+        Ok(())
+    }
+}
