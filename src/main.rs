@@ -65,6 +65,10 @@ struct CheckArgs {
     /// Threads checking independent parts (keys) in parallel; 0 = one per core.
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Write plots of the history (operations the checker could not place in red) and an
+    /// index.html to this folder.
+    #[arg(long, value_name = "DIR")]
+    report: Option<String>,
 }
 
 #[derive(Args)]
@@ -293,6 +297,24 @@ fn cmd_check(a: CheckArgs) -> u8 {
         Ok(r) => r,
         Err(e) => return bad_input(format!("{}: {e}", a.history)),
     };
+    if let Some(dir) = &a.report {
+        let lin_json = serde_json::to_value(&report).ok();
+        match reports::write_check_report(
+            Path::new(dir),
+            &a.history,
+            &history,
+            report.verdict().as_str(),
+            lin_json.as_ref(),
+        ) {
+            Ok(w) => {
+                for p in &w.problems {
+                    eprintln!("report: {p}");
+                }
+                eprintln!("report written to {}", w.index.display());
+            }
+            Err(e) => return bad_input(format!("cannot write the report: {e}")),
+        }
+    }
     if a.json {
         outln!(
             "{}",

@@ -88,3 +88,26 @@ fn sweep_with_report_draws_verdicts_and_metrics() {
     assert!(svg.contains("histogram over 8 seeds"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn check_with_report_marks_the_operation_the_checker_could_not_place() {
+    let dir = out_dir("check");
+    let out = distsim(&[
+        "check",
+        "examples/histories/kv-lost-update.jsonl",
+        "--report",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "not linearizable");
+    let page = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    // Key y's get -> 10 (the fifth operation, #5) is the one that cannot be placed.
+    assert!(
+        page.contains("#5 get -&gt;10 (not placed)") || page.contains("#5 get ->10 (not placed)"),
+        "the unplaced read is labelled"
+    );
+    assert!(
+        dir.join("history-0-y.svg").exists(),
+        "the failing key is drawn first"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

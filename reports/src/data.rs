@@ -218,13 +218,34 @@ pub fn fault_windows(log: &[FaultRecord], end_ns: u64) -> Vec<FaultWindow> {
 
 /// The operations the linearizability checker could not place, read from its JSON report.
 ///
-/// Accepted shape (all fields optional, so a report of any other shape just highlights
-/// nothing): an object with one of the arrays `unplaced`, `unplaced_ops` or
+/// Accepted shapes (all fields optional, so a report of any other shape just highlights
+/// nothing): sim-core's `CheckReport`, whose `parts[].failure.cannot_place[].event` are
+/// 1-based event positions in `history`; or an object with one of the arrays `unplaced`,
+/// `unplaced_ops` or
 /// `non_linearizable_ops`, whose elements are operation indices (the i-th `invoke` of the
 /// history, 0-based) or objects carrying such an index as `op` or `index`. Returns `None`
 /// when no such list is present.
-pub fn unplaced_ops(lin: Option<&serde_json::Value>) -> Option<BTreeSet<usize>> {
+pub fn unplaced_ops(lin: Option<&serde_json::Value>, history: &History) -> Option<BTreeSet<usize>> {
     let lin = lin?;
+    // sim-core's checker: parts[].failure.cannot_place[].event, 1-based positions in the
+    // history's events, mapped here to operation indices.
+    if let Some(parts) = lin.get("parts").and_then(|p| p.as_array()) {
+        let op_of_event = op_index_of_events(history);
+        return Some(
+            parts
+                .iter()
+                .filter_map(|p| p.get("failure")?.get("cannot_place")?.as_array())
+                .flatten()
+                .filter_map(|o| o.get("event")?.as_u64())
+                .filter_map(|e| {
+                    op_of_event
+                        .get((e as usize).checked_sub(1)?)
+                        .copied()
+                        .flatten()
+                })
+                .collect(),
+        );
+    }
     let list = ["unplaced", "unplaced_ops", "non_linearizable_ops"]
         .iter()
         .find_map(|k| lin.get(*k).and_then(|v| v.as_array()))?;
@@ -238,6 +259,25 @@ pub fn unplaced_ops(lin: Option<&serde_json::Value>) -> Option<BTreeSet<usize>> 
             })
             .collect(),
     )
+}
+
+/// For each event of the history, the index of the operation it belongs to (the same
+/// numbering as [`ops_of`]).
+fn op_index_of_events(history: &History) -> Vec<Option<usize>> {
+    let mut open: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut next = 0;
+    history
+        .events
+        .iter()
+        .map(|e| match e.kind {
+            EventType::Invoke => {
+                open.insert(e.process, next);
+                next += 1;
+                Some(next - 1)
+            }
+            _ => open.remove(&e.process),
+        })
+        .collect()
 }
 
 /// The operations violation messages name, by two conventions a checker can follow: `op #N`
@@ -375,13 +415,16 @@ mod tests {
     fn unplaced_reads_indices_and_objects() {
         let v = serde_json::json!({"unplaced": [3, {"op": 5}, {"index": 7}, "x"]});
         assert_eq!(
-            unplaced_ops(Some(&v)),
+            unplaced_ops(Some(&v), &History::default()),
             Some([3, 5, 7].into_iter().collect())
         );
         assert_eq!(
-            unplaced_ops(Some(&serde_json::json!({"valid": true}))),
+            unplaced_ops(
+                Some(&serde_json::json!({"valid": true})),
+                &History::default()
+            ),
             None
         );
-        assert_eq!(unplaced_ops(None), None);
+        assert_eq!(unplaced_ops(None, &History::default()), None);
     }
 }

@@ -305,7 +305,7 @@ pub fn write_run_report(
     let ops = ops_of(&r.history);
     let faults = fault_windows(&r.fault_log, r.simulated_ns);
     let violation_ns = r.violations.first().map(|v| v.time_ns);
-    let unplaced_list = unplaced_ops(r.linearizability.as_ref());
+    let unplaced_list = unplaced_ops(r.linearizability.as_ref(), &r.history);
     let end_ns = r.simulated_ns.max(1);
     let messages: Vec<&str> = r.violations.iter().map(|v| v.message.as_str()).collect();
     let mut unplaced: BTreeMap<usize, &'static str> = named_ops(&messages, &ops, 50)
@@ -748,7 +748,7 @@ pub fn write_check_report(
     let mut out = Written::default();
     let mut drawn = Vec::new();
     let ops = ops_of(history);
-    let unplaced_list = unplaced_ops(linearizability);
+    let unplaced_list = unplaced_ops(linearizability, history);
     let unplaced: BTreeMap<usize, &'static str> = unplaced_list
         .iter()
         .flatten()

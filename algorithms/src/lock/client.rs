@@ -277,6 +277,8 @@ impl Client {
 
     fn begin_hold(&mut self, ctx: &mut Ctx<'_, Msg>) {
         self.phase = Phase::Reading;
+        // Drawn by the report as lock holders over time, overlaps shaded.
+        ctx.series("excl.lock", 1.0);
         ctx.count("lock.acquisitions", 1.0);
         let waited = ctx.now_local().saturating_sub(self.invoked_local);
         ctx.observe("lock.wait_ms", waited as f64 / MS as f64);
@@ -316,6 +318,9 @@ impl Client {
     }
 
     fn finish(&mut self, ctx: &mut Ctx<'_, Msg>, outcome: EventType, value: serde_json::Value) {
+        if self.holding().is_some() {
+            ctx.series("excl.lock", 0.0);
+        }
         self.phase = Phase::Idle;
         if let Some(t) = self.request_timer.take() {
             ctx.cancel_timer(t);

@@ -361,7 +361,7 @@ impl Server {
         self.role = Role::Follower;
         self.leader = leader;
         if was_leader {
-            ctx.series("leader", 0.0);
+            ctx.series("state.leader", 0.0);
             ctx.count("raft.step_downs", 1.0);
             // Clients waiting on this leader retry elsewhere; their commands may still
             // commit, and deduplication makes the retry safe.
@@ -460,7 +460,7 @@ impl Server {
     fn become_leader(&mut self, ctx: &mut Ctx<'_, Msg>) {
         self.role = Role::Leader;
         self.leader = Some(self.id);
-        ctx.series("leader", 1.0);
+        ctx.series("state.leader", 1.0);
         ctx.count("raft.leaders_elected", 1.0);
         let last = self.last_index();
         self.next_index = vec![last + 1; self.n];
@@ -845,7 +845,7 @@ impl Server {
     pub fn start(&mut self, ctx: &mut Ctx<'_, Msg>) {
         self.load(ctx);
         ctx.series("term", self.term as f64);
-        ctx.series("leader", 0.0);
+        ctx.series("state.leader", 0.0);
         match self.p.startup_timeout_max {
             Some(m) if !ctx.is_restart() => self.arm_election_timer(ctx, m.0),
             _ => self.reset_election_timer(ctx),
