@@ -39,9 +39,10 @@
 //!
 //! # The linearizability report
 //!
-//! [`data::unplaced_ops`] documents the JSON it reads: a list `unplaced` (or `unplaced_ops`)
-//! of operation indices, the i-th `invoke` of the history counting from 0. A report without
-//! it highlights nothing.
+//! [`data::unplaced_ops`] documents the JSON it reads: sim-core's `CheckReport` (the events
+//! each failing part could not place), or a list `unplaced` (or `unplaced_ops`) of operation
+//! indices, the i-th `invoke` of the history counting from 0. A report without either
+//! highlights nothing.
 //!
 //! # Text
 //!
