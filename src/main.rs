@@ -367,7 +367,7 @@ fn cmd_list(a: ListArgs) -> u8 {
     for alg in algorithms::ALGORITHMS {
         outln!("{:<12} {}", alg.name, alg.summary);
         for b in alg.bugs {
-            outln!("    bug {:<20} breaks: {}", b.name, b.rule);
+            outln!("    bug {:<24} breaks: {}", b.name, b.rule);
         }
     }
     if broken > 0 {

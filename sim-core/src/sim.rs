@@ -853,15 +853,7 @@ impl<P: Process> Sim<P> {
                     self.heal("the partition's time is up");
                 }
             }
-            Event::DriftReset(node, drift) => {
-                let now = self.world.now;
-                self.world.clocks[node].set_drift(now, drift);
-                self.world.log_fault(
-                    "clock_drift",
-                    vec![node],
-                    format!("n{node} drift back to {drift}"),
-                );
-            }
+            Event::DriftReset(node, drift) => self.set_drift(node, drift, "back to"),
             Event::NemesisTick => self.nemesis_tick(),
             Event::Quiet => self.quiet(),
         }
@@ -1069,62 +1061,63 @@ impl<P: Process> Sim<P> {
             FaultAction::Heal => self.heal("scripted"),
             FaultAction::Crash { for_, .. } => {
                 self.crash(node);
-                if let Some(d) = for_ {
-                    self.world.push(
-                        self.world.now + d.0,
-                        Event::Fault(FaultAction::Restart {
-                            node: NodeRef::Index(node),
-                        }),
-                    );
-                }
+                self.undo_after(
+                    for_.map(|d| d.0),
+                    FaultAction::Restart {
+                        node: NodeRef::Index(node),
+                    },
+                );
             }
             FaultAction::Restart { .. } => self.restart(node),
             FaultAction::Pause { for_, .. } => {
                 self.pause(node);
-                if let Some(d) = for_ {
-                    self.world.push(
-                        self.world.now + d.0,
-                        Event::Fault(FaultAction::Resume {
-                            node: NodeRef::Index(node),
-                        }),
-                    );
-                }
+                self.undo_after(
+                    for_.map(|d| d.0),
+                    FaultAction::Resume {
+                        node: NodeRef::Index(node),
+                    },
+                );
             }
             FaultAction::Resume { .. } => self.resume(node),
-            FaultAction::ClockStep { by, .. } => {
-                let now = self.world.now;
-                self.world.clocks[node].step(now, by.0);
-                self.world.cover("clock_step");
-                self.world.log_fault(
-                    "clock_step",
-                    vec![node],
-                    format!("n{node} clock jumps {}", fmt_signed_ns(by.0 as i128)),
-                );
-            }
+            FaultAction::ClockStep { by, .. } => self.step_clock(node, by.0),
             FaultAction::ClockDrift { drift, .. } => {
-                let now = self.world.now;
-                self.world.clocks[node].set_drift(now, drift.0);
                 self.world.cover("clock_drift");
-                self.world.log_fault(
-                    "clock_drift",
-                    vec![node],
-                    format!("n{node} drift set to {}", drift.0),
-                );
+                self.set_drift(node, drift.0, "set to");
             }
             FaultAction::Clog { for_, .. } => {
                 self.clog(node);
-                if let Some(d) = for_ {
-                    self.world.push(
-                        self.world.now + d.0,
-                        Event::Fault(FaultAction::Unclog {
-                            node: NodeRef::Index(node),
-                        }),
-                    );
-                }
+                self.undo_after(
+                    for_.map(|d| d.0),
+                    FaultAction::Unclog {
+                        node: NodeRef::Index(node),
+                    },
+                );
             }
             FaultAction::Unclog { .. } => self.unclog(node),
             FaultAction::Swizzle { count, step, hold } => self.swizzle(count, step.0, hold.0),
         }
+    }
+
+    /// Schedules the fault that undoes another, `after` from now (when given).
+    fn undo_after(&mut self, after: Option<Nanos>, undo: FaultAction) {
+        if let Some(d) = after {
+            self.world.push(self.world.now + d, Event::Fault(undo));
+        }
+    }
+
+    fn step_clock(&mut self, node: NodeId, by_ns: i64) {
+        let now = self.world.now;
+        self.world.clocks[node].step(now, by_ns);
+        self.world.cover("clock_step");
+        let detail = format!("n{node} clock jumps {}", fmt_signed_ns(by_ns as i128));
+        self.world.log_fault("clock_step", vec![node], detail);
+    }
+
+    fn set_drift(&mut self, node: NodeId, drift: f64, verb: &str) {
+        let now = self.world.now;
+        self.world.clocks[node].set_drift(now, drift);
+        let detail = format!("n{node} drift {verb} {drift:.4}");
+        self.world.log_fault("clock_drift", vec![node], detail);
     }
 
     fn partition(&mut self, kind: PartitionKind, node: Option<NodeId>, cut: &[[usize; 2]]) {
@@ -1412,22 +1405,22 @@ impl<P: Process> Sim<P> {
             NemesisKind::Crash if may_take_down => {
                 if let Some(x) = self.resolve(&NodeRef::Role("random".into())) {
                     self.crash(x);
-                    self.world.push(
-                        now + span,
-                        Event::Fault(FaultAction::Restart {
+                    self.undo_after(
+                        Some(span),
+                        FaultAction::Restart {
                             node: NodeRef::Index(x),
-                        }),
+                        },
                     );
                 }
             }
             NemesisKind::Pause if may_take_down => {
                 if let Some(x) = self.resolve(&NodeRef::Role("random".into())) {
                     self.pause(x);
-                    self.world.push(
-                        now + span,
-                        Event::Fault(FaultAction::Resume {
+                    self.undo_after(
+                        Some(span),
+                        FaultAction::Resume {
                             node: NodeRef::Index(x),
-                        }),
+                        },
                     );
                 }
             }
@@ -1436,13 +1429,7 @@ impl<P: Process> Sim<P> {
                 if self.world.fault_rng.random_bool(0.5) {
                     let m = nem.clock_step_max.0 as i64;
                     let by = self.world.fault_rng.random_range(-m..=m);
-                    self.world.clocks[x].step(now, by);
-                    self.world.cover("clock_step");
-                    self.world.log_fault(
-                        "clock_step",
-                        vec![x],
-                        format!("n{x} clock jumps {}", fmt_signed_ns(by as i128)),
-                    );
+                    self.step_clock(x, by);
                 } else {
                     let dm = nem.drift_max.0;
                     let d = if dm > 0.0 {
@@ -1451,24 +1438,19 @@ impl<P: Process> Sim<P> {
                         0.0
                     };
                     let old = self.world.clocks[x].drift();
-                    self.world.clocks[x].set_drift(now, d);
                     self.world.cover("clock_drift");
-                    self.world.log_fault(
-                        "clock_drift",
-                        vec![x],
-                        format!("n{x} drift set to {d:.4}"),
-                    );
+                    self.set_drift(x, d, "set to");
                     self.world.push(now + span, Event::DriftReset(x, old));
                 }
             }
             NemesisKind::Clog => {
                 let x = self.world.fault_rng.random_range(0..n);
                 self.clog(x);
-                self.world.push(
-                    now + span,
-                    Event::Fault(FaultAction::Unclog {
+                self.undo_after(
+                    Some(span),
+                    FaultAction::Unclog {
                         node: NodeRef::Index(x),
-                    }),
+                    },
                 );
             }
             NemesisKind::Swizzle => self.swizzle(None, (span / 10).max(MS), span),
