@@ -49,6 +49,10 @@ pub struct Invariants {
     leader_of_term: BTreeMap<u64, NodeId>,
     /// Chain hash of the committed entry at each index (index 1 at 0); 0 = not seen.
     committed: Vec<u64>,
+    /// The term of the server that first showed each index committed: an upper bound of the
+    /// term in which it was committed. Leader completeness binds only leaders of later terms
+    /// (a leader of an older term may still be elected, late, without it).
+    committed_term: Vec<u64>,
     /// Per server: (boot, highest commit index recorded).
     commit_seen: Vec<(u64, u64)>,
     /// Chain hash applied at each index (index 1 at 0); 0 = none yet.
@@ -65,6 +69,7 @@ impl Invariants {
             shared,
             leader_of_term: BTreeMap::new(),
             committed: Vec::new(),
+            committed_term: Vec::new(),
             commit_seen: vec![(0, 0); servers_count],
             applied: Vec::new(),
             took_effect: BTreeMap::new(),
@@ -115,10 +120,12 @@ impl Invariants {
             let slot = (i - 1) as usize;
             if self.committed.len() <= slot {
                 self.committed.resize(slot + 1, 0);
+                self.committed_term.resize(slot + 1, 0);
             }
             let known = self.committed[slot];
             if known == 0 {
                 self.committed[slot] = chain;
+                self.committed_term[slot] = s.term;
                 if let Some(e) = s.entry_at(i) {
                     if let Command::Client { op, .. } = &e.cmd {
                         let mut sh = self.shared.borrow_mut();
@@ -158,7 +165,11 @@ impl Invariants {
         }
         self.leader_of_term.insert(s.term, node);
         self.shared.borrow_mut().leaders.push((now, s.term, node));
-        let c = self.committed.iter().rposition(|h| *h != 0)?;
+        // The newest entry committed in an earlier term: commit terms grow with the index, since
+        // committing an index commits every index before it.
+        let c = (0..self.committed.len())
+            .rev()
+            .find(|&c| self.committed[c] != 0 && self.committed_term[c] < s.term)?;
         let index = c as u64 + 1;
         if s.last_index() < index {
             return Some(format!(
