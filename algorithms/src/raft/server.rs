@@ -844,6 +844,52 @@ impl<S: StateMachine, M: Message + From<Msg<S>>> Server<S, M> {
         self.advance_commit(ctx);
     }
 
+    // ---- for services built on the server ------------------------------------------------
+
+    /// The state machine as applied so far.
+    pub fn state(&self) -> &S {
+        &self.kv
+    }
+
+    /// The state machine, for a service that keeps volatile side effects in it.
+    pub fn state_mut(&mut self) -> &mut S {
+        &mut self.kv
+    }
+
+    /// Whether this server believes it leads.
+    pub fn is_leader(&self) -> bool {
+        self.role == Role::Leader
+    }
+
+    /// The leader this server believes in, if any.
+    pub fn leader_hint(&self) -> Option<NodeId> {
+        self.leader
+    }
+
+    /// Whether this server leads and has applied every entry committed before its term (its
+    /// state is then at least as new as any answer a client has had).
+    pub fn ready_to_serve(&self) -> bool {
+        self.role == Role::Leader && self.applied >= self.leader_since_index
+    }
+
+    /// The leader appends a command of its own (no client waits for the answer). Returns the
+    /// index, or None when this server does not lead.
+    pub fn propose(
+        &mut self,
+        ctx: &mut Ctx<'_, M>,
+        client: u32,
+        seq: u64,
+        op: S::Op,
+    ) -> Option<u64> {
+        if self.role != Role::Leader {
+            return None;
+        }
+        let index = self.leader_append(ctx, Command::Client { client, seq, op });
+        self.replicate_now(ctx);
+        self.advance_commit(ctx);
+        Some(index)
+    }
+
     // ---- callbacks ----------------------------------------------------------------------
 
     /// `on_start`: loads durable state and waits for a leader.
