@@ -536,13 +536,11 @@ impl Client {
                     self.session_lost(ctx);
                 }
             }
-            Msg::NotLeader { hint } => {
-                if from == self.leader {
-                    self.leader = match hint {
-                        Some(h) if h != from && h < self.replicas() => h,
-                        _ => (from + 1) % self.replicas(),
-                    };
-                }
+            Msg::NotLeader { hint } if from == self.leader => {
+                self.leader = match hint {
+                    Some(h) if h != from && h < self.replicas() => h,
+                    _ => (from + 1) % self.replicas(),
+                };
             }
             Msg::WatchFired if self.phase == Phase::Acquiring && self.my_seq.is_some() => {
                 ctx.count("lock.watch_messages", 1.0);

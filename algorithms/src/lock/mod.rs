@@ -527,6 +527,49 @@ mod tests {
     }
 
     #[test]
+    fn the_replicated_zookeeper_lock_survives_a_leader_isolation_with_fencing() {
+        for seed in 1..=10 {
+            let r = run_file("zk-leader-isolated", seed);
+            assert_eq!(r.verdict, sim_core::Verdict::Pass, "seed {seed}");
+            // The isolation moved the leadership, and locks were still handed out after it.
+            assert!(r.metrics["raft.leader_changes"] >= 1.0, "seed {seed}");
+            assert!(r.metrics["lock.acquisitions"] >= 5.0, "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn zookeeper_without_fencing_is_caught_and_with_fencing_passes() {
+        let unfenced = run_file("zk-faults-unfenced", 15);
+        assert_eq!(unfenced.verdict, sim_core::Verdict::Violation);
+        assert!(unfenced.violations[0].message.contains("mutual exclusion"));
+        for seed in 1..=10 {
+            let fenced = run_file("zk-faults", seed);
+            assert_eq!(fenced.verdict, sim_core::Verdict::Pass, "seed {seed}");
+            assert!(
+                fenced.metrics["lock.sessions_expired"] >= 1.0,
+                "seed {seed}"
+            );
+        }
+    }
+
+    #[test]
+    fn zookeeper_nodes_must_match_replicas() {
+        let text = "description = \"d\"\nalgorithm = \"lock\"\nnodes = 3\nduration = \"1s\"\n[params]\ndesign = \"zookeeper\"\nreplicas = 3\n";
+        let sc = Scenario::parse("t.toml", text).expect("parses");
+        let err = run(&sc, 1, &RunOptions::default()).unwrap_err();
+        assert!(err.message.contains("uses nodes = 4"), "{}", err.message);
+    }
+
+    #[test]
+    fn one_replica_runs_the_same_service() {
+        let text = "description = \"d\"\nalgorithm = \"lock\"\nnodes = 2\nduration = \"3s\"\n[params]\ndesign = \"zookeeper\"\nreplicas = 1\nfencing = true\n[workload]\nclients = 3\nmix = { incr = 1 }\n";
+        let sc = Scenario::parse("t.toml", text).expect("parses");
+        let r = run(&sc, 1, &RunOptions::default()).expect("runs");
+        assert_eq!(r.verdict, sim_core::Verdict::Pass);
+        assert!(r.metrics["lock.acquisitions"] >= 5.0);
+    }
+
+    #[test]
     fn redlock_refuses_fencing() {
         let text = "description = \"d\"\nalgorithm = \"lock\"\nnodes = 6\nduration = \"1s\"\n[params]\ndesign = \"redlock\"\nfencing = true\n";
         let sc = Scenario::parse("t.toml", text).expect("parses");
