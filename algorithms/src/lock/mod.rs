@@ -27,7 +27,7 @@
 //! the lock could not be had within `acquire_timeout` or the resource refused (no effect), and
 //! `info` when the write timed out (it may land later).
 //!
-//! Checks (judged by the resource, in true time, see [`check`]): mutual exclusion (once a later
+//! Checks (judged by the resource, in true time, see [`LockChecker`]): mutual exclusion (once a later
 //! holder has used the resource, nothing from an earlier holder is accepted), no lost update
 //! (the final counter is at least the number of acknowledged increments and at most that plus
 //! the unknown ones), and with fencing, accepted tokens never go backwards.
