@@ -5,14 +5,16 @@
 //! after the majority answered. It does not re-check before writing: a stall or a slow
 //! network after the last check is always possible, and that gap is what fencing closes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use rand::Rng;
 use serde_json::json;
 use sim_core::time::{Nanos, MS};
 use sim_core::{Ctx, EventType, NodeId, Op, TimerId};
 
+use super::zk::{ZkOp, ZkReply};
 use super::{send_lock, Design, LockBug, Msg, Params};
+use crate::raft::msg::Msg as RaftMsg;
 
 /// Where the client is in its operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +37,19 @@ const T_WORK: u64 = 3;
 const T_REQUEST: u64 = 4;
 const T_DEADLINE: u64 = 5;
 const T_HEARTBEAT: u64 = 6;
+const T_SERVICE: u64 = 7;
+
+/// A request to the ZooKeeper service, waiting for its turn or for its answer. The client
+/// sends one at a time (a session's requests are FIFO, as in ZooKeeper), which also lets the
+/// service deduplicate retries by the last request id alone.
+#[derive(Clone, Debug)]
+struct Queued {
+    op: ZkOp,
+    /// The operation attempt it serves.
+    attempt: u64,
+    /// The session it was made under.
+    session: Option<u64>,
+}
 
 fn tag(kind: u64, attempt: u64) -> u64 {
     (kind << 48) | (attempt & ((1 << 48) - 1))
@@ -66,11 +81,22 @@ pub struct Client {
     connecting: bool,
     last_pong_local: Nanos,
     my_seq: Option<u64>,
+    id: NodeId,
+    /// The replica believed to lead.
+    leader: NodeId,
+    /// The replica that answered last (a change means a new leader: re-check the watch).
+    last_server: Option<NodeId>,
+    next_req: u64,
+    queue: VecDeque<Queued>,
+    /// The request in flight: (request id, where it was last sent, the request).
+    inflight: Option<(u64, NodeId, Queued)>,
+    service_timer: Option<TimerId>,
 }
 
 impl Client {
-    /// A client of the resource at node `resource` (lock servers are the nodes before it).
-    pub fn new(params: Params, resource: NodeId) -> Self {
+    /// Client node `id` of the resource at node `resource` (lock servers are the nodes before
+    /// it).
+    pub fn new(params: Params, id: NodeId, resource: NodeId) -> Self {
         Client {
             params,
             resource,
@@ -92,6 +118,13 @@ impl Client {
             connecting: false,
             last_pong_local: 0,
             my_seq: None,
+            id,
+            leader: 0,
+            last_server: None,
+            next_req: 0,
+            queue: VecDeque::new(),
+            inflight: None,
+            service_timer: None,
         }
     }
 
@@ -130,14 +163,7 @@ impl Client {
             self.my_seq = None;
             ctx.set_timer(self.params.acquire_timeout.0, tag(T_DEADLINE, self.attempt));
             if let Some(session) = self.session {
-                send_lock(
-                    ctx,
-                    0,
-                    Msg::Create {
-                        attempt: self.attempt,
-                        session,
-                    },
-                );
+                self.request(ctx, ZkOp::Create { session });
             }
         } else {
             self.try_acquire(ctx);
@@ -223,15 +249,172 @@ impl Client {
 
     fn connect(&mut self, ctx: &mut Ctx<'_, Msg>) {
         self.session = None;
+        if self.connecting {
+            return;
+        }
         self.connecting = true;
-        send_lock(ctx, 0, Msg::Connect);
+        self.request(ctx, ZkOp::Connect);
+    }
+
+    /// Queues a request to the service and sends it when its turn comes.
+    fn request(&mut self, ctx: &mut Ctx<'_, Msg>, op: ZkOp) {
+        self.queue.push_back(Queued {
+            op,
+            attempt: self.attempt,
+            session: self.session,
+        });
+        self.pump(ctx);
+    }
+
+    fn pump(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        if self.inflight.is_some() {
+            return;
+        }
+        let Some(q) = self.queue.pop_front() else {
+            return;
+        };
+        self.next_req += 1;
+        self.inflight = Some((self.next_req, self.leader, q));
+        self.send_inflight(ctx);
+    }
+
+    /// Sends the request in flight to the believed leader, under its request id (which is
+    /// also its sequence number for deduplication: a retry keeps it).
+    fn send_inflight(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        let Some((req, to, q)) = &mut self.inflight else {
+            return;
+        };
+        *to = self.leader;
+        let msg = Msg::Raft(RaftMsg::Request {
+            req: *req,
+            client: self.id as u32,
+            seq: *req,
+            op: q.op.clone(),
+        });
+        let req = *req;
+        send_lock(ctx, self.leader, msg);
+        if let Some(t) = self.service_timer.take() {
+            ctx.cancel_timer(t);
+        }
+        let t = ctx.set_timer(self.params.service_retry.0, tag(T_SERVICE, req));
+        self.service_timer = Some(t);
+    }
+
+    fn replicas(&self) -> NodeId {
+        self.resource
+    }
+
+    /// A replica answered: a different one than before means the leader changed, and a
+    /// watch left with the old one may never fire, so a waiter looks at the children again.
+    fn heard_from(&mut self, ctx: &mut Ctx<'_, Msg>, from: NodeId) {
+        let changed = self.last_server.is_some_and(|s| s != from);
+        self.last_server = Some(from);
+        if changed && self.phase == Phase::Acquiring && self.my_seq.is_some() {
+            ctx.count("lock.relists_after_leader_change", 1.0);
+            self.list(ctx);
+        }
+    }
+
+    fn on_reply(&mut self, ctx: &mut Ctx<'_, Msg>, from: NodeId, req: u64, result: ZkReply) {
+        let Some((want, _, _)) = &self.inflight else {
+            return;
+        };
+        if *want != req {
+            return;
+        }
+        ctx.count("lock.messages", 1.0);
+        if let ZkReply::NotLeader { hint } = result {
+            match hint {
+                Some(h) if h != from && h < self.replicas() => {
+                    self.leader = h;
+                    self.send_inflight(ctx);
+                }
+                // No leader known (an election is on): try the next replica when the retry
+                // timer fires.
+                _ => self.leader = (from + 1) % self.replicas(),
+            }
+            return;
+        }
+        let (_, _, q) = self.inflight.take().expect("checked above");
+        if let Some(t) = self.service_timer.take() {
+            ctx.cancel_timer(t);
+        }
+        self.leader = from;
+        self.dispatch(ctx, q, result);
+        self.heard_from(ctx, from);
+        self.pump(ctx);
+    }
+
+    fn dispatch(&mut self, ctx: &mut Ctx<'_, Msg>, q: Queued, result: ZkReply) {
+        match result {
+            ZkReply::Connected { session } => {
+                if !self.connecting {
+                    return;
+                }
+                self.connecting = false;
+                self.session = Some(session);
+                self.last_pong_local = ctx.now_local();
+                if self.phase == Phase::Acquiring && self.my_seq.is_none() {
+                    self.request(ctx, ZkOp::Create { session });
+                }
+            }
+            ZkReply::Created { seq } => {
+                if q.attempt != self.attempt
+                    || self.phase != Phase::Acquiring
+                    || q.session != self.session
+                    || self.my_seq.is_some()
+                {
+                    // A late entry from an abandoned attempt or session: remove it, or it
+                    // blocks others until the session ends.
+                    if let Some(seq) = seq {
+                        self.request(ctx, ZkOp::Delete { seq });
+                    }
+                    return;
+                }
+                match seq {
+                    Some(seq) => {
+                        self.my_seq = Some(seq);
+                        self.list(ctx);
+                    }
+                    None => self.session_lost(ctx),
+                }
+            }
+            ZkReply::Children { seqs } => {
+                if q.attempt != self.attempt || self.phase != Phase::Acquiring {
+                    return;
+                }
+                let Some(me) = self.my_seq else { return };
+                if !seqs.contains(&me) {
+                    // Our entry is gone: the service expired our session.
+                    self.my_seq = None;
+                    self.session_lost(ctx);
+                    return;
+                }
+                if seqs[0] == me {
+                    self.held_token = me;
+                    self.lock_id = me;
+                    self.begin_hold(ctx);
+                } else if !self.params.has(LockBug::Herd) {
+                    let pred = seqs.iter().copied().filter(|s| *s < me).max().unwrap_or(0);
+                    self.request(ctx, ZkOp::Exists { seq: pred });
+                }
+            }
+            ZkReply::Exists { exists } => {
+                if q.attempt == self.attempt && self.phase == Phase::Acquiring && !exists {
+                    self.list(ctx);
+                }
+            }
+            ZkReply::Done | ZkReply::NotLeader { .. } => {}
+        }
     }
 
     /// The session is gone: whatever the client held or waited for under it is lost.
     fn session_lost(&mut self, ctx: &mut Ctx<'_, Msg>) {
         ctx.count("lock.sessions_lost", 1.0);
+        // Requests made under the old session are moot; deletes of old entries still help.
+        self.queue.retain(|q| matches!(q.op, ZkOp::Delete { .. }));
         if let Some(seq) = self.my_seq.take() {
-            send_lock(ctx, 0, Msg::Delete { seq });
+            self.request(ctx, ZkOp::Delete { seq });
         }
         match self.phase {
             Phase::Reading | Phase::Working => {
@@ -248,14 +431,8 @@ impl Client {
     }
 
     fn list(&mut self, ctx: &mut Ctx<'_, Msg>) {
-        send_lock(
-            ctx,
-            0,
-            Msg::GetChildren {
-                attempt: self.attempt,
-                watch: self.params.has(LockBug::Herd),
-            },
-        );
+        let watch = self.params.has(LockBug::Herd);
+        self.request(ctx, ZkOp::GetChildren { watch });
     }
 
     // ---- the critical section -----------------------------------------------------------
@@ -308,7 +485,7 @@ impl Client {
     fn release(&mut self, ctx: &mut Ctx<'_, Msg>) {
         if self.zk() {
             if let Some(seq) = self.my_seq.take() {
-                send_lock(ctx, 0, Msg::Delete { seq });
+                self.request(ctx, ZkOp::Delete { seq });
             }
         } else {
             for s in 0..self.resource {
@@ -346,82 +523,24 @@ impl Client {
                     self.decide(ctx);
                 }
             }
-            Msg::Connected { session } => {
-                if !self.connecting {
-                    return;
-                }
-                self.connecting = false;
-                self.session = Some(session);
-                self.last_pong_local = ctx.now_local();
-                if self.phase == Phase::Acquiring && self.my_seq.is_none() {
-                    send_lock(
-                        ctx,
-                        0,
-                        Msg::Create {
-                            attempt: self.attempt,
-                            session,
-                        },
-                    );
-                }
-            }
+            Msg::Raft(RaftMsg::Reply { req, result }) => self.on_reply(ctx, from, req, result),
             Msg::Pong { session, alive } => {
                 if self.session != Some(session) {
                     return;
                 }
+                self.leader = from;
                 if alive {
                     self.last_pong_local = ctx.now_local();
+                    self.heard_from(ctx, from);
                 } else {
                     self.session_lost(ctx);
                 }
             }
-            Msg::Created { attempt, seq } => {
-                if attempt != self.attempt || self.phase != Phase::Acquiring {
-                    // A late entry from an abandoned attempt: remove it, or it blocks others
-                    // until the session ends.
-                    if let Some(seq) = seq {
-                        send_lock(ctx, 0, Msg::Delete { seq });
-                    }
-                    return;
-                }
-                match seq {
-                    Some(seq) => {
-                        self.my_seq = Some(seq);
-                        self.list(ctx);
-                    }
-                    None => self.session_lost(ctx),
-                }
-            }
-            Msg::Children { attempt, seqs } => {
-                if attempt != self.attempt || self.phase != Phase::Acquiring {
-                    return;
-                }
-                let Some(me) = self.my_seq else { return };
-                if !seqs.contains(&me) {
-                    // Our entry is gone: the service expired our session.
-                    self.my_seq = None;
-                    self.session_lost(ctx);
-                    return;
-                }
-                if seqs[0] == me {
-                    self.held_token = me;
-                    self.lock_id = me;
-                    self.begin_hold(ctx);
-                } else if !self.params.has(LockBug::Herd) {
-                    let pred = seqs.iter().copied().filter(|s| *s < me).max().unwrap_or(0);
-                    send_lock(
-                        ctx,
-                        0,
-                        Msg::Exists {
-                            attempt: self.attempt,
-                            seq: pred,
-                        },
-                    );
-                }
-            }
-            Msg::ExistsReply { attempt, exists }
-                if attempt == self.attempt && self.phase == Phase::Acquiring && !exists =>
-            {
-                self.list(ctx);
+            Msg::NotLeader { hint } if from == self.leader => {
+                self.leader = match hint {
+                    Some(h) if h != from && h < self.replicas() => h,
+                    _ => (from + 1) % self.replicas(),
+                };
             }
             Msg::WatchFired if self.phase == Phase::Acquiring && self.my_seq.is_some() => {
                 ctx.count("lock.watch_messages", 1.0);
@@ -472,10 +591,25 @@ impl Client {
                     self.session_lost(ctx);
                 } else {
                     ctx.count("lock.heartbeats", 1.0);
-                    ctx.send(0, Msg::Ping { session });
+                    ctx.send(self.leader, Msg::Ping { session });
                 }
             }
             ctx.set_timer(self.params.heartbeat_interval.0, tag(T_HEARTBEAT, 0));
+            return;
+        }
+        if kind == T_SERVICE {
+            // The request in flight went unanswered: resend it, to the next replica unless a
+            // redirect already named another.
+            if let Some((req, to, _)) = &self.inflight {
+                if *req & ((1 << 48) - 1) == attempt {
+                    self.service_timer = None;
+                    if *to == self.leader {
+                        self.leader = (self.leader + 1) % self.replicas();
+                    }
+                    ctx.count("lock.service_retries", 1.0);
+                    self.send_inflight(ctx);
+                }
+            }
             return;
         }
         if attempt != self.attempt & ((1 << 48) - 1) {

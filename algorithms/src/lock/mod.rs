@@ -11,9 +11,11 @@
 //!   + 2ms`; it releases on every server. Redlock hands out no fencing token.
 //! - `zookeeper`: a lock service following the ZooKeeper recipe (sessions kept alive by
 //!   heartbeats, ephemeral sequential entries, each waiter watching only its predecessor) whose
-//!   sequence numbers are the fencing tokens. It runs as a deterministic state machine on one
-//!   server (node 0), durable on that server's disk: it is not replicated yet (see
-//!   docs/locks.md for what putting it on Raft needs).
+//!   sequence numbers are the fencing tokens. The service is replicated by the project's Raft
+//!   on `replicas` servers (nodes 0..replicas, default 3; 1 is a single server running the same
+//!   code): every request is a command applied in log order, sessions are expired by the
+//!   leader through the log, and clients follow redirects and retry under a request id (see
+//!   [`zk`]).
 //!
 //! The protected resource is the last server: a counter that clients read and write while they
 //! believe they hold the lock. With `fencing = true` it rejects any request whose token is
@@ -25,7 +27,7 @@
 //! the lock could not be had within `acquire_timeout` or the resource refused (no effect), and
 //! `info` when the write timed out (it may land later).
 //!
-//! Checks (judged by the resource, in true time, see [`check`]): mutual exclusion (once a later
+//! Checks (judged by the resource, in true time, see [`LockChecker`]): mutual exclusion (once a later
 //! holder has used the resource, nothing from an earlier holder is accepted), no lost update
 //! (the final counter is at least the number of acknowledged increments and at most that plus
 //! the unknown ones), and with fencing, accepted tokens never go backwards.
@@ -33,6 +35,7 @@
 mod check;
 mod client;
 mod servers;
+pub mod zk;
 
 use serde::Deserialize;
 use sim_core::time::{Duration, MS};
@@ -41,11 +44,12 @@ use sim_core::{
     SimConfig, TimerId,
 };
 
-use crate::Bug;
+use crate::{raft, Bug};
 
 pub use check::{LockChecker, LockStats};
 pub use client::Client;
-pub use servers::{KvServer, Resource, ZkServer};
+pub use servers::{KvServer, Resource};
+pub use zk::{ZkMachine, ZkReplica};
 
 /// The switchable bugs, one line each on the rule they break.
 pub const BUGS: &[Bug] = &[
@@ -75,7 +79,7 @@ pub enum Design {
     Lease,
     /// Redlock over all servers but the last.
     Redlock,
-    /// The ZooKeeper recipe on a single-server lock service.
+    /// The ZooKeeper recipe on a Raft-replicated lock service.
     Zookeeper,
 }
 
@@ -119,6 +123,12 @@ pub struct Params {
     pub session_timeout: Duration,
     /// ZooKeeper: how often clients send heartbeats.
     pub heartbeat_interval: Duration,
+    /// ZooKeeper: how many Raft replicas run the lock service (nodes 0..replicas; the
+    /// resource is node `replicas`).
+    pub replicas: usize,
+    /// ZooKeeper: a request unanswered this long is resent (same request id) to the next
+    /// replica.
+    pub service_retry: Duration,
     /// Lease and Redlock clients: before each read or write of the resource, check on the
     /// local clock that the lease (from the start of acquisition, minus the drift allowance)
     /// has not run out, and give up if it has. Narrows the window; cannot close it.
@@ -141,6 +151,8 @@ impl Default for Params {
             work: Duration(20 * MS),
             session_timeout: Duration(600 * MS),
             heartbeat_interval: Duration(150 * MS),
+            replicas: 3,
+            service_retry: Duration(200 * MS),
             validity_recheck: false,
             bug: None,
         }
@@ -177,74 +189,28 @@ pub enum Msg {
         /// The token.
         token: u64,
     },
-    /// Client to ZooKeeper: open a session.
-    Connect,
-    /// ZooKeeper: the new session.
-    Connected {
-        /// Session id.
-        session: u64,
-    },
-    /// Client heartbeat.
+    /// Client heartbeat, to the replica the client believes leads.
     Ping {
         /// Session id.
         session: u64,
     },
-    /// Heartbeat answer: whether the session is still alive.
+    /// Heartbeat answer from the leader: whether the session is still alive.
     Pong {
         /// Session id.
         session: u64,
         /// False once the service expired it.
         alive: bool,
     },
-    /// Create an ephemeral sequential entry under the lock node.
-    Create {
-        /// The client's attempt.
-        attempt: u64,
-        /// Session id.
-        session: u64,
-    },
-    /// The entry's sequence number (None: the session had expired).
-    Created {
-        /// The attempt.
-        attempt: u64,
-        /// The sequence number.
-        seq: Option<u64>,
-    },
-    /// List the lock node's children, optionally leaving a watch on them.
-    GetChildren {
-        /// The attempt.
-        attempt: u64,
-        /// Leave a children watch (the herd recipe).
-        watch: bool,
-    },
-    /// The children's sequence numbers.
-    Children {
-        /// The attempt.
-        attempt: u64,
-        /// Sequence numbers, ascending.
-        seqs: Vec<u64>,
-    },
-    /// Whether entry `seq` exists, leaving a watch on it.
-    Exists {
-        /// The attempt.
-        attempt: u64,
-        /// The predecessor's sequence number.
-        seq: u64,
-    },
-    /// Answer to [`Msg::Exists`].
-    ExistsReply {
-        /// The attempt.
-        attempt: u64,
-        /// Whether it exists (if so, a watch is set).
-        exists: bool,
+    /// A replica that does not lead answers a heartbeat with the leader it believes in.
+    NotLeader {
+        /// That leader, if known.
+        hint: Option<NodeId>,
     },
     /// A watch fired: something the client waits on changed.
     WatchFired,
-    /// Delete an entry (release, or give up waiting).
-    Delete {
-        /// The entry.
-        seq: u64,
-    },
+    /// Raft's messages for the ZooKeeper service: between replicas, and the clients' requests
+    /// (commands of [`zk::ZkOp`]) and the leader's replies.
+    Raft(raft::msg::Msg<ZkMachine>),
     /// Read the counter, presenting a token.
     Read {
         /// The attempt.
@@ -281,24 +247,25 @@ pub enum Msg {
     },
 }
 
+impl From<raft::msg::Msg<ZkMachine>> for Msg {
+    fn from(m: raft::msg::Msg<ZkMachine>) -> Msg {
+        Msg::Raft(m)
+    }
+}
+
 impl Message for Msg {
     fn label(&self) -> &'static str {
         match self {
             Msg::Acquire { .. } => "acquire",
             Msg::AcquireReply { .. } => "acquire_reply",
             Msg::Release { .. } => "release",
-            Msg::Connect => "connect",
-            Msg::Connected { .. } => "connected",
             Msg::Ping { .. } => "ping",
             Msg::Pong { .. } => "pong",
-            Msg::Create { .. } => "create",
-            Msg::Created { .. } => "created",
-            Msg::GetChildren { .. } => "get_children",
-            Msg::Children { .. } => "children",
-            Msg::Exists { .. } => "exists",
-            Msg::ExistsReply { .. } => "exists_reply",
+            Msg::NotLeader { .. } => "not_leader",
             Msg::WatchFired => "watch_fired",
-            Msg::Delete { .. } => "delete",
+            Msg::Raft(raft::msg::Msg::Request { op, .. }) => op.label(),
+            Msg::Raft(raft::msg::Msg::Reply { result, .. }) => result.label(),
+            Msg::Raft(m) => m.label(),
             Msg::Read { .. } => "read",
             Msg::ReadReply { .. } => "read_reply",
             Msg::Write { .. } => "write",
@@ -311,8 +278,8 @@ impl Message for Msg {
 pub enum Node {
     /// A lease server (lease and redlock designs).
     Kv(KvServer),
-    /// The ZooKeeper-style lock service.
-    Zk(ZkServer),
+    /// A replica of the ZooKeeper-style lock service.
+    Zk(Box<ZkReplica>),
     /// The protected resource.
     Resource(Resource),
     /// A client.
@@ -340,10 +307,10 @@ impl Process for Node {
         }
     }
 
-    fn on_timer(&mut self, ctx: &mut Ctx<'_, Msg>, _timer: TimerId, tag: u64) {
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, Msg>, timer: TimerId, tag: u64) {
         match self {
             Node::Kv(s) => s.on_timer(ctx, tag),
-            Node::Zk(s) => s.on_timer(ctx, tag),
+            Node::Zk(s) => s.on_timer(ctx, timer, tag),
             Node::Resource(_) => {}
             Node::Client(c) => c.on_timer(ctx, tag),
         }
@@ -353,6 +320,22 @@ impl Process for Node {
         if let Node::Client(c) = self {
             c.on_invoke(ctx, op);
         }
+    }
+
+    fn role_rank(&self, role: &str) -> Option<u64> {
+        let Node::Zk(z) = self else { return None };
+        match role {
+            "leader" if z.raft.is_leader() => Some(z.raft.term),
+            "follower" if !z.raft.is_leader() => Some(z.raft.term),
+            _ => None,
+        }
+    }
+}
+
+fn zk_server(n: &Node) -> Option<&raft::server::Server<ZkMachine, Msg>> {
+    match n {
+        Node::Zk(z) => Some(&z.raft),
+        _ => None,
     }
 }
 
@@ -372,11 +355,32 @@ fn validate(sc: &Scenario, p: &Params) -> Result<(), ScenarioError> {
             ),
         ));
     }
-    if matches!(p.design, Design::Lease | Design::Zookeeper) && sc.nodes != 2 {
+    if p.design == Design::Lease && sc.nodes != 2 {
         return Err(sc.error_at(
             "nodes",
-            "the lease and zookeeper designs use nodes = 2: node 0 is the lock server, node 1 the resource".into(),
+            "the lease design uses nodes = 2: node 0 is the lock server, node 1 the resource"
+                .into(),
         ));
+    }
+    if p.design == Design::Zookeeper {
+        if p.replicas == 0 {
+            return Err(sc.error_at(
+                "replicas",
+                "replicas must be at least 1 (3 or 5 to survive failures)".into(),
+            ));
+        }
+        if sc.nodes != p.replicas + 1 {
+            return Err(sc.error_at(
+                "nodes",
+                format!(
+                    "the zookeeper design with replicas = {} uses nodes = {}: nodes 0..{} run the service, node {} is the resource",
+                    p.replicas,
+                    p.replicas + 1,
+                    p.replicas,
+                    p.replicas
+                ),
+            ));
+        }
     }
     if p.fencing && p.design == Design::Redlock {
         return Err(sc.error_at(
@@ -392,6 +396,7 @@ fn validate(sc: &Scenario, p: &Params) -> Result<(), ScenarioError> {
         ("request_timeout", p.request_timeout),
         ("session_timeout", p.session_timeout),
         ("heartbeat_interval", p.heartbeat_interval),
+        ("service_retry", p.service_retry),
     ] {
         if d.0 == 0 {
             return Err(sc.error_at(field, format!("{field} must be above zero")));
@@ -443,14 +448,15 @@ pub fn run(sc: &Scenario, seed: u64, opts: &RunOptions) -> Result<RunResult, Sce
     let clients = cfg.workload.clients;
     let duration_ns = cfg.duration_ns;
     let p = params.clone();
+    let rp = std::rc::Rc::new(zk::raft_params());
     let mut sim = Sim::new(cfg, move |info| {
         let resource = info.servers_count - 1;
         if info.is_client {
-            Node::Client(Box::new(Client::new(p.clone(), resource)))
+            Node::Client(Box::new(Client::new(p.clone(), info.id, resource)))
         } else if info.id == resource {
             Node::Resource(Resource::new(p.fencing))
         } else if p.design == Design::Zookeeper {
-            Node::Zk(ZkServer::new(p.clone()))
+            Node::Zk(Box::new(ZkReplica::new(rp.clone(), &p, info.id, resource)))
         } else {
             Node::Kv(KvServer::new(p.clone()))
         }
@@ -463,8 +469,28 @@ pub fn run(sc: &Scenario, seed: u64, opts: &RunOptions) -> Result<RunResult, Sce
         params.fencing,
         stats.clone(),
     ));
+    let raft_shared = std::rc::Rc::new(std::cell::RefCell::new(raft::checks::Shared::default()));
+    if params.design == Design::Zookeeper {
+        // Raft's invariants over the lock service's replicas.
+        sim.add_checker(raft::checks::Invariants::over(
+            raft_shared.clone(),
+            servers,
+            zk_server,
+        ));
+    }
     let mut result = sim.run();
     stats.borrow().add_metrics(&mut result.metrics, duration_ns);
+    if params.design == Design::Zookeeper {
+        let sh = raft_shared.borrow();
+        let changes = sh.leaders.windows(2).filter(|w| w[0].2 != w[1].2).count();
+        result
+            .metrics
+            .insert("raft.leader_changes".into(), changes as f64);
+        result.metrics.insert(
+            "raft.commands_committed".into(),
+            sh.commands_committed as f64,
+        );
+    }
     Ok(result)
 }
 
@@ -498,6 +524,49 @@ mod tests {
         let calm = run_file("zk-no-herd", 1);
         let m = |r: &RunResult| r.metrics["lock.watch_messages_per_handover"];
         assert!(m(&herd) > 4.0 * m(&calm), "{} vs {}", m(&herd), m(&calm));
+    }
+
+    #[test]
+    fn the_replicated_zookeeper_lock_survives_a_leader_isolation_with_fencing() {
+        for seed in 1..=10 {
+            let r = run_file("zk-leader-isolated", seed);
+            assert_eq!(r.verdict, sim_core::Verdict::Pass, "seed {seed}");
+            // The isolation moved the leadership, and locks were still handed out after it.
+            assert!(r.metrics["raft.leader_changes"] >= 1.0, "seed {seed}");
+            assert!(r.metrics["lock.acquisitions"] >= 5.0, "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn zookeeper_without_fencing_is_caught_and_with_fencing_passes() {
+        let unfenced = run_file("zk-faults-unfenced", 15);
+        assert_eq!(unfenced.verdict, sim_core::Verdict::Violation);
+        assert!(unfenced.violations[0].message.contains("mutual exclusion"));
+        for seed in 1..=10 {
+            let fenced = run_file("zk-faults", seed);
+            assert_eq!(fenced.verdict, sim_core::Verdict::Pass, "seed {seed}");
+            assert!(
+                fenced.metrics["lock.sessions_expired"] >= 1.0,
+                "seed {seed}"
+            );
+        }
+    }
+
+    #[test]
+    fn zookeeper_nodes_must_match_replicas() {
+        let text = "description = \"d\"\nalgorithm = \"lock\"\nnodes = 3\nduration = \"1s\"\n[params]\ndesign = \"zookeeper\"\nreplicas = 3\n";
+        let sc = Scenario::parse("t.toml", text).expect("parses");
+        let err = run(&sc, 1, &RunOptions::default()).unwrap_err();
+        assert!(err.message.contains("uses nodes = 4"), "{}", err.message);
+    }
+
+    #[test]
+    fn one_replica_runs_the_same_service() {
+        let text = "description = \"d\"\nalgorithm = \"lock\"\nnodes = 2\nduration = \"3s\"\n[params]\ndesign = \"zookeeper\"\nreplicas = 1\nfencing = true\n[workload]\nclients = 3\nmix = { incr = 1 }\n";
+        let sc = Scenario::parse("t.toml", text).expect("parses");
+        let r = run(&sc, 1, &RunOptions::default()).expect("runs");
+        assert_eq!(r.verdict, sim_core::Verdict::Pass);
+        assert!(r.metrics["lock.acquisitions"] >= 5.0);
     }
 
     #[test]

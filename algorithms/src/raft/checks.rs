@@ -17,9 +17,10 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use sim_core::time::{fmt_ns, Nanos};
-use sim_core::{Checker, EventType, History, NodeId, View};
+use sim_core::{Checker, EventType, History, Message, NodeId, Process, View};
 
-use super::msg::{Command, KvOp};
+use super::kv::{KvState, StateMachine};
+use super::msg::{Command, Msg};
 use super::server::{Role, Server};
 use super::Node;
 
@@ -36,15 +37,18 @@ pub struct Shared {
     pub commands_committed: u64,
 }
 
-fn server<'a>(view: &'a View<'_, Node>, id: NodeId) -> Option<&'a Server> {
-    match view.node(id) {
-        Some(Node::Server(s)) => Some(s),
+fn raft_server(n: &Node) -> Option<&Server> {
+    match n {
+        Node::Server(s) => Some(s),
         _ => None,
     }
 }
 
-/// The per-event invariants.
-pub struct Invariants {
+/// The per-event invariants, over the Raft servers of a simulation whose nodes are `N` (Raft's
+/// own [`Node`], or another algorithm's nodes some of which run a Raft server for state
+/// machine `S`).
+pub struct Invariants<N = Node, S: StateMachine = KvState, M = Msg> {
+    get: fn(&N) -> Option<&Server<S, M>>,
     shared: Rc<RefCell<Shared>>,
     leader_of_term: BTreeMap<u64, NodeId>,
     /// Chain hash of the committed entry at each index (index 1 at 0); 0 = not seen.
@@ -65,7 +69,19 @@ pub struct Invariants {
 impl Invariants {
     /// Invariants that report what metrics need into `shared`.
     pub fn new(shared: Rc<RefCell<Shared>>, servers_count: usize) -> Self {
+        Invariants::over(shared, servers_count, raft_server)
+    }
+}
+
+impl<N: Process, S: StateMachine, M: Message + From<Msg<S>>> Invariants<N, S, M> {
+    /// Invariants over the nodes from which `get` extracts a Raft server.
+    pub fn over(
+        shared: Rc<RefCell<Shared>>,
+        servers_count: usize,
+        get: fn(&N) -> Option<&Server<S, M>>,
+    ) -> Self {
         Invariants {
+            get,
             shared,
             leader_of_term: BTreeMap::new(),
             committed: Vec::new(),
@@ -77,11 +93,11 @@ impl Invariants {
         }
     }
 
-    fn track_leaderless(&mut self, view: &View<'_, Node>) {
+    fn track_leaderless(&mut self, view: &View<'_, N>) {
         let mut max_term = 0;
         let mut leader_term = None;
         for (_, n) in view.servers() {
-            if let Node::Server(s) = n {
+            if let Some(s) = (self.get)(n) {
                 max_term = max_term.max(s.term);
                 if s.role == Role::Leader {
                     leader_term = leader_term.max(Some(s.term));
@@ -102,7 +118,7 @@ impl Invariants {
         }
     }
 
-    fn record_commits(&mut self, s: &Server, node: NodeId) -> Option<String> {
+    fn record_commits(&mut self, s: &Server<S, M>, node: NodeId) -> Option<String> {
         let (boot, seen) = self.commit_seen[node];
         let from = if boot == s.boot {
             if s.commit < seen {
@@ -130,12 +146,7 @@ impl Invariants {
                     if let Command::Client { op, .. } = &e.cmd {
                         let mut sh = self.shared.borrow_mut();
                         sh.commands_committed += 1;
-                        let kv = match op {
-                            KvOp::Put { key, value } => Some((*key, *value)),
-                            KvOp::Cas { key, to, .. } => Some((*key, *to)),
-                            KvOp::Get { .. } => None,
-                        };
-                        if let Some(kv) = kv {
+                        if let Some(kv) = S::written(op) {
                             sh.value_index.entry(kv).or_insert(i);
                         }
                     }
@@ -152,7 +163,7 @@ impl Invariants {
         None
     }
 
-    fn check_new_leader(&mut self, s: &Server, node: NodeId, now: Nanos) -> Option<String> {
+    fn check_new_leader(&mut self, s: &Server<S, M>, node: NodeId, now: Nanos) -> Option<String> {
         match self.leader_of_term.get(&s.term) {
             Some(&other) if other != node => {
                 return Some(format!(
@@ -189,14 +200,14 @@ impl Invariants {
     }
 }
 
-impl Checker<Node> for Invariants {
+impl<N: Process, S: StateMachine, M: Message + From<Msg<S>>> Checker<N> for Invariants<N, S, M> {
     fn name(&self) -> &'static str {
         "raft-invariants"
     }
 
-    fn after_event(&mut self, view: &View<'_, Node>, node: NodeId) -> Option<String> {
+    fn after_event(&mut self, view: &View<'_, N>, node: NodeId) -> Option<String> {
         self.track_leaderless(view);
-        let s = server(view, node)?;
+        let s = view.node(node).and_then(self.get)?;
         // Commits first, so that a leader elected in this event is judged against them.
         if let Some(v) = self.record_commits(s, node) {
             return Some(v);
@@ -238,7 +249,7 @@ impl Checker<Node> for Invariants {
         }
         // Log matching, at this server's last and commit indexes against every other log.
         for (other, n) in view.servers() {
-            let Node::Server(o) = n else { continue };
+            let Some(o) = (self.get)(n) else { continue };
             if other == node {
                 continue;
             }

@@ -16,6 +16,10 @@
 //! leadership with a round of heartbeats instead, and `read_mode = "lease"` skips even that
 //! while the leader holds a lease measured on its own clock, which clock skew can break.
 //!
+//! The replicated state machine is pluggable ([`kv::StateMachine`]); the key-value store is
+//! one implementation, and the lock family's ZooKeeper-style service ([`crate::lock::zk`]) runs
+//! another on the same [`server::Server`].
+//!
 //! Invariants checked after every event, and the reads checked at the end: see [`checks`].
 //!
 //! Bug switches (`bug = "..."` under `[params]`), one line each on the rule they break: see

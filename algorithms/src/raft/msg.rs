@@ -5,7 +5,7 @@ use std::rc::Rc;
 use serde::{Deserialize, Serialize};
 use sim_core::{Message, NodeId};
 
-use super::kv::KvState;
+use super::kv::{KvState, StateMachine};
 
 /// A key-value operation, as a client asks for it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,7 +42,8 @@ impl KvOp {
 
 /// What a log entry asks the state machine to do.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Command {
+#[serde(bound = "")]
+pub enum Command<S: StateMachine = KvState> {
     /// The entry a new leader appends so that it can commit in its own term.
     Noop,
     /// A client's command, tagged for deduplication.
@@ -52,7 +53,7 @@ pub enum Command {
         /// The client's sequence number; a retried command keeps it.
         seq: u64,
         /// The operation.
-        op: KvOp,
+        op: S::Op,
     },
     /// A new cluster configuration (single-server membership change).
     Config {
@@ -63,7 +64,7 @@ pub enum Command {
     },
 }
 
-impl Command {
+impl<S: StateMachine> Command<S> {
     /// A stable digest of the command, for the chain hash that checks log matching.
     pub fn digest(&self) -> u64 {
         let mut h = Fnv::new();
@@ -73,23 +74,7 @@ impl Command {
                 h.add(2);
                 h.add(*client as u64);
                 h.add(*seq);
-                match op {
-                    KvOp::Get { key } => {
-                        h.add(10);
-                        h.add(*key as u64);
-                    }
-                    KvOp::Put { key, value } => {
-                        h.add(11);
-                        h.add(*key as u64);
-                        h.add(*value);
-                    }
-                    KvOp::Cas { key, from, to } => {
-                        h.add(12);
-                        h.add(*key as u64);
-                        h.add(*from);
-                        h.add(*to);
-                    }
-                }
+                S::digest(op, &mut h);
             }
             Command::Config {
                 members,
@@ -107,13 +92,15 @@ impl Command {
 }
 
 /// FNV-1a over 64-bit words: small, stable across platforms and runs.
-pub(crate) struct Fnv(pub u64);
+pub struct Fnv(pub u64);
 
 impl Fnv {
-    pub(crate) fn new() -> Self {
+    /// The FNV offset basis.
+    pub fn new() -> Self {
         Fnv(0xcbf2_9ce4_8422_2325)
     }
-    pub(crate) fn add(&mut self, x: u64) {
+    /// Mixes in one word.
+    pub fn add(&mut self, x: u64) {
         for b in x.to_le_bytes() {
             self.0 ^= b as u64;
             self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
@@ -121,21 +108,28 @@ impl Fnv {
     }
 }
 
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv::new()
+    }
+}
+
 /// One log entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Entry {
+#[serde(bound = "")]
+pub struct Entry<S: StateMachine = KvState> {
     /// The term in which a leader created it.
     pub term: u64,
     /// What it does.
-    pub cmd: Command,
+    pub cmd: Command<S>,
     /// Hash of this entry and every entry before it: two logs that hold the same hash at an
     /// index hold identical prefixes, which is what the log-matching check compares.
     pub chain: u64,
 }
 
-impl Entry {
+impl<S: StateMachine> Entry<S> {
     /// Builds an entry that follows an entry whose chain hash is `prev_chain`.
-    pub fn new(term: u64, cmd: Command, prev_chain: u64) -> Entry {
+    pub fn new(term: u64, cmd: Command<S>, prev_chain: u64) -> Entry<S> {
         let mut h = Fnv(prev_chain);
         h.add(term);
         h.add(cmd.digest());
@@ -149,7 +143,8 @@ impl Entry {
 
 /// A snapshot: the state machine after applying every entry up to `index`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Snapshot {
+#[serde(bound = "")]
+pub struct Snapshot<S: StateMachine = KvState> {
     /// The last entry it covers.
     pub index: u64,
     /// That entry's term.
@@ -160,8 +155,8 @@ pub struct Snapshot {
     pub members: Vec<NodeId>,
     /// Scripted membership changes reflected as of `index`.
     pub changes_done: u32,
-    /// The key-value state and the client sessions.
-    pub kv: KvState,
+    /// The state machine, with its client sessions.
+    pub kv: S,
 }
 
 /// The answer a server gives a client.
@@ -182,7 +177,7 @@ pub enum ClientResult {
 
 /// Raft's messages, between servers and between clients and servers.
 #[derive(Clone, Debug)]
-pub enum Msg {
+pub enum Msg<S: StateMachine = KvState> {
     /// A candidate (or pre-candidate) asks for a vote.
     RequestVote {
         /// The term the candidate stands in (for a pre-vote: the term it would stand in).
@@ -212,7 +207,7 @@ pub enum Msg {
         /// Its term.
         prev_log_term: u64,
         /// Entries to append.
-        entries: Vec<Entry>,
+        entries: Vec<Entry<S>>,
         /// The leader's commit index.
         leader_commit: u64,
         /// The leader's round number, echoed back, to confirm leadership for reads.
@@ -238,7 +233,7 @@ pub enum Msg {
         /// The leader's term.
         term: u64,
         /// The snapshot (shared: the network may copy the message).
-        snapshot: Rc<Snapshot>,
+        snapshot: Rc<Snapshot<S>>,
         /// The round.
         round: u64,
     },
@@ -260,18 +255,18 @@ pub enum Msg {
         /// Sequence number for deduplication.
         seq: u64,
         /// The operation.
-        op: KvOp,
+        op: S::Op,
     },
     /// A server's answer to a client.
     Reply {
         /// The request number.
         req: u64,
         /// The outcome.
-        result: ClientResult,
+        result: S::Reply,
     },
 }
 
-impl Message for Msg {
+impl<S: StateMachine> Message for Msg<S> {
     fn label(&self) -> &'static str {
         match self {
             Msg::RequestVote { pre_vote: true, .. } => "pre_vote",

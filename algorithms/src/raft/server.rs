@@ -6,14 +6,15 @@
 //! reply that depends on it. Everything else is rebuilt after a restart.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::marker::PhantomData;
 use std::rc::Rc;
 
 use rand::Rng;
 use sim_core::time::Nanos;
-use sim_core::{Ctx, NodeId, TimerId};
+use sim_core::{Ctx, Message, NodeId, TimerId};
 
-use super::kv::{Applied, KvState};
-use super::msg::{ClientResult, Command, Entry, KvOp, Msg, Snapshot};
+use super::kv::{Applied, KvState, StateMachine};
+use super::msg::{Command, Entry, Msg, Snapshot};
 use super::{Params, RaftBug, ReadMode};
 
 /// The timer that starts an election when the leader falls silent.
@@ -50,16 +51,17 @@ pub struct AppliedRecord {
 /// A read waiting for its read index to be applied and, unless leased, for leadership to be
 /// confirmed by a majority.
 #[derive(Clone, Debug)]
-struct PendingRead {
+struct PendingRead<Op> {
     client: NodeId,
     req: u64,
-    key: u32,
+    op: Op,
     read_index: u64,
     round: u64,
 }
 
-/// A Raft server.
-pub struct Server {
+/// A Raft server driving the state machine `S`, in a simulation whose messages are `M` (Raft's
+/// own [`Msg`], or a larger type that wraps it).
+pub struct Server<S: StateMachine = KvState, M = Msg<KvState>> {
     pub(crate) p: Rc<Params>,
     pub(crate) id: NodeId,
     n: usize,
@@ -67,15 +69,15 @@ pub struct Server {
     pub(crate) term: u64,
     voted_for: Option<NodeId>,
     /// Entries after the snapshot: `log[k]` is index `snap.index + 1 + k`.
-    pub(crate) log: Vec<Entry>,
-    pub(crate) snap: Rc<Snapshot>,
+    pub(crate) log: Vec<Entry<S>>,
+    pub(crate) snap: Rc<Snapshot<S>>,
     /// The newest snapshot, not yet used to cut the log.
-    pending_snap: Option<Rc<Snapshot>>,
+    pending_snap: Option<Rc<Snapshot<S>>>,
     // Volatile state.
     pub(crate) boot: u64,
     pub(crate) commit: u64,
     pub(crate) applied: u64,
-    kv: KvState,
+    kv: S,
     pub(crate) members: Vec<NodeId>,
     changes_done: u32,
     config_index: u64,
@@ -93,18 +95,19 @@ pub struct Server {
     heard_leader_local: Option<Nanos>,
     leader_since_index: u64,
     pending: BTreeMap<u64, (NodeId, u64, u32, u64)>,
-    reads: Vec<PendingRead>,
+    reads: Vec<PendingRead<S::Op>>,
     /// Entries applied during the current callback (cleared at its start).
-    pub(crate) applied_now: Vec<AppliedRecord>,
+    pub applied_now: Vec<AppliedRecord>,
+    _msg: PhantomData<fn() -> M>,
 }
 
 fn entry_key(index: u64) -> String {
     format!("e{index}")
 }
 
-impl Server {
+impl<S: StateMachine, M: Message + From<Msg<S>>> Server<S, M> {
     /// A fresh server before `on_start` loads its durable state.
-    pub fn new(p: Rc<Params>, id: NodeId, servers_count: usize) -> Server {
+    pub fn new(p: Rc<Params>, id: NodeId, servers_count: usize) -> Self {
         let initial = p
             .initial_members
             .unwrap_or(servers_count)
@@ -122,13 +125,13 @@ impl Server {
                 chain: 0,
                 members: members.clone(),
                 changes_done: 0,
-                kv: KvState::default(),
+                kv: S::default(),
             }),
             pending_snap: None,
             boot: 0,
             commit: 0,
             applied: 0,
-            kv: KvState::default(),
+            kv: S::default(),
             members,
             changes_done: 0,
             config_index: 0,
@@ -148,8 +151,14 @@ impl Server {
             pending: BTreeMap::new(),
             reads: Vec::new(),
             applied_now: Vec::new(),
+            _msg: PhantomData,
             p,
         }
+    }
+
+    /// Sends one of Raft's messages, wrapped in the simulation's message type.
+    fn send(ctx: &mut Ctx<'_, M>, to: NodeId, msg: Msg<S>) {
+        ctx.send(to, M::from(msg));
     }
 
     fn bug(&self, b: RaftBug) -> bool {
@@ -190,7 +199,7 @@ impl Server {
     }
 
     /// The entry at `index`, if it is in the log (not compacted).
-    pub fn entry_at(&self, index: u64) -> Option<&Entry> {
+    pub fn entry_at(&self, index: u64) -> Option<&Entry<S>> {
         if index > self.snap.index && index <= self.last_index() {
             Some(&self.log[(index - self.snap.index - 1) as usize])
         } else {
@@ -207,7 +216,7 @@ impl Server {
     }
 
     /// Appends entries at the leader, persisting them.
-    fn leader_append(&mut self, ctx: &mut Ctx<'_, Msg>, cmd: Command) -> u64 {
+    fn leader_append(&mut self, ctx: &mut Ctx<'_, M>, cmd: Command<S>) -> u64 {
         let prev = self.log.last().map(|e| e.chain).unwrap_or(self.snap.chain);
         let e = Entry::new(self.term, cmd, prev);
         let index = self.last_index() + 1;
@@ -232,7 +241,7 @@ impl Server {
     }
 
     /// Truncates the log after `keep_last` and appends `entries`, then persists and syncs.
-    fn replace_suffix(&mut self, ctx: &mut Ctx<'_, Msg>, keep_last: u64, entries: &[Entry]) {
+    fn replace_suffix(&mut self, ctx: &mut Ctx<'_, M>, keep_last: u64, entries: &[Entry<S>]) {
         let old_last = self.last_index();
         let truncated = keep_last < old_last;
         self.log.truncate((keep_last - self.snap.index) as usize);
@@ -290,17 +299,17 @@ impl Server {
 
     // ---- persistence --------------------------------------------------------------------
 
-    fn persist_hard(&mut self, ctx: &mut Ctx<'_, Msg>) {
+    fn persist_hard(&mut self, ctx: &mut Ctx<'_, M>) {
         ctx.storage().put_json("hard", &(self.term, self.voted_for));
         ctx.storage().sync();
     }
 
-    fn load(&mut self, ctx: &mut Ctx<'_, Msg>) {
+    fn load(&mut self, ctx: &mut Ctx<'_, M>) {
         let st = ctx.storage();
         self.boot = st.get_json::<u64>("boot").unwrap_or(0) + 1;
         st.put_json("boot", &self.boot);
         st.sync();
-        if let Some(s) = st.get_json::<Snapshot>("snap") {
+        if let Some(s) = st.get_json::<Snapshot<S>>("snap") {
             self.snap = Rc::new(s);
         }
         if let Some((term, vote)) = st.get_json::<(u64, Option<NodeId>)>("hard") {
@@ -311,7 +320,7 @@ impl Server {
         let from = self.snap.index + 1;
         let mut log = Vec::new();
         for i in from..=last {
-            match st.get_json::<Entry>(&entry_key(i)) {
+            match st.get_json::<Entry<S>>(&entry_key(i)) {
                 Some(e) => log.push(e),
                 None => break,
             }
@@ -325,11 +334,11 @@ impl Server {
 
     // ---- timers and roles ---------------------------------------------------------------
 
-    fn reset_election_timer(&mut self, ctx: &mut Ctx<'_, Msg>) {
+    fn reset_election_timer(&mut self, ctx: &mut Ctx<'_, M>) {
         self.arm_election_timer(ctx, self.p.election_timeout_max.0);
     }
 
-    fn arm_election_timer(&mut self, ctx: &mut Ctx<'_, Msg>, max_ns: Nanos) {
+    fn arm_election_timer(&mut self, ctx: &mut Ctx<'_, M>, max_ns: Nanos) {
         if let Some(t) = self.election_timer.take() {
             ctx.cancel_timer(t);
         }
@@ -343,7 +352,7 @@ impl Server {
         self.election_timer = Some(ctx.set_timer(after, ELECTION_TIMER));
     }
 
-    fn set_term(&mut self, ctx: &mut Ctx<'_, Msg>, term: u64) {
+    fn set_term(&mut self, ctx: &mut Ctx<'_, M>, term: u64) {
         if term != self.term {
             self.term = term;
             self.voted_for = None;
@@ -351,7 +360,7 @@ impl Server {
         }
     }
 
-    fn become_follower(&mut self, ctx: &mut Ctx<'_, Msg>, term: u64, leader: Option<NodeId>) {
+    fn become_follower(&mut self, ctx: &mut Ctx<'_, M>, term: u64, leader: Option<NodeId>) {
         let was_leader = self.role == Role::Leader;
         let term_changed = term != self.term;
         self.set_term(ctx, term);
@@ -367,20 +376,22 @@ impl Server {
             // commit, and deduplication makes the retry safe.
             let hint = self.leader;
             for (_, (client, req, _, _)) in std::mem::take(&mut self.pending) {
-                ctx.send(
+                Self::send(
+                    ctx,
                     client,
                     Msg::Reply {
                         req,
-                        result: ClientResult::NotLeader { hint },
+                        result: S::not_leader(hint),
                     },
                 );
             }
             for r in std::mem::take(&mut self.reads) {
-                ctx.send(
+                Self::send(
+                    ctx,
                     r.client,
                     Msg::Reply {
                         req: r.req,
-                        result: ClientResult::NotLeader { hint },
+                        result: S::not_leader(hint),
                     },
                 );
             }
@@ -394,7 +405,7 @@ impl Server {
     /// Whether this server heard from a live leader within the minimum election timeout:
     /// then it refuses to help depose that leader (pre-votes always; votes with
     /// CheckQuorum or lease reads, which rely on it).
-    fn leader_recently_heard(&self, ctx: &Ctx<'_, Msg>) -> bool {
+    fn leader_recently_heard(&self, ctx: &Ctx<'_, M>) -> bool {
         match self.heard_leader_local {
             Some(t) if self.leader.is_some() => {
                 ctx.now_local().saturating_sub(t) < self.p.election_timeout_min.0
@@ -403,7 +414,7 @@ impl Server {
         }
     }
 
-    fn start_election(&mut self, ctx: &mut Ctx<'_, Msg>) {
+    fn start_election(&mut self, ctx: &mut Ctx<'_, M>) {
         if !self.is_member() {
             self.reset_election_timer(ctx);
             return;
@@ -425,7 +436,7 @@ impl Server {
         }
     }
 
-    fn become_candidate(&mut self, ctx: &mut Ctx<'_, Msg>) {
+    fn become_candidate(&mut self, ctx: &mut Ctx<'_, M>) {
         let t = self.term + 1;
         self.set_term(ctx, t);
         self.voted_for = Some(self.id);
@@ -443,7 +454,7 @@ impl Server {
         self.send_vote_requests(ctx, false);
     }
 
-    fn send_vote_requests(&mut self, ctx: &mut Ctx<'_, Msg>, pre_vote: bool) {
+    fn send_vote_requests(&mut self, ctx: &mut Ctx<'_, M>, pre_vote: bool) {
         let msg = Msg::RequestVote {
             term: if pre_vote { self.term + 1 } else { self.term },
             last_log_index: self.last_index(),
@@ -452,12 +463,12 @@ impl Server {
         };
         for &m in &self.members {
             if m != self.id && !self.votes.contains(&m) {
-                ctx.send(m, msg.clone());
+                Self::send(ctx, m, msg.clone());
             }
         }
     }
 
-    fn become_leader(&mut self, ctx: &mut Ctx<'_, Msg>) {
+    fn become_leader(&mut self, ctx: &mut Ctx<'_, M>) {
         self.role = Role::Leader;
         self.leader = Some(self.id);
         ctx.series("state.leader", 1.0);
@@ -480,7 +491,7 @@ impl Server {
 
     // ---- replication --------------------------------------------------------------------
 
-    fn heartbeat(&mut self, ctx: &mut Ctx<'_, Msg>) {
+    fn heartbeat(&mut self, ctx: &mut Ctx<'_, M>) {
         self.round += 1;
         self.round_sent_local.insert(self.round, ctx.now_local());
         self.acked_round[self.id] = self.round;
@@ -491,11 +502,12 @@ impl Server {
         }
     }
 
-    fn send_append(&mut self, ctx: &mut Ctx<'_, Msg>, p: NodeId) {
+    fn send_append(&mut self, ctx: &mut Ctx<'_, M>, p: NodeId) {
         let next = self.next_index[p].max(1);
         if next <= self.snap.index {
             ctx.count("raft.snapshots_sent", 1.0);
-            ctx.send(
+            Self::send(
+                ctx,
                 p,
                 Msg::InstallSnapshot {
                     term: self.term,
@@ -518,7 +530,8 @@ impl Server {
             Vec::new()
         };
         self.next_index[p] = prev + entries.len() as u64 + 1;
-        ctx.send(
+        Self::send(
+            ctx,
             p,
             Msg::AppendEntries {
                 term: self.term,
@@ -531,7 +544,7 @@ impl Server {
         );
     }
 
-    fn replicate_now(&mut self, ctx: &mut Ctx<'_, Msg>) {
+    fn replicate_now(&mut self, ctx: &mut Ctx<'_, M>) {
         for p in 0..self.n {
             if p != self.id {
                 self.send_append(ctx, p);
@@ -539,7 +552,7 @@ impl Server {
         }
     }
 
-    fn advance_commit(&mut self, ctx: &mut Ctx<'_, Msg>) {
+    fn advance_commit(&mut self, ctx: &mut Ctx<'_, M>) {
         let last = self.last_index();
         self.match_index[self.id] = last;
         let mut n = last;
@@ -563,14 +576,14 @@ impl Server {
         self.apply_committed(ctx);
     }
 
-    fn set_commit(&mut self, ctx: &mut Ctx<'_, Msg>, c: u64) {
+    fn set_commit(&mut self, ctx: &mut Ctx<'_, M>, c: u64) {
         if c > self.commit {
             ctx.count("raft.commit_advances", 1.0);
             self.commit = c;
         }
     }
 
-    fn apply_committed(&mut self, ctx: &mut Ctx<'_, Msg>) {
+    fn apply_committed(&mut self, ctx: &mut Ctx<'_, M>) {
         let target = if self.bug(RaftBug::ApplyBeforeCommit) {
             self.last_index()
         } else {
@@ -587,7 +600,7 @@ impl Server {
         }
     }
 
-    fn apply_up_to(&mut self, ctx: &mut Ctx<'_, Msg>, target: u64) {
+    fn apply_up_to(&mut self, ctx: &mut Ctx<'_, M>, target: u64) {
         let dedup = !self.bug(RaftBug::NoDedup);
         while self.applied < target {
             let index = self.applied + 1;
@@ -598,7 +611,7 @@ impl Server {
             let mut fresh_write = None;
             let result = match &e.cmd {
                 Command::Client { client, seq, op } => {
-                    let (client, seq, is_write) = (*client, *seq, op.is_write());
+                    let (client, seq, is_write) = (*client, *seq, S::is_write(op));
                     let op = op.clone();
                     match self.kv.apply(client, seq, &op, dedup) {
                         Applied::Fresh(r) => {
@@ -626,11 +639,9 @@ impl Server {
                 if let Some((client_node, req, c, s)) = self.pending.remove(&index) {
                     let result = match result {
                         Some((rc, rs, r)) if rc == c && rs == s => r,
-                        _ => ClientResult::NotLeader {
-                            hint: Some(self.id),
-                        },
+                        _ => S::not_leader(Some(self.id)),
                     };
-                    ctx.send(client_node, Msg::Reply { req, result });
+                    Self::send(ctx, client_node, Msg::Reply { req, result });
                 }
             }
         }
@@ -671,7 +682,7 @@ impl Server {
         }
     }
 
-    fn serve_reads(&mut self, ctx: &mut Ctx<'_, Msg>) {
+    fn serve_reads(&mut self, ctx: &mut Ctx<'_, M>) {
         if self.reads.is_empty() {
             return;
         }
@@ -680,14 +691,8 @@ impl Server {
         let mut keep = Vec::new();
         for r in std::mem::take(&mut self.reads) {
             if r.round <= confirmed && r.read_index <= applied {
-                let v = self.kv.data.get(&r.key).copied();
-                ctx.send(
-                    r.client,
-                    Msg::Reply {
-                        req: r.req,
-                        result: ClientResult::Value(v),
-                    },
-                );
+                let result = self.kv.read(&r.op);
+                Self::send(ctx, r.client, Msg::Reply { req: r.req, result });
             } else {
                 keep.push(r);
             }
@@ -695,7 +700,7 @@ impl Server {
         self.reads = keep;
     }
 
-    fn start_read(&mut self, ctx: &mut Ctx<'_, Msg>, client: NodeId, req: u64, key: u32) {
+    fn start_read(&mut self, ctx: &mut Ctx<'_, M>, client: NodeId, req: u64, op: S::Op) {
         // Everything committed before this leader's term is applied once its no-op is.
         let read_index = self.commit.max(self.leader_since_index);
         let leased =
@@ -711,7 +716,7 @@ impl Server {
         self.reads.push(PendingRead {
             client,
             req,
-            key,
+            op,
             read_index,
             round,
         });
@@ -724,7 +729,7 @@ impl Server {
     /// `snapshot_entries`, but the log is cut only at the snapshot before it, once half the
     /// threshold of newer entries exists: a follower a few entries behind (or a reordered
     /// rejection) then still gets entries, not a whole snapshot.
-    fn maybe_compact(&mut self, ctx: &mut Ctx<'_, Msg>) {
+    fn maybe_compact(&mut self, ctx: &mut Ctx<'_, M>) {
         let threshold = self.p.snapshot_entries;
         if threshold == 0 || self.log.len() <= threshold || self.applied <= self.snap.index {
             return;
@@ -775,7 +780,7 @@ impl Server {
         ctx.count("raft.snapshots_taken", 1.0);
     }
 
-    fn install_snapshot(&mut self, ctx: &mut Ctx<'_, Msg>, snap: &Rc<Snapshot>) {
+    fn install_snapshot(&mut self, ctx: &mut Ctx<'_, M>, snap: &Rc<Snapshot<S>>) {
         let old_last = self.last_index();
         let old_first = self.snap.index + 1;
         if self.term_at(snap.index) == Some(snap.term) && snap.index <= old_last {
@@ -803,7 +808,7 @@ impl Server {
         self.apply_committed(ctx);
     }
 
-    fn maybe_change_membership(&mut self, ctx: &mut Ctx<'_, Msg>) {
+    fn maybe_change_membership(&mut self, ctx: &mut Ctx<'_, M>) {
         let k = self.changes_done as usize;
         let Some(change) = self.p.membership.get(k) else {
             return;
@@ -839,10 +844,56 @@ impl Server {
         self.advance_commit(ctx);
     }
 
+    // ---- for services built on the server ------------------------------------------------
+
+    /// The state machine as applied so far.
+    pub fn state(&self) -> &S {
+        &self.kv
+    }
+
+    /// The state machine, for a service that keeps volatile side effects in it.
+    pub fn state_mut(&mut self) -> &mut S {
+        &mut self.kv
+    }
+
+    /// Whether this server believes it leads.
+    pub fn is_leader(&self) -> bool {
+        self.role == Role::Leader
+    }
+
+    /// The leader this server believes in, if any.
+    pub fn leader_hint(&self) -> Option<NodeId> {
+        self.leader
+    }
+
+    /// Whether this server leads and has applied every entry committed before its term (its
+    /// state is then at least as new as any answer a client has had).
+    pub fn ready_to_serve(&self) -> bool {
+        self.role == Role::Leader && self.applied >= self.leader_since_index
+    }
+
+    /// The leader appends a command of its own (no client waits for the answer). Returns the
+    /// index, or None when this server does not lead.
+    pub fn propose(
+        &mut self,
+        ctx: &mut Ctx<'_, M>,
+        client: u32,
+        seq: u64,
+        op: S::Op,
+    ) -> Option<u64> {
+        if self.role != Role::Leader {
+            return None;
+        }
+        let index = self.leader_append(ctx, Command::Client { client, seq, op });
+        self.replicate_now(ctx);
+        self.advance_commit(ctx);
+        Some(index)
+    }
+
     // ---- callbacks ----------------------------------------------------------------------
 
     /// `on_start`: loads durable state and waits for a leader.
-    pub fn start(&mut self, ctx: &mut Ctx<'_, Msg>) {
+    pub fn start(&mut self, ctx: &mut Ctx<'_, M>) {
         self.load(ctx);
         ctx.series("term", self.term as f64);
         ctx.series("state.leader", 0.0);
@@ -854,7 +905,7 @@ impl Server {
     }
 
     /// `on_timer`.
-    pub fn timer(&mut self, ctx: &mut Ctx<'_, Msg>, timer: TimerId, tag: u64) {
+    pub fn timer(&mut self, ctx: &mut Ctx<'_, M>, timer: TimerId, tag: u64) {
         self.applied_now.clear();
         match tag {
             ELECTION_TIMER => {
@@ -901,7 +952,7 @@ impl Server {
     }
 
     /// `on_message`.
-    pub fn message(&mut self, ctx: &mut Ctx<'_, Msg>, from: NodeId, msg: Msg) {
+    pub fn message(&mut self, ctx: &mut Ctx<'_, M>, from: NodeId, msg: Msg<S>) {
         self.applied_now.clear();
         match msg {
             Msg::RequestVote {
@@ -955,7 +1006,8 @@ impl Server {
                 round,
             } => {
                 if term < self.term {
-                    ctx.send(
+                    Self::send(
+                        ctx,
                         from,
                         Msg::InstallSnapshotReply {
                             term: self.term,
@@ -969,7 +1021,8 @@ impl Server {
                 if snapshot.index > self.commit {
                     self.install_snapshot(ctx, &snapshot);
                 }
-                ctx.send(
+                Self::send(
+                    ctx,
                     from,
                     Msg::InstallSnapshotReply {
                         term: self.term,
@@ -995,7 +1048,7 @@ impl Server {
 
     fn on_request_vote(
         &mut self,
-        ctx: &mut Ctx<'_, Msg>,
+        ctx: &mut Ctx<'_, M>,
         from: NodeId,
         term: u64,
         last_log_index: u64,
@@ -1006,7 +1059,8 @@ impl Server {
             || self.up_to_date(last_log_index, last_log_term);
         if pre_vote {
             let granted = term > self.term && log_ok && !self.leader_recently_heard(ctx);
-            ctx.send(
+            Self::send(
+                ctx,
                 from,
                 Msg::RequestVoteReply {
                     term: if granted { term } else { self.term },
@@ -1019,7 +1073,8 @@ impl Server {
         let sticky = self.p.check_quorum || self.p.read_mode == ReadMode::Lease;
         if sticky && self.leader_recently_heard(ctx) && self.role == Role::Follower {
             // Leader stickiness: a live leader is not deposed by a disruptive candidate.
-            ctx.send(
+            Self::send(
+                ctx,
                 from,
                 Msg::RequestVoteReply {
                     term: self.term,
@@ -1046,7 +1101,8 @@ impl Server {
             }
             self.reset_election_timer(ctx);
         }
-        ctx.send(
+        Self::send(
+            ctx,
             from,
             Msg::RequestVoteReply {
                 term: self.term,
@@ -1058,7 +1114,7 @@ impl Server {
 
     fn on_vote_reply(
         &mut self,
-        ctx: &mut Ctx<'_, Msg>,
+        ctx: &mut Ctx<'_, M>,
         from: NodeId,
         term: u64,
         granted: bool,
@@ -1089,7 +1145,7 @@ impl Server {
         }
     }
 
-    fn accept_leader(&mut self, ctx: &mut Ctx<'_, Msg>, from: NodeId, term: u64) {
+    fn accept_leader(&mut self, ctx: &mut Ctx<'_, M>, from: NodeId, term: u64) {
         if term > self.term || self.role != Role::Follower {
             self.become_follower(ctx, term, Some(from));
         }
@@ -1101,22 +1157,23 @@ impl Server {
     #[allow(clippy::too_many_arguments)]
     fn on_append(
         &mut self,
-        ctx: &mut Ctx<'_, Msg>,
+        ctx: &mut Ctx<'_, M>,
         from: NodeId,
         term: u64,
         prev_log_index: u64,
         prev_log_term: u64,
-        mut entries: Vec<Entry>,
+        mut entries: Vec<Entry<S>>,
         leader_commit: u64,
         round: u64,
     ) {
-        let reply = |ctx: &mut Ctx<'_, Msg>,
+        let reply = |ctx: &mut Ctx<'_, M>,
                      term: u64,
                      success: bool,
                      match_index: u64,
                      conflict_index: u64,
                      conflict_term: Option<u64>| {
-            ctx.send(
+            Self::send(
+                ctx,
                 from,
                 Msg::AppendEntriesReply {
                     term,
@@ -1188,7 +1245,7 @@ impl Server {
     #[allow(clippy::too_many_arguments)]
     fn on_append_reply(
         &mut self,
-        ctx: &mut Ctx<'_, Msg>,
+        ctx: &mut Ctx<'_, M>,
         from: NodeId,
         term: u64,
         success: bool,
@@ -1238,34 +1295,36 @@ impl Server {
 
     fn on_request(
         &mut self,
-        ctx: &mut Ctx<'_, Msg>,
+        ctx: &mut Ctx<'_, M>,
         from: NodeId,
         req: u64,
         client: u32,
         seq: u64,
-        op: KvOp,
+        op: S::Op,
     ) {
         if self.role != Role::Leader {
-            ctx.send(
+            Self::send(
+                ctx,
                 from,
                 Msg::Reply {
                     req,
-                    result: ClientResult::NotLeader { hint: self.leader },
+                    result: S::not_leader(self.leader),
                 },
             );
             return;
         }
-        if let KvOp::Get { key } = op {
-            if self.p.read_mode != ReadMode::Log || self.bug(RaftBug::ReadWithoutConfirm) {
-                self.start_read(ctx, from, req, key);
-                return;
-            }
+        if S::is_read(&op)
+            && (self.p.read_mode != ReadMode::Log || self.bug(RaftBug::ReadWithoutConfirm))
+        {
+            self.start_read(ctx, from, req, op);
+            return;
         }
         if !self.bug(RaftBug::NoDedup) {
-            if let Some((last, result)) = self.kv.sessions.get(&client) {
-                if *last == seq {
+            if let Some((last, result)) = self.kv.last_reply(client) {
+                if last == seq {
                     // Already applied here (so committed): answer from the session.
-                    ctx.send(
+                    Self::send(
+                        ctx,
                         from,
                         Msg::Reply {
                             req,
