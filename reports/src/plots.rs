@@ -14,6 +14,26 @@ use sim_core::trace::{TraceEvent, TraceKind};
 use crate::data::{FaultWindow, Op, Outcome};
 use crate::font::FAMILY;
 
+/// The chart every plot over (time, value) is drawn in.
+type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The frame shared by the plots: caption, margins, label areas and the two ranges.
+fn frame<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    caption: impl AsRef<str>,
+    y_label_area: u32,
+    x: std::ops::Range<f64>,
+    y: std::ops::Range<f64>,
+) -> Result<Chart<'a, DB>, String> {
+    ChartBuilder::on(root)
+        .caption(caption, font(18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(y_label_area)
+        .build_cartesian_2d(x, y)
+        .map_err(err)
+}
+
 /// A plot that can be drawn on any plotters backend.
 pub trait Plot {
     /// Width and height in pixels.
@@ -243,13 +263,13 @@ impl Plot for LatencyPlot<'_> {
             .filter_map(|o| o.latency_ms())
             .fold(1.0f64, f64::max)
             * 1.15;
-        let mut chart = ChartBuilder::on(root)
-            .caption("Operation latency over time", font(18))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0f64..x1, 0f64..ymax)
-            .map_err(err)?;
+        let mut chart = frame(
+            root,
+            "Operation latency over time",
+            60,
+            0f64..x1,
+            0f64..ymax,
+        )?;
         chart
             .configure_mesh()
             .x_desc("invocation time (s)")
@@ -340,13 +360,13 @@ impl Plot for ThroughputPlot<'_> {
             * per_s
             * 1.15;
         let x1 = s_of(end);
-        let mut chart = ChartBuilder::on(root)
-            .caption("Throughput (completed operations per second)", font(18))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0f64..x1, 0f64..ymax)
-            .map_err(err)?;
+        let mut chart = frame(
+            root,
+            "Throughput (completed operations per second)",
+            60,
+            0f64..x1,
+            0f64..ymax,
+        )?;
         chart
             .configure_mesh()
             .x_desc("completion time (s)")
@@ -530,13 +550,13 @@ impl Plot for SpaceTimePlot<'_> {
         let (x0, x1) = (s_of(a) * 1e3, (s_of(b) * 1e3).max(s_of(a) * 1e3 + 1e-3));
         let (y0, y1) = (-0.7, lanes as f64 - 0.3);
         let y_of = |n: usize| (lanes - 1 - n.min(lanes.saturating_sub(1))) as f64;
-        let mut chart = ChartBuilder::on(root)
-            .caption("Space-time diagram (messages between nodes)", font(18))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(50)
-            .build_cartesian_2d(x0..x1, y0..y1)
-            .map_err(err)?;
+        let mut chart = frame(
+            root,
+            "Space-time diagram (messages between nodes)",
+            50,
+            x0..x1,
+            y0..y1,
+        )?;
         chart
             .configure_mesh()
             .x_desc("time (ms)")
@@ -741,13 +761,7 @@ impl Plot for HistoryPlot<'_> {
         let (a, b) = self.window_ns;
         let (x0, x1) = (s_of(a) * 1e3, (s_of(b) * 1e3).max(s_of(a) * 1e3 + 1e-3));
         let (y0, y1) = (-0.6, rows as f64 - 0.4);
-        let mut chart = ChartBuilder::on(root)
-            .caption(format!("History of {}", self.key), font(18))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(x0..x1, y0..y1)
-            .map_err(err)?;
+        let mut chart = frame(root, format!("History of {}", self.key), 60, x0..x1, y0..y1)?;
         chart
             .configure_mesh()
             .x_desc("time (ms)")
@@ -961,13 +975,13 @@ impl Plot for PanelPlot<'_> {
                 }
                 let ymax = last.values().fold(1e-9f64, |a, b| a.max(*b)) * 1.15;
                 let n = nodes.len().max(1) as f64;
-                let mut chart = ChartBuilder::on(root)
-                    .caption(format!("{} per node (last value)", self.name), font(18))
-                    .margin(12)
-                    .x_label_area_size(40)
-                    .y_label_area_size(60)
-                    .build_cartesian_2d(-0.5f64..n - 0.5, 0f64..ymax)
-                    .map_err(err)?;
+                let mut chart = frame(
+                    root,
+                    format!("{} per node (last value)", self.name),
+                    60,
+                    -0.5f64..n - 0.5,
+                    0f64..ymax,
+                )?;
                 let names = nodes.clone();
                 chart
                     .configure_mesh()
@@ -1006,13 +1020,13 @@ impl Plot for PanelPlot<'_> {
                 let iv = intervals(self.points, self.end_ns);
                 let lanes = nodes.len().max(1);
                 let (y0, y1) = (-0.6, lanes as f64 - 0.4);
-                let mut chart = ChartBuilder::on(root)
-                    .caption(format!("{}: time in state per node", self.name), font(18))
-                    .margin(12)
-                    .x_label_area_size(40)
-                    .y_label_area_size(50)
-                    .build_cartesian_2d(0f64..x1, y0..y1)
-                    .map_err(err)?;
+                let mut chart = frame(
+                    root,
+                    format!("{}: time in state per node", self.name),
+                    50,
+                    0f64..x1,
+                    y0..y1,
+                )?;
                 chart
                     .configure_mesh()
                     .x_desc("time (s)")
@@ -1087,13 +1101,13 @@ impl Plot for PanelPlot<'_> {
                 };
                 let pad = ((ymax - ymin) * 0.1).max(0.5);
                 let (y0, y1) = (ymin - pad, ymax + pad);
-                let mut chart = ChartBuilder::on(root)
-                    .caption(format!("{} per node over time", self.name), font(18))
-                    .margin(12)
-                    .x_label_area_size(40)
-                    .y_label_area_size(60)
-                    .build_cartesian_2d(0f64..x1, y0..y1)
-                    .map_err(err)?;
+                let mut chart = frame(
+                    root,
+                    format!("{} per node over time", self.name),
+                    60,
+                    0f64..x1,
+                    y0..y1,
+                )?;
                 chart
                     .configure_mesh()
                     .x_desc("time (s)")
