@@ -450,13 +450,7 @@ fn run_summary_html(
     }
     let _ = write!(h, "<tr><th>operations</th><td>{}</td></tr>", ops.len());
     if let Some(u) = unplaced {
-        let list: Vec<String> = u.iter().take(30).map(|i| format!("#{i}")).collect();
-        let _ = write!(
-            h,
-            "<tr><th>not placed by the linearizability checker</th><td>{} {}</td></tr>",
-            u.len(),
-            list.join(" ")
-        );
+        unplaced_row(h, "not placed by the linearizability checker", u);
     }
     h.push_str("</table>");
     if !r.violations.is_empty() {
@@ -804,13 +798,7 @@ pub fn write_check_report(
         ops.len()
     );
     if let Some(u) = &unplaced_list {
-        let list: Vec<String> = u.iter().take(30).map(|i| format!("#{i}")).collect();
-        let _ = write!(
-            h,
-            "<tr><th>not placed</th><td>{} {}</td></tr>",
-            u.len(),
-            list.join(" ")
-        );
+        unplaced_row(&mut h, "not placed", u);
     }
     h.push_str("</table>");
     if let Some(l) = linearizability {
@@ -841,6 +829,17 @@ fn renumber(ops: &[Op]) -> Vec<Op> {
             }
         })
         .collect()
+}
+
+/// A summary-table row listing the operations the checker could not place (the first 30).
+fn unplaced_row(h: &mut String, label: &str, unplaced: &BTreeSet<usize>) {
+    let list: Vec<String> = unplaced.iter().take(30).map(|i| format!("#{i}")).collect();
+    let _ = write!(
+        h,
+        "<tr><th>{label}</th><td>{} {}</td></tr>",
+        unplaced.len(),
+        list.join(" ")
+    );
 }
 
 #[cfg(test)]

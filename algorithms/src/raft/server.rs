@@ -176,26 +176,26 @@ impl<S: StateMachine, M: Message + From<Msg<S>>> Server<S, M> {
         self.log.last().map(|e| e.term).unwrap_or(self.snap.term)
     }
 
-    /// The term of the entry at `index`, if this server still knows it.
-    pub fn term_at(&self, index: u64) -> Option<u64> {
+    /// A field of the entry at `index` (the snapshot's own value at its index), if this server
+    /// still knows it.
+    fn known_at(&self, index: u64, at_snap: u64, field: impl Fn(&Entry<S>) -> u64) -> Option<u64> {
         if index == self.snap.index {
-            Some(self.snap.term)
+            Some(at_snap)
         } else if index > self.snap.index && index <= self.last_index() {
-            Some(self.log[(index - self.snap.index - 1) as usize].term)
+            Some(field(&self.log[(index - self.snap.index - 1) as usize]))
         } else {
             None
         }
     }
 
+    /// The term of the entry at `index`, if this server still knows it.
+    pub fn term_at(&self, index: u64) -> Option<u64> {
+        self.known_at(index, self.snap.term, |e| e.term)
+    }
+
     /// The chain hash at `index`, if this server still knows it.
     pub fn chain_at(&self, index: u64) -> Option<u64> {
-        if index == self.snap.index {
-            Some(self.snap.chain)
-        } else if index > self.snap.index && index <= self.last_index() {
-            Some(self.log[(index - self.snap.index - 1) as usize].chain)
-        } else {
-            None
-        }
+        self.known_at(index, self.snap.chain, |e| e.chain)
     }
 
     /// The entry at `index`, if it is in the log (not compacted).
