@@ -345,3 +345,11 @@ fn usage_errors_exit_two() {
         Some(2)
     );
 }
+
+#[test]
+fn a_json_scenario_runs_exactly_like_its_toml_twin() {
+    let toml = json(&distsim(&["run", "scenarios/echo/hello.toml", "--json"]));
+    let json_file = json(&distsim(&["run", "examples/hello.json", "--json"]));
+    assert_eq!(toml["trace_hash"], json_file["trace_hash"]);
+    assert_eq!(toml["events"], json_file["events"]);
+}
