@@ -34,6 +34,18 @@ fn frame<'a, DB: DrawingBackend>(
         .map_err(err)
 }
 
+/// The legend box every plot with several series draws in its upper right corner.
+fn legend<'a, DB: DrawingBackend + 'a>(chart: &mut Chart<'a, DB>) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .label_font(font(12))
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(180, 180, 180))
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(err)
+}
+
 /// A plot that can be drawn on any plotters backend.
 pub trait Plot {
     /// Width and height in pixels.
@@ -309,14 +321,7 @@ impl Plot for LatencyPlot<'_> {
             (0.0, x1),
             (0.0, ymax),
         )?;
-        chart
-            .configure_series_labels()
-            .label_font(font(12))
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(180, 180, 180))
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(err)?;
+        legend(&mut chart)?;
         note(root, &text)
     }
 }
@@ -401,14 +406,7 @@ impl Plot for ThroughputPlot<'_> {
             (0.0, x1),
             (0.0, ymax),
         )?;
-        chart
-            .configure_series_labels()
-            .label_font(font(12))
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(180, 180, 180))
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(err)?;
+        legend(&mut chart)?;
         note(
             root,
             &format!("{} bins of {:.0} ms", bins, width_ns as f64 / 1e6),
