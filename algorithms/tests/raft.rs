@@ -28,6 +28,7 @@ fn correct_configuration_passes_the_pass_scenarios() {
         "lossy.toml",
         "churn.toml",
         "figure8.toml",
+        "figure8-scripted.toml",
         "clock-skew-read-index.toml",
         "snapshot-install.toml",
         "membership-partition.toml",
@@ -56,6 +57,11 @@ fn each_bug_is_caught_by_its_scenario() {
             "leader completeness",
         ),
         ("figure8-commit-old-term.toml", 103, "leader completeness"),
+        (
+            "figure8-scripted-commit-old-term.toml",
+            1,
+            "leader completeness",
+        ),
         ("churn-vote-without-persist.toml", 2, "election safety"),
         ("clock-skew-lease.toml", 1, "stale read"),
     ] {
