@@ -379,3 +379,161 @@ impl Checker<Node> for FreshReads {
         out
     }
 }
+
+/// One up server's view of the configuration at the end of a run, for [`membership_end`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndConfig {
+    /// The server.
+    pub node: NodeId,
+    /// Its commit index.
+    pub commit: u64,
+    /// The voting members as of its commit index.
+    pub members: Vec<NodeId>,
+    /// How many scripted changes that configuration reflects.
+    pub changes_done: u32,
+}
+
+fn fmt_members(m: &[NodeId]) -> String {
+    let names: Vec<String> = m.iter().map(|n| format!("n{n}")).collect();
+    format!("{{{}}}", names.join(", "))
+}
+
+/// The end-of-run membership check over the up servers' committed configurations: the server
+/// that committed furthest gives the last committed configuration, every up member of it must
+/// have committed the same one (a removed server may never learn that its removal committed, so
+/// non-members are not asked), and it must be `target`, where the scripted changes give one.
+pub fn membership_end(ends: &[EndConfig], target: Option<&(Vec<NodeId>, u32)>) -> Vec<String> {
+    let Some(reference) = ends
+        .iter()
+        .max_by_key(|e| (e.commit, std::cmp::Reverse(e.node)))
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in ends {
+        if !reference.members.contains(&e.node) {
+            continue;
+        }
+        if (&e.members, e.changes_done) != (&reference.members, reference.changes_done) {
+            out.push(format!(
+                "membership: at the end n{} (commit index {}) has committed configuration {} after {} scripted changes, but n{} (commit index {}) has committed {} after {}",
+                e.node,
+                e.commit,
+                fmt_members(&e.members),
+                e.changes_done,
+                reference.node,
+                reference.commit,
+                fmt_members(&reference.members),
+                reference.changes_done
+            ));
+        }
+    }
+    if let Some((members, changes)) = target {
+        if (&reference.members, reference.changes_done) != (members, *changes) {
+            out.push(format!(
+                "membership: the last committed configuration (n{}, commit index {}) is {} after {} scripted changes, not the scripted target {} after {}",
+                reference.node,
+                reference.commit,
+                fmt_members(&reference.members),
+                reference.changes_done,
+                fmt_members(members),
+                changes
+            ));
+        }
+    }
+    out
+}
+
+/// At the end, once the run has been quiet: the up servers agree on the committed
+/// configuration and it is the one the scenario's scripted changes lead to (see
+/// [`membership_end`]).
+pub struct MembershipEnd {
+    target: Option<(Vec<NodeId>, u32)>,
+}
+
+impl MembershipEnd {
+    /// A check against `target` (members, changes), or agreement only when it is `None`.
+    pub fn new(target: Option<(Vec<NodeId>, u32)>) -> Self {
+        MembershipEnd { target }
+    }
+}
+
+impl Checker<Node> for MembershipEnd {
+    fn name(&self) -> &'static str {
+        "raft-membership-end"
+    }
+
+    fn at_end(&mut self, view: &View<'_, Node>, _history: &History) -> Vec<String> {
+        let ends: Vec<EndConfig> = view
+            .servers()
+            .filter(|(id, _)| !view.is_paused(*id))
+            .filter_map(|(id, n)| raft_server(n).map(|s| (id, s)))
+            .map(|(node, s)| {
+                let (members, changes_done) = s.committed_config();
+                EndConfig {
+                    node,
+                    commit: s.commit,
+                    members,
+                    changes_done,
+                }
+            })
+            .collect();
+        membership_end(&ends, self.target.as_ref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn end(node: NodeId, commit: u64, members: &[NodeId], changes_done: u32) -> EndConfig {
+        EndConfig {
+            node,
+            commit,
+            members: members.to_vec(),
+            changes_done,
+        }
+    }
+
+    #[test]
+    fn membership_end_passes_agreeing_members_and_ignores_removed_servers() {
+        let target = (vec![2, 3, 4], 4);
+        let ends = [
+            // n0 was removed and never heard that its removal committed.
+            end(0, 40, &[0, 2, 3, 4], 3),
+            end(2, 57, &[2, 3, 4], 4),
+            end(3, 57, &[2, 3, 4], 4),
+            end(4, 57, &[2, 3, 4], 4),
+        ];
+        assert!(membership_end(&ends, Some(&target)).is_empty());
+    }
+
+    #[test]
+    fn membership_end_flags_disagreement_and_a_missed_target() {
+        let target = (vec![2, 3, 4], 4);
+        let ends = [
+            end(2, 57, &[2, 3, 4], 4),
+            end(3, 50, &[1, 2, 3, 4], 3),
+            end(4, 57, &[2, 3, 4], 4),
+        ];
+        let v = membership_end(&ends, Some(&target));
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(
+            v[0].contains(
+                "n3 (commit index 50) has committed configuration {n1, n2, n3, n4} after 3"
+            ),
+            "{}",
+            v[0]
+        );
+        let short = [end(2, 57, &[1, 2, 3, 4], 3), end(3, 57, &[1, 2, 3, 4], 3)];
+        let v = membership_end(&short, Some(&target));
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(
+            v[0].contains("not the scripted target {n2, n3, n4} after 4"),
+            "{}",
+            v[0]
+        );
+        // Without a target only agreement is checked.
+        assert!(membership_end(&short, None).is_empty());
+    }
+}

@@ -45,7 +45,7 @@ pub mod kv;
 pub mod msg;
 pub mod server;
 
-use checks::{FreshReads, Invariants, Shared};
+use checks::{FreshReads, Invariants, MembershipEnd, Shared};
 use client::Client;
 use msg::Msg;
 use server::{Role, Server};
@@ -188,6 +188,31 @@ impl Default for Params {
 }
 
 impl Params {
+    /// The configuration the scripted membership changes lead to, as (members, changes made),
+    /// folding them over the first configuration the way a leader proposes them; `None` if a
+    /// change would empty the cluster (a leader never proposes it, so the script stalls there).
+    pub fn scripted_config(&self, servers_count: usize) -> Option<(Vec<NodeId>, u32)> {
+        let initial = self
+            .initial_members
+            .unwrap_or(servers_count)
+            .min(servers_count);
+        let mut members: Vec<NodeId> = (0..initial).collect();
+        for c in &self.membership {
+            if let Some(a) = c.add {
+                if !members.contains(&a) {
+                    members.push(a);
+                    members.sort_unstable();
+                }
+            } else if let Some(r) = c.remove {
+                members.retain(|m| *m != r);
+            }
+            if members.is_empty() {
+                return None;
+            }
+        }
+        Some((members, self.membership.len() as u32))
+    }
+
     fn validate(&self, sc: &Scenario) -> Result<(), ScenarioError> {
         let e = |field: &str, msg: &str| Err(sc.error_at(field, msg.to_string()));
         if self.election_timeout_min.0 == 0 {
@@ -296,6 +321,9 @@ pub fn run(sc: &Scenario, seed: u64, opts: &RunOptions) -> Result<RunResult, Sce
     let duration_ns = cfg.duration_ns;
     let timeout_ns = cfg.workload.timeout.0;
     let retry_ns = params.client_retry.0;
+    // Only scenarios that change membership get the end check on configurations.
+    let membership_target = (params.initial_members.is_some() || !params.membership.is_empty())
+        .then(|| params.scripted_config(servers_count));
     let p = Rc::new(params);
     let mut sim = Sim::new(cfg, move |info| {
         if info.is_client {
@@ -317,6 +345,9 @@ pub fn run(sc: &Scenario, seed: u64, opts: &RunOptions) -> Result<RunResult, Sce
     sim.add_checker(Invariants::new(shared.clone(), servers_count));
     if sc.workload.values == 0 {
         sim.add_checker(FreshReads::new(shared.clone()));
+    }
+    if let Some(target) = membership_target {
+        sim.add_checker(MembershipEnd::new(target));
     }
     let mut r = sim.run();
     add_metrics(&mut r, &shared.borrow(), duration_ns);

@@ -207,6 +207,26 @@ impl<S: StateMachine, M: Message + From<Msg<S>>> Server<S, M> {
         }
     }
 
+    /// The configuration as of the commit index: the members and how many scripted changes
+    /// it reflects (the newest configuration entry at or before `commit`, or the snapshot's).
+    pub fn committed_config(&self) -> (Vec<NodeId>, u32) {
+        let from = self.snap.index + 1;
+        for i in (from..=self.commit.min(self.last_index())).rev() {
+            if let Some(Entry {
+                cmd:
+                    Command::Config {
+                        members,
+                        changes_done,
+                    },
+                ..
+            }) = self.entry_at(i)
+            {
+                return (members.clone(), *changes_done);
+            }
+        }
+        (self.snap.members.clone(), self.snap.changes_done)
+    }
+
     fn majority(&self) -> usize {
         self.members.len() / 2 + 1
     }
@@ -1084,6 +1104,7 @@ impl<S: StateMachine, M: Message + From<Msg<S>>> Server<S, M> {
             );
             return;
         }
+        let deposed = term > self.term && self.role == Role::Leader;
         if term > self.term {
             self.become_follower(ctx, term, None);
         }
@@ -1099,6 +1120,11 @@ impl<S: StateMachine, M: Message + From<Msg<S>>> Server<S, M> {
             } else {
                 self.persist_hard(ctx);
             }
+            self.reset_election_timer(ctx);
+        } else if deposed {
+            // A leader keeps no election timer: deposed by a candidate it refuses (a log
+            // behind its own), it must arm one, or it never campaigns and a cluster whose
+            // other up-to-date servers were removed or refuse too stays leaderless for good.
             self.reset_election_timer(ctx);
         }
         Self::send(
