@@ -925,6 +925,26 @@ pub fn intervals(points: &[SeriesPoint], end_ns: u64) -> BTreeMap<usize, Vec<(u6
     out
 }
 
+/// [`intervals`] of a per-node state, where a crash also ends the state the node was in (its
+/// volatile state is gone, though the node could not record that).
+pub fn state_intervals(
+    points: &[SeriesPoint],
+    faults: &[FaultWindow],
+    end_ns: u64,
+) -> BTreeMap<usize, Vec<(u64, u64)>> {
+    let crashes = faults.iter().filter(|f| f.kind == "crash").flat_map(|f| {
+        f.nodes.iter().map(|&node| SeriesPoint {
+            time_ns: f.start_ns,
+            node,
+            value: 0.0,
+        })
+    });
+    let mut all: Vec<SeriesPoint> = points.iter().copied().chain(crashes).collect();
+    // Stable: a point recorded at the crash instant stays before the crash.
+    all.sort_by_key(|p| p.time_ns);
+    intervals(&all, end_ns)
+}
+
 /// The times when two or more nodes are in the state at once.
 pub fn overlaps(iv: &BTreeMap<usize, Vec<(u64, u64)>>) -> Vec<(u64, u64)> {
     let mut edges: Vec<(u64, i32)> = Vec::new();
@@ -1015,7 +1035,7 @@ impl Plot for PanelPlot<'_> {
                 note(root, &format!("dark line: mean {mean:.2}"))
             }
             PanelKind::State | PanelKind::Exclusive => {
-                let iv = intervals(self.points, self.end_ns);
+                let iv = state_intervals(self.points, self.faults, self.end_ns);
                 let lanes = nodes.len().max(1);
                 let (y0, y1) = (-0.6, lanes as f64 - 0.4);
                 let mut chart = frame(
@@ -1345,5 +1365,40 @@ impl Plot for DistributionPlot<'_> {
                 .map_err(err)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pt(time_ns: u64, node: usize, value: f64) -> SeriesPoint {
+        SeriesPoint {
+            time_ns,
+            node,
+            value,
+        }
+    }
+
+    #[test]
+    fn a_crash_ends_the_state_a_node_was_in() {
+        let points = [pt(10, 1, 1.0), pt(20, 2, 1.0), pt(90, 2, 0.0)];
+        let crash = FaultWindow {
+            start_ns: 50,
+            end_ns: 70,
+            kind: "crash".into(),
+            nodes: vec![1],
+            detail: String::new(),
+        };
+        let iv = state_intervals(&points, std::slice::from_ref(&crash), 100);
+        assert_eq!(
+            iv[&1],
+            vec![(10, 50)],
+            "n1 leads until its crash, not to the end"
+        );
+        assert_eq!(iv[&2], vec![(20, 90)]);
+        let without = intervals(&points, 100);
+        assert_eq!(without[&1], vec![(10, 100)]);
+        assert_eq!(overlaps(&iv), vec![(20, 50)]);
     }
 }
