@@ -177,6 +177,15 @@ impl Resource {
         true
     }
 
+    /// Records an admitted read or write: the counter and the newest token are synced before
+    /// the reply, and the operation joins the log the checker judges.
+    fn accept(&mut self, ctx: &mut Ctx<'_, Msg>, op: Accepted) {
+        ctx.storage()
+            .put_json(RESOURCE_KEY, &(self.counter, self.max_token));
+        ctx.storage().sync();
+        self.log.push(op);
+    }
+
     pub(crate) fn on_message(&mut self, ctx: &mut Ctx<'_, Msg>, from: NodeId, msg: Msg) {
         match msg {
             Msg::Read {
@@ -185,18 +194,17 @@ impl Resource {
                 lock_id,
             } => {
                 let value = if self.admit(token) {
-                    ctx.storage()
-                        .put_json(RESOURCE_KEY, &(self.counter, self.max_token));
-                    ctx.storage().sync();
-                    self.log.push(Accepted {
+                    let local_ns = ctx.now_local();
+                    let op = Accepted {
                         client: from,
                         attempt,
                         token,
                         lock_id,
                         write: false,
                         value: self.counter,
-                        local_ns: ctx.now_local(),
-                    });
+                        local_ns,
+                    };
+                    self.accept(ctx, op);
                     Some(self.counter)
                 } else {
                     ctx.count("resource.rejected", 1.0);
@@ -213,18 +221,17 @@ impl Resource {
                 let accepted = self.admit(token);
                 if accepted {
                     self.counter = value;
-                    ctx.storage()
-                        .put_json(RESOURCE_KEY, &(self.counter, self.max_token));
-                    ctx.storage().sync();
-                    self.log.push(Accepted {
+                    let local_ns = ctx.now_local();
+                    let op = Accepted {
                         client: from,
                         attempt,
                         token,
                         lock_id,
                         write: true,
                         value,
-                        local_ns: ctx.now_local(),
-                    });
+                        local_ns,
+                    };
+                    self.accept(ctx, op);
                 } else {
                     ctx.count("resource.rejected", 1.0);
                 }

@@ -235,20 +235,26 @@ impl<S: StateMachine, M: Message + From<Msg<S>>> Server<S, M> {
         self.members.contains(&self.id)
     }
 
-    /// Appends entries at the leader, persisting them.
-    fn leader_append(&mut self, ctx: &mut Ctx<'_, M>, cmd: Command<S>) -> u64 {
-        let prev = self.log.last().map(|e| e.chain).unwrap_or(self.snap.chain);
-        let e = Entry::new(self.term, cmd, prev);
-        let index = self.last_index() + 1;
+    /// A configuration entry takes effect as soon as it is in the log (single-server changes,
+    /// Raft dissertation 4.1), committed or not.
+    fn adopt_config(&mut self, cmd: &Command<S>, index: u64) {
         if let Command::Config {
             members,
             changes_done,
-        } = &e.cmd
+        } = cmd
         {
             self.members = members.clone();
             self.changes_done = *changes_done;
             self.config_index = index;
         }
+    }
+
+    /// Appends entries at the leader, persisting them.
+    fn leader_append(&mut self, ctx: &mut Ctx<'_, M>, cmd: Command<S>) -> u64 {
+        let prev = self.log.last().map(|e| e.chain).unwrap_or(self.snap.chain);
+        let e = Entry::new(self.term, cmd, prev);
+        let index = self.last_index() + 1;
+        self.adopt_config(&e.cmd, index);
         ctx.storage().put_json(&entry_key(index), &e);
         ctx.storage().put_json("last", &index);
         ctx.storage().sync();
@@ -280,15 +286,7 @@ impl<S: StateMachine, M: Message + From<Msg<S>>> Server<S, M> {
             self.recompute_config();
         }
         for (k, e) in entries.iter().enumerate() {
-            if let Command::Config {
-                members,
-                changes_done,
-            } = &e.cmd
-            {
-                self.members = members.clone();
-                self.changes_done = *changes_done;
-                self.config_index = keep_last + 1 + k as u64;
-            }
+            self.adopt_config(&e.cmd, keep_last + 1 + k as u64);
         }
         if truncated && self.applied > new_last.min(keep_last) {
             // Only an entry applied before it was committed can be truncated; with the
@@ -303,17 +301,15 @@ impl<S: StateMachine, M: Message + From<Msg<S>>> Server<S, M> {
         self.members = self.snap.members.clone();
         self.changes_done = self.snap.changes_done;
         self.config_index = self.snap.index;
-        for (k, e) in self.log.iter().enumerate().rev() {
-            if let Command::Config {
-                members,
-                changes_done,
-            } = &e.cmd
-            {
-                self.members = members.clone();
-                self.changes_done = *changes_done;
-                self.config_index = self.snap.index + 1 + k as u64;
-                break;
-            }
+        let newest = self
+            .log
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|(_, e)| matches!(e.cmd, Command::Config { .. }))
+            .map(|(k, e)| (self.snap.index + 1 + k as u64, e.cmd.clone()));
+        if let Some((index, cmd)) = newest {
+            self.adopt_config(&cmd, index);
         }
     }
 
