@@ -34,6 +34,22 @@ fn frame<'a, DB: DrawingBackend>(
         .map_err(err)
 }
 
+/// The mesh of a plot with a numeric y axis: both axis titles, light grid lines.
+fn value_mesh<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Chart<'a, DB>,
+    x_desc: &str,
+    y_desc: &str,
+) -> Result<(), String> {
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .label_style(font(12))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()
+        .map_err(err)
+}
+
 /// The legend box every plot with several series draws in its upper right corner.
 fn legend<'a, DB: DrawingBackend + 'a>(chart: &mut Chart<'a, DB>) -> Result<(), String> {
     chart
@@ -282,14 +298,7 @@ impl Plot for LatencyPlot<'_> {
             0f64..x1,
             0f64..ymax,
         )?;
-        chart
-            .configure_mesh()
-            .x_desc("invocation time (s)")
-            .y_desc("latency (ms)")
-            .label_style(font(12))
-            .light_line_style(RGBColor(235, 235, 235))
-            .draw()
-            .map_err(err)?;
+        value_mesh(&mut chart, "invocation time (s)", "latency (ms)")?;
         shade_faults(&mut chart, self.faults, (0.0, x1), (0.0, ymax))?;
         let (marks, text) = self.marks(ymax);
         for o in [Outcome::Ok, Outcome::Fail, Outcome::Info] {
@@ -372,14 +381,7 @@ impl Plot for ThroughputPlot<'_> {
             0f64..x1,
             0f64..ymax,
         )?;
-        chart
-            .configure_mesh()
-            .x_desc("completion time (s)")
-            .y_desc("ops/s")
-            .label_style(font(12))
-            .light_line_style(RGBColor(235, 235, 235))
-            .draw()
-            .map_err(err)?;
+        value_mesh(&mut chart, "completion time (s)", "ops/s")?;
         shade_faults(&mut chart, self.faults, (0.0, x1), (0.0, ymax))?;
         for (o, v) in &counts {
             let c = outcome_color(*o);
@@ -1126,14 +1128,7 @@ impl Plot for PanelPlot<'_> {
                     0f64..x1,
                     y0..y1,
                 )?;
-                chart
-                    .configure_mesh()
-                    .x_desc("time (s)")
-                    .y_desc(self.name)
-                    .label_style(font(12))
-                    .light_line_style(RGBColor(235, 235, 235))
-                    .draw()
-                    .map_err(err)?;
+                value_mesh(&mut chart, "time (s)", self.name)?;
                 shade_faults(&mut chart, self.faults, (0.0, x1), (y0, y1))?;
                 let mut sampled = false;
                 for (i, node) in nodes.iter().enumerate() {
