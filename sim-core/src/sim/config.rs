@@ -38,6 +38,8 @@ pub struct SimConfig {
     pub quiet_ns: Nanos,
     /// Whether the quiet period restarts crashed nodes.
     pub quiet_restarts: bool,
+    /// The liveness bound after the quiet period begins, when the phase is on.
+    pub liveness_within_ns: Option<Nanos>,
     /// Event budget.
     pub max_events: u64,
     /// Network behaviour.
@@ -69,6 +71,16 @@ impl SimConfig {
             duration_ns: sc.duration.0,
             quiet_ns: sc.duration.0 - sc.quiet.0,
             quiet_restarts: sc.quiet_restarts,
+            // The registry fills `within` from the algorithm at load time; a library caller that
+            // skipped that gets the default bound, kept inside the quiet period so that the
+            // end checks still see a settled system.
+            liveness_within_ns: sc.liveness_on().then(|| {
+                sc.liveness.within.map(|w| w.0).unwrap_or(
+                    crate::assertion::DEFAULT_LIVENESS_WITHIN
+                        .0
+                        .min(sc.quiet.0 / 2),
+                )
+            }),
             max_events: sc.max_events,
             network: sc.network.clone(),
             workload: sc.workload.clone(),
