@@ -210,10 +210,11 @@ fn cmd_run(a: RunArgs) -> u8 {
         swarm: a.swarm,
         ..Default::default()
     };
-    let r = match run_once(&sc, seed, &opts) {
+    let mut r = match run_once(&sc, seed, &opts) {
         Ok(r) => r,
         Err(code) => return code,
     };
+    output::judge_truncated_trace(&mut r);
     if let Some(path) = &a.trace {
         if let Err(e) = output::write_trace(path, &r) {
             return bad_input(format!("cannot write the trace to {path}: {e}"));

@@ -151,3 +151,22 @@ pub fn write_trace(path: &str, r: &RunResult) -> std::io::Result<()> {
     }
     w.flush()
 }
+
+/// A kept trace that reached its memory bound ends with a `Truncated` event. The run is then
+/// unknown, never a pass: the trace (and the report drawn from it) the user asked for is
+/// incomplete. A violation found stays a violation. (The engine stops such a run itself when
+/// it checks `Trace::full`; this covers runs that went on without keeping events.)
+pub fn judge_truncated_trace(r: &mut RunResult) {
+    let Some(last) = r.trace.as_ref().and_then(|t| t.last()) else {
+        return;
+    };
+    if last.kind != sim_core::trace::TraceKind::Truncated {
+        return;
+    }
+    if r.verdict == Verdict::Pass {
+        r.verdict = Verdict::Unknown;
+        r.unknown_reason = Some(last.label.clone());
+    } else if r.unknown_reason.is_none() {
+        eprintln!("warning: {}", last.label);
+    }
+}
