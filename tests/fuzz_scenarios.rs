@@ -281,14 +281,19 @@ enum Outcome {
     Ran(u64),
 }
 
-/// What `distsim run FILE` does, in-process: load, run (with the event budget capped), judge.
-fn run_case(path: &str, text: &str) -> Outcome {
+/// What `distsim run FILE [--swarm]` does, in-process: load, run (with the event budget
+/// capped), judge.
+fn run_case(path: &str, text: &str, swarm: bool) -> Outcome {
     let mut sc = match Scenario::parse(path, text) {
         Ok(sc) => sc,
         Err(e) => return Outcome::Refused(e.to_string()),
     };
     sc.max_events = sc.max_events.min(EVENTS_MAX);
-    match algorithms::run(&sc, sc.seed, &RunOptions::default()) {
+    let opts = RunOptions {
+        swarm,
+        ..Default::default()
+    };
+    match algorithms::run(&sc, sc.seed, &opts) {
         Ok(r) => Outcome::Ran(r.events),
         Err(e) => Outcome::Refused(e.to_string()),
     }
@@ -375,7 +380,9 @@ fn mutated_scenarios_give_a_verdict_or_a_located_error_never_a_panic() {
         }
         let name = format!("case-{seed}-{case}.{}", if json { "json" } else { "toml" });
         let fuzz_path = format!("fuzz/{name}");
-        let outcome = std::panic::catch_unwind(|| run_case(&fuzz_path, &mutated));
+        // One case in four lets the seed draw the fault mix and cluster size, as --swarm does.
+        let swarm = g.below(4) == 0;
+        let outcome = std::panic::catch_unwind(|| run_case(&fuzz_path, &mutated, swarm));
         let problem = match outcome {
             Err(_) => {
                 let panic = PANIC.lock().unwrap().take().unwrap_or_default();
@@ -406,7 +413,8 @@ fn mutated_scenarios_give_a_verdict_or_a_located_error_never_a_panic() {
             std::fs::create_dir_all(&out_dir).unwrap();
             std::fs::write(out_dir.join(&name), &mutated).unwrap();
             failures.push(format!(
-                "{name} (mutated from {path}; saved in target/fuzz-scenarios/): {p}"
+                "{name}{} (mutated from {path}; saved in target/fuzz-scenarios/): {p}",
+                if swarm { " --swarm" } else { "" }
             ));
         }
     }
