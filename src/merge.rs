@@ -8,6 +8,7 @@ use clap::Args;
 use crate::sweep::{count, finish, SeedRange, SweepReport};
 use crate::{bad_input, EXIT_BAD_INPUT};
 
+/// `distsim merge`'s arguments.
 #[derive(Args)]
 pub struct MergeArgs {
     /// JSON files written by `distsim sweep --json` (usually with `--shard I/N`).
@@ -36,6 +37,7 @@ struct Part {
     report: SweepReport,
 }
 
+/// Runs `distsim merge`: reads, checks and joins the files, then prints and exits as a sweep.
 pub fn cmd_merge(a: MergeArgs) -> u8 {
     let mut parts = Vec::new();
     for f in &a.files {

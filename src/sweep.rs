@@ -60,22 +60,33 @@ pub struct SweepArgs {
 /// One seed's outcome.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SweepRun {
+    /// The seed.
     pub seed: u64,
+    /// Its verdict.
     pub verdict: Verdict,
+    /// Its trace hash, 16 hex digits.
     pub trace_hash: String,
+    /// Events processed.
     pub events: u64,
+    /// Simulated time covered.
     pub simulated_ns: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The first violation, as `[source] message`.
     pub violation: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// When the first violation was found.
     pub violation_time_ns: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Why the verdict is unknown, when it is.
     pub unknown_reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The configuration swarm testing drew.
     pub derived: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    /// The `--metric` values of this seed.
     pub metrics: BTreeMap<String, f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The other trace hash, when a second run differed.
     pub nondeterministic: Option<String>,
 }
 
@@ -108,14 +119,20 @@ pub struct ShardInfo {
 /// A sweep's JSON output; `merge` reads several and writes one.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SweepReport {
+    /// The distsim build that ran it.
     pub build: String,
+    /// The scenario's name.
     pub scenario: String,
+    /// The scenario file.
     pub path: String,
     /// A stable hash of the scenario file's bytes, so that merge can tell an edited file.
     #[serde(default)]
     pub scenario_hash: Option<String>,
+    /// The algorithm.
     pub algorithm: String,
+    /// What the scenario expects.
     pub expected: sim_core::Expect,
+    /// Whether seeds drew their configuration (`--swarm`).
     pub swarm: bool,
     /// The seeds this output covers (a shard's slice, or the whole range).
     #[serde(default)]
@@ -126,12 +143,15 @@ pub struct SweepReport {
     /// Seeds a `merge --allow-partial` went without.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missing: Vec<SeedRange>,
+    /// The `--metric` names summarized.
     pub metric_names: Vec<String>,
+    /// Seeds per verdict.
     pub counts: BTreeMap<String, u64>,
+    /// Every seed's outcome, in seed order.
     pub runs: Vec<SweepRun>,
 }
 
-pub fn parse_seeds(s: &str) -> Result<(u64, u64), String> {
+fn parse_seeds(s: &str) -> Result<(u64, u64), String> {
     let bad = || format!("--seeds {s}: write a range such as 1..1001 (1 to 1000) or 1..=1000");
     if let Some((a, b)) = s.split_once("..=") {
         let a: u64 = a.trim().parse().map_err(|_| bad())?;
@@ -153,7 +173,7 @@ pub fn parse_seeds(s: &str) -> Result<(u64, u64), String> {
     Ok((a, b))
 }
 
-pub fn parse_shard(s: &str) -> Result<(u64, u64), String> {
+fn parse_shard(s: &str) -> Result<(u64, u64), String> {
     let bad = || format!("--shard {s}: write I/N with 1 <= I <= N, e.g. --shard 2/8");
     let (i, n) = s.split_once('/').ok_or_else(bad)?;
     let i: u64 = i.trim().parse().map_err(|_| bad())?;
@@ -387,6 +407,7 @@ fn write_report(dir: &str, r: &SweepReport) -> Result<(), u8> {
     }
 }
 
+/// Seeds per verdict (every verdict present, zero or not).
 pub fn count(runs: &[SweepRun]) -> BTreeMap<String, u64> {
     let mut c: BTreeMap<String, u64> = ["pass", "violation", "unknown"]
         .iter()
