@@ -8,6 +8,11 @@
 //! End check: once the network has healed (the scenario's quiet period), every value
 //! acknowledged to a client is on every server that is up.
 //!
+//! Reads are bounded: a read returns how many values the server holds and the
+//! [`READ_NEWEST`] newest of them, not the whole set (which made every reply grow with the
+//! run, and a 100-client run grow to 12 GB). The read check judges them: a read may only
+//! return values, and count values, that clients had added by the time it completed.
+//!
 //! Bug switches (one line each on the rule they break):
 //! - `no_retry`: a gossip message lost in a partition is never resent, so a value can miss a
 //!   server for ever (rule: retransmit until acknowledged).
@@ -81,12 +86,15 @@ pub enum Msg {
         /// Request id.
         req: u64,
     },
-    /// A server's values.
+    /// How many values a server holds, and the newest of them.
     ReadOk {
         /// Request id.
         req: u64,
-        /// The values.
-        values: Vec<u64>,
+        /// How many values the server holds.
+        count: u64,
+        /// The largest values it holds (values are numbered as clients add them, so these
+        /// are the newest), at most [`READ_NEWEST`], largest first.
+        newest: Vec<u64>,
     },
     /// Server to server: values to store.
     Gossip {
@@ -112,6 +120,9 @@ impl Message for Msg {
         }
     }
 }
+
+/// Most values a read returns: a bound on a reply's size, whatever the run's length.
+pub const READ_NEWEST: usize = 8;
 
 const RETRY_TIMER: u64 = 1;
 const SYNC_TIMER: u64 = 2;
@@ -244,8 +255,10 @@ impl Process for Node {
                 }
             }
             (Node::Server(s), Msg::Read { req }) => {
-                let values = s.values.iter().copied().collect();
-                ctx.send(from, Msg::ReadOk { req, values });
+                let newest: Vec<u64> = s.values.iter().rev().take(READ_NEWEST).copied().collect();
+                let count = s.values.len() as u64;
+                debug_assert!(newest.len() as u64 == count.min(READ_NEWEST as u64));
+                ctx.send(from, Msg::ReadOk { req, count, newest });
             }
             (Node::Server(s), Msg::Gossip { values }) => {
                 s.store(ctx, &values);
@@ -262,9 +275,9 @@ impl Process for Node {
                 c.tracker
                     .finish(ctx, req, EventType::Ok, serde_json::Value::Null);
             }
-            (Node::Client(c), Msg::ReadOk { req, values }) => {
-                c.tracker
-                    .finish(ctx, req, EventType::Ok, serde_json::json!(values));
+            (Node::Client(c), Msg::ReadOk { req, count, newest }) => {
+                let value = serde_json::json!({ "count": count, "newest": newest });
+                c.tracker.finish(ctx, req, EventType::Ok, value);
             }
             _ => {}
         }
@@ -394,6 +407,78 @@ pub const PARAMS: &[crate::ParamDoc] = &[
         doc: "most values in one gossip message",
     },
 ];
+/// A read returns only values that clients had added, and counts no more values than
+/// clients had added, by the time it completed.
+struct ReadsAdded;
+
+impl Checker<Node> for ReadsAdded {
+    fn name(&self) -> &'static str {
+        "broadcast-reads"
+    }
+
+    fn at_end(&mut self, _view: &View<'_, Node>, history: &History) -> Vec<Finding> {
+        judge_reads(history)
+    }
+}
+
+/// The read check over a history (at most three findings).
+fn judge_reads(history: &History) -> Vec<Finding> {
+    // Events are in time order: walk them once, knowing what had been added so far.
+    let mut added: BTreeSet<u64> = BTreeSet::new();
+    let mut out = Vec::new();
+    let mut invoked: BTreeMap<u64, usize> = BTreeMap::new();
+    for (i, e) in history.events.iter().enumerate() {
+        if e.kind == EventType::Invoke {
+            invoked.insert(e.process, i);
+        }
+        let op = invoked.get(&e.process).copied();
+        match (e.f.as_str(), e.kind) {
+            ("add", EventType::Invoke) => {
+                if let Some(v) = e.value.as_u64() {
+                    added.insert(v);
+                }
+            }
+            ("read", EventType::Ok) => {
+                let count = e.value["count"].as_u64().unwrap_or(0);
+                let newest = e.value["newest"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[]);
+                if count > added.len() as u64 {
+                    out.push(
+                        Finding::new(format!(
+                            "a read by client process {} at {} counted {count} values, but clients had added only {}",
+                            e.process,
+                            fmt_ns(e.time_ns),
+                            added.len()
+                        ))
+                        .ops(op),
+                    );
+                }
+                if let Some(v) = newest
+                    .iter()
+                    .filter_map(|v| v.as_u64())
+                    .find(|v| !added.contains(v))
+                {
+                    out.push(
+                        Finding::new(format!(
+                            "a read by client process {} at {} returned value {v}, which no client had added",
+                            e.process,
+                            fmt_ns(e.time_ns)
+                        ))
+                        .ops(op)
+                        .values([v.into()]),
+                    );
+                }
+            }
+            _ => {}
+        }
+        if out.len() >= 3 {
+            break;
+        }
+    }
+    out
+}
 
 /// Runs a broadcast scenario.
 pub fn run(sc: &Scenario, seed: u64, opts: &RunOptions) -> Result<RunResult, ScenarioError> {
@@ -422,5 +507,46 @@ pub fn run(sc: &Scenario, seed: u64, opts: &RunOptions) -> Result<RunResult, Sce
         }
     });
     sim.add_checker(AllDelivered);
+    sim.add_checker(ReadsAdded);
     Ok(sim.run())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn history(lines: &str) -> History {
+        History::from_jsonl(lines).unwrap()
+    }
+
+    #[test]
+    fn reads_may_return_only_added_values() {
+        let added = r#"{"type":"invoke","process":1,"time_ns":1,"f":"add","value":7}
+{"type":"ok","process":1,"time_ns":2,"f":"add"}
+{"type":"invoke","process":2,"time_ns":3,"f":"read"}
+"#;
+        let good = format!(
+            "{added}{}",
+            r#"{"type":"ok","process":2,"time_ns":4,"f":"read","value":{"count":1,"newest":[7]}}"#
+        );
+        assert!(judge_reads(&history(&good)).is_empty());
+        let invented = format!(
+            "{added}{}",
+            r#"{"type":"ok","process":2,"time_ns":4,"f":"read","value":{"count":1,"newest":[8]}}"#
+        );
+        let f = judge_reads(&history(&invented));
+        assert!(
+            f[0].contains("returned value 8, which no client had added"),
+            "{f:?}"
+        );
+        let overcounted = format!(
+            "{added}{}",
+            r#"{"type":"ok","process":2,"time_ns":4,"f":"read","value":{"count":2,"newest":[7]}}"#
+        );
+        let f = judge_reads(&history(&overcounted));
+        assert!(
+            f[0].contains("counted 2 values, but clients had added only 1"),
+            "{f:?}"
+        );
+    }
 }

@@ -240,7 +240,28 @@ impl Params {
                 );
             }
         }
-        Ok(())
+        self.validate_members(sc, sc.nodes)
+    }
+
+    /// Membership changes name servers, not clients (node indexes past the servers are
+    /// clients). Checked at load against `nodes`, and again for the cluster size a swarm run
+    /// drew.
+    fn validate_members(&self, sc: &Scenario, servers: usize) -> Result<(), ScenarioError> {
+        match self
+            .membership
+            .iter()
+            .filter_map(|c| c.add.or(c.remove))
+            .find(|&n| n >= servers)
+        {
+            Some(n) => Err(sc.error_at(
+                "membership",
+                format!(
+                    "membership change names node {n}, but this run has {servers} servers, numbered 0 to {}; name a server",
+                    servers - 1
+                ),
+            )),
+            None => Ok(()),
+        }
     }
 }
 
@@ -370,6 +391,7 @@ pub fn run(sc: &Scenario, seed: u64, opts: &RunOptions) -> Result<RunResult, Sce
     params.validate(sc)?;
     let cfg = SimConfig::new(sc, seed, opts);
     let servers_count = cfg.servers_count;
+    params.validate_members(sc, servers_count)?;
     let duration_ns = cfg.duration_ns;
     let timeout_ns = cfg.workload.timeout.0;
     let retry_ns = params.client_retry.0;

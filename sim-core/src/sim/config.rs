@@ -17,6 +17,8 @@ pub struct RunOptions {
     pub swarm: bool,
     /// Keep running after the first violation (by default the run stops there).
     pub continue_after_violation: bool,
+    /// Bound on a kept trace's memory in bytes (None: [`crate::trace::TRACE_BYTES_MAX_DEFAULT`]).
+    pub trace_bytes_max: Option<u64>,
 }
 
 /// The resolved configuration of one run: the scenario, possibly changed by swarm testing.
@@ -125,7 +127,7 @@ impl SimConfig {
             kinds.push(offered[rng.random_range(0..offered.len())]);
         }
         let scale = |rng: &mut SimRng, d: Duration| {
-            Duration(((d.0 as f64) * 2f64.powf(rng.random_range(-2.0..=2.0))) as Nanos)
+            Duration(((d.0 as f64) * libm::pow(2.0, rng.random_range(-2.0..=2.0))) as Nanos)
         };
         let interval = scale(&mut rng, base.interval);
         let duration = scale(&mut rng, base.duration);

@@ -141,7 +141,12 @@ impl<P: Process> Sim<P> {
             accepting_ops: true,
             nemesis_on: cfg.nemesis.is_some(),
             metrics: Metrics::default(),
-            trace: Trace::new(cfg.options.keep_trace),
+            trace: Trace::with_bytes_max(
+                cfg.options.keep_trace,
+                cfg.options
+                    .trace_bytes_max
+                    .unwrap_or(crate::trace::TRACE_BYTES_MAX_DEFAULT),
+            ),
             violations: Vec::new(),
             fault_log: Vec::new(),
             coverage: BTreeMap::new(),
@@ -236,6 +241,10 @@ impl<P: Process> Sim<P> {
             self.world.now = time;
             self.events += 1;
             self.dispatch(ev);
+            if let Some(why) = self.world.trace.full() {
+                unknown_reason = Some(why.to_string());
+                break;
+            }
             if self.watch {
                 self.watch_asserts();
             }
