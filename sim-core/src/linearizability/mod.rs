@@ -45,6 +45,7 @@
 //! exhausts either is reported as [`Verdict::Unknown`], never with a wrong verdict. The state
 //! budget is per part so that the verdict does not depend on which parts ran concurrently.
 
+mod detect;
 mod edn;
 mod generate;
 mod generate_append;
@@ -63,6 +64,7 @@ use serde::Serialize;
 
 use crate::history::{EventType, History};
 
+pub use detect::{detect_model, Detected};
 pub use edn::{parse_edn, parse_history_file, to_edn};
 pub use generate::{generate_history, generate_kv_history, GenerateOptions};
 pub use generate_append::{generate_append_history, AppendGenOptions};

@@ -89,6 +89,11 @@ fn classify(g: &Graph, comp: &[u32], member: &[bool], max_searches: usize) -> Cy
     let ww = bit(EdgeKind::Ww);
     let wr = bit(EdgeKind::Wr);
     for extra in [0, ORDER] {
+        // A component held together only by real-time edges has no cycle of data edges:
+        // one pass over it says so before any per-edge search is tried.
+        if extra == 0 && tarjan_in(g, comp, member, DATA).is_empty() {
+            continue;
+        }
         if let Some(c) = cycle_in(g, comp, member, ww | extra) {
             return c;
         }
@@ -139,48 +144,43 @@ fn cycle_in(g: &Graph, comp: &[u32], member: &[bool], mask: u8) -> Option<Cycle>
     bfs(g, &inner, start, start, mask)
 }
 
-/// A cycle with exactly one read-write edge: for each rw edge a -> b in the component, a
-/// shortest path from b back to a over `other` edges.
-fn single_rw(g: &Graph, comp: &[u32], member: &[bool], other: u8, max: usize) -> Option<Cycle> {
+/// The rw edges of the component, most backward first (target invoked longest before the
+/// source): a read that missed an earlier write is what closes most cycles, while forward
+/// anti-dependencies rarely do, so the first tries usually succeed.
+fn rw_edges(g: &Graph, comp: &[u32], member: &[bool]) -> Vec<(u32, u32)> {
     let rw = bit(EdgeKind::Rw);
-    let mut tries = 0;
-    for &a in comp {
-        for (b, k) in g.edges(a) {
-            if k & rw == 0 || !member[b as usize] {
-                continue;
-            }
-            tries += 1;
-            if tries > max {
-                return None;
-            }
-            if let Some(mut path) = bfs(g, member, b, a, other) {
-                path.insert(0, (a, b, EdgeKind::Rw));
-                return Some(path);
-            }
+    let mut edges: Vec<(u32, u32)> = comp
+        .iter()
+        .flat_map(|&a| {
+            g.edges(a)
+                .filter(move |&(b, k)| k & rw != 0 && member[b as usize])
+                .map(move |(b, _)| (a, b))
+        })
+        .collect();
+    edges.sort_by_key(|&(a, b)| (i64::from(b) - i64::from(a), a, b));
+    edges
+}
+
+/// A cycle with exactly one read-write edge: for rw edges a -> b in the component, a shortest
+/// path from b back to a over `other` edges.
+fn single_rw(g: &Graph, comp: &[u32], member: &[bool], other: u8, max: usize) -> Option<Cycle> {
+    for (a, b) in rw_edges(g, comp, member).into_iter().take(max) {
+        if let Some(mut path) = bfs(g, member, b, a, other) {
+            path.insert(0, (a, b, EdgeKind::Rw));
+            return Some(path);
         }
     }
     None
 }
 
-/// A cycle whose read-write edges are never adjacent: for each rw edge a -> b, a shortest
-/// path from b to a in which every rw edge follows a non-rw one and the first edge is not rw
-/// (a search over (node, came by rw) pairs), closed by the rw edge.
+/// A cycle whose read-write edges are never adjacent: for rw edges a -> b, a shortest path
+/// from b to a in which every rw edge follows a non-rw one and the first edge is not rw (a
+/// search over (node, came by rw) pairs), closed by the rw edge.
 fn nonadjacent(g: &Graph, comp: &[u32], member: &[bool], other: u8, max: usize) -> Option<Cycle> {
-    let rw = bit(EdgeKind::Rw);
-    let mut tries = 0;
-    for &a in comp {
-        for (b, k) in g.edges(a) {
-            if k & rw == 0 || !member[b as usize] {
-                continue;
-            }
-            tries += 1;
-            if tries > max {
-                return None;
-            }
-            if let Some(mut path) = bfs_alternating(g, member, b, a, other) {
-                path.insert(0, (a, b, EdgeKind::Rw));
-                return Some(path);
-            }
+    for (a, b) in rw_edges(g, comp, member).into_iter().take(max) {
+        if let Some(mut path) = bfs_alternating(g, member, b, a, other) {
+            path.insert(0, (a, b, EdgeKind::Rw));
+            return Some(path);
         }
     }
     None

@@ -131,9 +131,17 @@ fn internal(h: &TxnHistory, v: &mut Versions) {
         if txn.status != TxnStatus::Ok {
             continue;
         }
+        let mops = h.mops_of(t);
+        // A transaction that touches each key once cannot contradict itself.
+        if mops
+            .iter()
+            .enumerate()
+            .all(|(i, m)| mops[..i].iter().all(|p| p.key != m.key))
+        {
+            continue;
+        }
         // Per key: (what the transaction knows the value is, its appends before any read).
         let mut seen: Vec<(u32, Option<Vec<i64>>, Vec<i64>)> = Vec::new();
-        let mops = h.mops_of(t);
         for (j, m) in mops.iter().enumerate() {
             if m.kind == MopKind::Read {
                 future_read(h, v, t, j);
@@ -338,8 +346,8 @@ fn list_orders(h: &TxnHistory, v: &mut Versions, failed: &FastMap<(u32, i64), u3
             }
         }
     }
-    for k in 0..h.keys.len() {
-        let Some((reader, m)) = longest_by[k] else {
+    for (k, longest) in longest_by.iter().enumerate() {
+        let Some((reader, m)) = *longest else {
             continue;
         };
         let order = h.read_of(&m).unwrap_or(&[]).to_vec();
