@@ -155,9 +155,16 @@ impl Model for NoPrune {
 /// Porcupine-shaped `kv-append` histories (50 clients, 10 keys, get/put/append), checked with
 /// and without pruning, stopping at the first failing key and checking every key.
 fn porcupine_shaped(threads: usize, filter: Option<&str>) {
-    for (bad, seed) in [(false, 11), (true, 12), (true, 13), (true, 14)] {
+    for (ops, bad, seed) in [
+        (5_000, false, 11),
+        (5_000, true, 12),
+        (5_000, true, 13),
+        (20_000, false, 11),
+        (20_000, true, 12),
+        (20_000, true, 13),
+    ] {
         let name = format!(
-            "porcupine-shaped c50-{} (seed {seed})",
+            "porcupine-shaped c50-{} {ops} ops (seed {seed})",
             if bad { "bad" } else { "ok" }
         );
         if filter.is_some_and(|f| !name.contains(f)) {
@@ -165,7 +172,7 @@ fn porcupine_shaped(threads: usize, filter: Option<&str>) {
         }
         let h = generate_append_history(&AppendGenOptions {
             seed,
-            ops: 20_000,
+            ops,
             keys: 10,
             clients: 50,
             bad,
