@@ -13,14 +13,15 @@ use sim_core::txn::{
     TxnModel,
 };
 
+/// A line of /proc/self/status in MiB (VmHWM: peak, VmRSS: now).
+fn status_mib(field: &str) -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let l = s.lines().find(|l| l.starts_with(field))?.to_owned();
+    Some(l.split_whitespace().nth(1)?.parse::<f64>().ok()? / 1024.0)
+}
+
 fn peak_rss_mib() -> String {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            let l = s.lines().find(|l| l.starts_with("VmHWM:"))?.to_owned();
-            l.split_whitespace().nth(1)?.parse::<f64>().ok()
-        })
-        .map_or_else(|| "n/a".into(), |k| format!("{:.0} MiB", k / 1024.0))
+    status_mib("VmHWM:").map_or_else(|| "n/a".into(), |m| format!("{m:.0} MiB"))
 }
 
 fn main() {
@@ -53,12 +54,16 @@ fn main() {
             let back = parse_txn_history(&plain).expect("txn history");
             drop(plain);
             println!(
-                "{name}: parse JSONL ({:.0} MiB) {:.2} s",
+                "{name}: parse JSONL ({:.0} MiB) {:.2} s, peak RSS {}",
                 text.len() as f64 / 1048576.0,
-                t.elapsed().as_secs_f64()
+                t.elapsed().as_secs_f64(),
+                peak_rss_mib()
             );
             assert_eq!(back.txns.len(), h.txns.len());
         }
+        // The peak from here on covers the check alone (Linux >= 4.0).
+        let _ = std::fs::write("/proc/self/clear_refs", "5");
+        let before = status_mib("VmRSS:").unwrap_or(0.0);
         let t = Instant::now();
         let r = check(
             &h,
@@ -71,14 +76,16 @@ fn main() {
         let took = t.elapsed();
         assert_eq!(r.valid, stale == 0.0, "{}", r.render_text());
         println!(
-            "{name}: generate {:.2} s | check strict-serializable {:.2} s -> {} | {} edges, {} cyclic components, {} anomalies | peak RSS {}",
+            "{name}: generate {:.2} s | check strict-serializable {:.2} s -> {} | {} edges, {} cyclic components, {} anomalies | RSS before the check {:.0} MiB (the history and freed generator memory), peak during it {} (+{:.0} MiB for the check)",
             gen.as_secs_f64(),
             took.as_secs_f64(),
             if r.valid { "valid" } else { "NOT valid" },
             r.edge_count,
             r.cyclic_components,
             r.anomalies.len(),
-            peak_rss_mib()
+            before,
+            peak_rss_mib(),
+            status_mib("VmHWM:").unwrap_or(0.0) - before
         );
     }
 }

@@ -21,6 +21,59 @@ use crate::linearizability::FastHasher;
 pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 type FastSet<K> = HashSet<K, BuildHasherDefault<FastHasher>>;
 
+/// A map from (key, value) to a transaction or position: per key, a vector sorted by value.
+/// Keys hold few values each (Jepsen retires a key after a few dozen appends), so a binary
+/// search in a short vector beats hashing, and building it is one sort per key.
+#[derive(Default)]
+pub(crate) struct KeyIndex {
+    by_key: Vec<Vec<(i64, u32)>>,
+}
+
+impl KeyIndex {
+    fn new(keys: usize) -> KeyIndex {
+        KeyIndex {
+            by_key: vec![Vec::new(); keys],
+        }
+    }
+
+    fn push(&mut self, key: u32, value: i64, to: u32) {
+        self.by_key[key as usize].push((value, to));
+    }
+
+    /// Sorts every key's entries and keeps the first (lowest `to`) of each value; returns the
+    /// dropped duplicates as (key, value, kept, dropped).
+    fn finish(&mut self) -> Vec<(u32, i64, u32, u32)> {
+        let mut dups = Vec::new();
+        for (k, entries) in self.by_key.iter_mut().enumerate() {
+            entries.sort_unstable();
+            let mut kept: Option<(i64, u32)> = None;
+            entries.retain(|&(x, t)| match kept {
+                Some((kx, kt)) if kx == x => {
+                    dups.push((k as u32, x, kt, t));
+                    false
+                }
+                _ => {
+                    kept = Some((x, t));
+                    true
+                }
+            });
+        }
+        dups
+    }
+
+    /// The entry for `(key, value)`.
+    pub fn get(&self, kv: &(u32, i64)) -> Option<&u32> {
+        let entries = self.by_key.get(kv.0 as usize)?;
+        let i = entries.binary_search_by_key(&kv.1, |e| e.0).ok()?;
+        Some(&entries[i].1)
+    }
+
+    /// Whether `(key, value)` has an entry.
+    pub fn contains_key(&self, kv: &(u32, i64)) -> bool {
+        self.get(kv).is_some()
+    }
+}
+
 /// What the reads say about each key.
 pub(crate) struct Versions {
     /// The data model.
@@ -28,9 +81,9 @@ pub(crate) struct Versions {
     /// list-append: per key, the longest committed read (the observed version order).
     pub order: Vec<Vec<i64>>,
     /// (key, value) -> the committed or unknown-outcome transaction that wrote it.
-    pub writer: FastMap<(u32, i64), u32>,
+    pub writer: KeyIndex,
     /// list-append: (key, value) -> its position in `order[key]`.
-    pub pos: FastMap<(u32, i64), u32>,
+    pub pos: KeyIndex,
     /// list-append: per key, committed appends that no read shows, in transaction order.
     pub unobserved: Vec<Vec<(i64, u32)>>,
     /// rw-register: per key, every write (value, writer), in transaction order.
@@ -73,8 +126,8 @@ pub(crate) fn build(h: &TxnHistory, model: TxnModel) -> Versions {
     let mut v = Versions {
         model,
         order: vec![Vec::new(); nkeys],
-        writer: FastMap::default(),
-        pos: FastMap::default(),
+        writer: KeyIndex::new(nkeys),
+        pos: KeyIndex::new(nkeys),
         unobserved: vec![Vec::new(); nkeys],
         writes: vec![Vec::new(); nkeys],
         readers: FastMap::default(),
@@ -91,35 +144,30 @@ pub(crate) fn build(h: &TxnHistory, model: TxnModel) -> Versions {
 }
 
 /// Records who wrote what; returns the aborted writes. Reports duplicate writes.
-fn writers(h: &TxnHistory, v: &mut Versions) -> FastMap<(u32, i64), u32> {
-    let mut failed: FastMap<(u32, i64), u32> = FastMap::default();
+fn writers(h: &TxnHistory, v: &mut Versions) -> KeyIndex {
+    let mut failed = KeyIndex::new(h.keys.len());
     for (t, txn) in h.txns.iter().enumerate() {
         for m in h.mops_of(t).iter().filter(|m| m.kind != MopKind::Read) {
             if txn.status == TxnStatus::Fail {
-                failed.entry((m.key, m.value)).or_insert(t as u32);
+                failed.push(m.key, m.value, t as u32);
                 continue;
             }
-            match v.writer.entry((m.key, m.value)) {
-                std::collections::hash_map::Entry::Occupied(o) => {
-                    let first = *o.get() as usize;
-                    let key = &h.keys[m.key as usize];
-                    v.anomalies.push(anomaly(
-                        AnomalyKind::Duplicate,
-                        vec![first, t],
-                        key,
-                        format!(
-                            "T{first} and T{t} both wrote {} to key {key}: values must be \
-                             unique per key for the version order to be known",
-                            m.value
-                        ),
-                    ));
-                }
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert(t as u32);
-                }
-            }
+            v.writer.push(m.key, m.value, t as u32);
             v.writes[m.key as usize].push((m.value, t as u32));
         }
+    }
+    failed.finish();
+    for (k, x, first, t) in v.writer.finish() {
+        let key = &h.keys[k as usize];
+        v.anomalies.push(anomaly(
+            AnomalyKind::Duplicate,
+            vec![first as usize, t as usize],
+            key,
+            format!(
+                "T{first} and T{t} both wrote {x} to key {key}: values must be unique per key \
+                 for the version order to be known"
+            ),
+        ));
     }
     failed
 }
@@ -244,7 +292,7 @@ fn intermediate(h: &TxnHistory) -> FastSet<(u32, i64)> {
 fn check_source(
     h: &TxnHistory,
     v: &mut Versions,
-    failed: &FastMap<(u32, i64), u32>,
+    failed: &KeyIndex,
     reader: usize,
     key: u32,
     value: i64,
@@ -302,7 +350,7 @@ fn check_intermediate(
 
 /// list-append: the longest read per key, incompatible orders, garbage and aborted reads,
 /// intermediate reads, and the committed appends no read shows.
-fn list_orders(h: &TxnHistory, v: &mut Versions, failed: &FastMap<(u32, i64), u32>) {
+fn list_orders(h: &TxnHistory, v: &mut Versions, failed: &KeyIndex) {
     let inter = intermediate(h);
     // Per key: the reader of the longest read so far, and whether an incompatibility was
     // already reported (one per key is enough to explain it).
@@ -346,28 +394,32 @@ fn list_orders(h: &TxnHistory, v: &mut Versions, failed: &FastMap<(u32, i64), u3
             }
         }
     }
+    let mut longest_reader = vec![0usize; h.keys.len()];
     for (k, longest) in longest_by.iter().enumerate() {
         let Some((reader, m)) = *longest else {
             continue;
         };
         let order = h.read_of(&m).unwrap_or(&[]).to_vec();
         for (i, &x) in order.iter().enumerate() {
-            if let Some(prev) = v.pos.insert((k as u32, x), i as u32) {
-                let name = &h.keys[k];
-                v.anomalies.push(anomaly(
-                    AnomalyKind::Duplicate,
-                    vec![reader],
-                    name,
-                    format!(
-                        "T{reader} read key {name} = {} with {x} at positions {prev} and {i}: \
-                         an append took effect twice",
-                        fmt_list(&order)
-                    ),
-                ));
-            }
+            v.pos.push(k as u32, x, i as u32);
             check_source(h, v, failed, reader, k as u32, x);
         }
         v.order[k] = order;
+        longest_reader[k] = reader;
+    }
+    for (k, x, prev, i) in v.pos.finish() {
+        let name = &h.keys[k as usize];
+        let reader = longest_reader[k as usize];
+        v.anomalies.push(anomaly(
+            AnomalyKind::Duplicate,
+            vec![reader],
+            name,
+            format!(
+                "T{reader} read key {name} = {} with {x} at positions {prev} and {i}: an \
+                 append took effect twice",
+                fmt_list(&v.order[k as usize])
+            ),
+        ));
     }
     for k in 0..h.keys.len() {
         let unseen: Vec<(i64, u32)> = v.writes[k]
@@ -383,7 +435,7 @@ fn list_orders(h: &TxnHistory, v: &mut Versions, failed: &FastMap<(u32, i64), u3
 
 /// rw-register: who read what, garbage, aborted and intermediate reads, and the version pairs
 /// a read followed by a write of the same key establishes.
-fn register_reads(h: &TxnHistory, v: &mut Versions, failed: &FastMap<(u32, i64), u32>) {
+fn register_reads(h: &TxnHistory, v: &mut Versions, failed: &KeyIndex) {
     let inter = intermediate(h);
     for (t, txn) in h.txns.iter().enumerate() {
         if txn.status == TxnStatus::Fail {
