@@ -47,9 +47,14 @@ pub fn cycle_svg(a: &Anomaly) -> String {
             "ww" => "#7d3c98",
             _ => "#555",
         };
+        // Each edge bends to the left of its direction, so the two edges of a two-node cycle
+        // (and labels) do not lie on top of each other.
+        let (px, py) = (uy, -ux);
+        let bend = if n == 2 { 60.0 } else { 25.0 };
+        let (mx, my) = ((x1 + x2) / 2.0 + px * bend, (y1 + y2) / 2.0 + py * bend);
         let _ = write!(
             s,
-            r##"<line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="{color}" stroke-width="2" marker-end="url(#arrow)"/>"##,
+            r##"<path d="M {:.1} {:.1} Q {mx:.1} {my:.1} {:.1} {:.1}" fill="none" stroke="{color}" stroke-width="2" marker-end="url(#arrow)"/>"##,
             x1 + ux * node_r,
             y1 + uy * node_r,
             x2 - ux * node_r,
@@ -59,15 +64,11 @@ pub fn cycle_svg(a: &Anomaly) -> String {
             Some(k) => format!("{} (key {k})", e.kind.as_str()),
             None => e.kind.as_str().to_owned(),
         };
-        // Labels sit just outside the chord's midpoint.
-        let (mx, my) = ((x1 + x2) / 2.0, (y1 + y2) / 2.0);
-        let (ox, oy) = (mx - cx, my - cy);
-        let ol = (ox * ox + oy * oy).sqrt().max(1.0);
         let _ = write!(
             s,
             r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="{color}">{}</text>"##,
-            mx + ox / ol * 18.0,
-            my + oy / ol * 18.0,
+            mx + px * 6.0,
+            my + py * 6.0 + 4.0,
             esc(&label)
         );
     }
