@@ -17,6 +17,7 @@ macro_rules! outln {
     }};
 }
 
+mod check;
 mod merge;
 mod output;
 mod sweep;
@@ -40,36 +41,11 @@ enum Command {
     Sweep(sweep::SweepArgs),
     /// Join the JSON outputs of sharded sweeps into one.
     Merge(merge::MergeArgs),
-    /// Check a client history (our JSON Lines or Jepsen EDN) for linearizability.
-    Check(CheckArgs),
+    /// Check a client history (our JSON Lines or Jepsen EDN) for linearizability or, for
+    /// transactions, for consistency anomalies (Elle's method).
+    Check(check::CheckArgs),
     /// List the scenarios (what each shows and expects) and the algorithms with their bugs.
     List(ListArgs),
-}
-
-#[derive(Args)]
-struct CheckArgs {
-    /// The history file: JSON Lines (`distsim run --history`) or Jepsen EDN (`.edn`).
-    history: String,
-    /// The model: register, kv, kv-append, set, queue, counter, lock (default: kv when
-    /// operations carry keys, register otherwise).
-    #[arg(long)]
-    model: Option<String>,
-    /// Print the report as JSON.
-    #[arg(long)]
-    json: bool,
-    /// Give up after this long (e.g. "10s"); the verdict is then unknown.
-    #[arg(long, default_value = "60s")]
-    timeout: String,
-    /// Give up after visiting this many states in one part; the verdict is then unknown.
-    #[arg(long)]
-    max_states: Option<u64>,
-    /// Threads checking independent parts (keys) in parallel; 0 = one per core.
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
-    /// Write plots of the history (operations the checker could not place in red) and an
-    /// index.html to this folder.
-    #[arg(long, value_name = "DIR")]
-    report: Option<String>,
 }
 
 #[derive(Args)]
@@ -146,7 +122,7 @@ fn main() -> ExitCode {
         Command::Run(a) => cmd_run(a),
         Command::Sweep(a) => sweep::cmd_sweep(a),
         Command::Merge(a) => merge::cmd_merge(a),
-        Command::Check(a) => cmd_check(a),
+        Command::Check(a) => check::cmd_check(a),
         Command::List(a) => cmd_list(a),
     };
     ExitCode::from(code)
@@ -279,76 +255,6 @@ fn cmd_run(a: RunArgs) -> u8 {
         return EXIT_VIOLATION;
     }
     verdict_exit(r.verdict)
-}
-
-fn cmd_check(a: CheckArgs) -> u8 {
-    use sim_core::linearizability as lin;
-    let text = match std::fs::read_to_string(&a.history) {
-        Ok(t) => t,
-        Err(e) => return bad_input(format!("{}: cannot read the history: {e}", a.history)),
-    };
-    let history = match lin::parse_history_file(&a.history, &text) {
-        Ok(h) => h,
-        Err(e) => return bad_input(e),
-    };
-    let name = a.model.clone().unwrap_or_else(|| {
-        if history.events.iter().any(|e| e.key.is_some()) {
-            "kv".into()
-        } else {
-            "register".into()
-        }
-    });
-    let Some(model) = lin::model_by_name(&name) else {
-        return bad_input(format!(
-            "--model {name}: unknown model; use one of: {}",
-            lin::MODEL_NAMES.join(", ")
-        ));
-    };
-    let timeout = match sim_core::time::parse_duration_signed(&a.timeout, false) {
-        Ok(ns) => std::time::Duration::from_nanos(ns as u64),
-        Err(e) => return bad_input(format!("--timeout: {e}")),
-    };
-    let opts = lin::CheckOptions {
-        timeout: Some(timeout),
-        max_states: Some(a.max_states.unwrap_or(lin::DEFAULT_MAX_STATES)),
-        threads: a.threads,
-    };
-    let start = Instant::now();
-    let report = match lin::check(&history, model.as_ref(), &opts) {
-        Ok(r) => r,
-        Err(e) => return bad_input(format!("{}: {e}", a.history)),
-    };
-    if let Some(dir) = &a.report {
-        let lin_json = serde_json::to_value(&report).ok();
-        match reports::write_check_report(
-            Path::new(dir),
-            &a.history,
-            &history,
-            report.verdict().as_str(),
-            lin_json.as_ref(),
-        ) {
-            Ok(w) => {
-                for p in &w.problems {
-                    eprintln!("report: {p}");
-                }
-                eprintln!("report written to {}", w.index.display());
-            }
-            Err(e) => return bad_input(format!("cannot write the report: {e}")),
-        }
-    }
-    if a.json {
-        outln!(
-            "{}",
-            serde_json::to_string(&report).expect("check report serializes")
-        );
-    } else {
-        outln!("{}: {}", a.history, report.render_text().trim_end());
-        outln!("checked in {:.3}s", start.elapsed().as_secs_f64());
-    }
-    match report.verdict() {
-        lin::Verdict::NotLinearizable => EXIT_VIOLATION,
-        _ => 0,
-    }
 }
 
 fn cmd_list(a: ListArgs) -> u8 {

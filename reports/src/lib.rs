@@ -61,6 +61,9 @@ use sim_core::{History, RunResult};
 pub mod data;
 pub mod font;
 pub mod plots;
+pub mod txn;
+
+pub use txn::write_txn_report;
 
 use data::{fault_windows, named_ops, ops_of, unplaced_ops, FaultWindow, Op};
 use plots::{

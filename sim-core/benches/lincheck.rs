@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use sim_core::history::History;
 use sim_core::linearizability::{
-    check, generate_history, model_by_name, parse_history_file, to_edn, CheckOptions,
-    GenerateOptions, Verdict,
+    check, check_all_parts, generate_append_history, generate_history, model_by_name,
+    parse_history_file, to_edn, AnyModel, AppendGenOptions, AppendOp, CheckOptions,
+    GenerateOptions, KvAppend, Model, RawOp, Verdict,
 };
 
 /// Peak resident set size in MiB, if the kernel tells us.
@@ -118,6 +119,104 @@ fn run(case: &Case, threads: usize) {
     );
 }
 
+/// `kv-append` without the pruning by state, to measure what the pruning buys.
+struct NoPrune;
+
+impl Model for NoPrune {
+    type State = String;
+    type Input = AppendOp;
+    type Output = String;
+    fn name(&self) -> &str {
+        "kv-append (no pruning)"
+    }
+    fn init(&self) -> String {
+        KvAppend.init()
+    }
+    fn partition(&self, op: &RawOp<'_>) -> Result<Option<String>, String> {
+        KvAppend.partition(op)
+    }
+    fn decode(&self, op: &RawOp<'_>) -> Result<(AppendOp, Option<String>), String> {
+        KvAppend.decode(op)
+    }
+    fn step(&self, s: &String, i: &AppendOp, o: Option<&String>) -> Option<String> {
+        KvAppend.step(s, i, o)
+    }
+    fn is_read_only(&self, i: &AppendOp) -> bool {
+        KvAppend.is_read_only(i)
+    }
+    fn describe_op(&self, i: &AppendOp, o: Option<&String>) -> String {
+        KvAppend.describe_op(i, o)
+    }
+    fn describe_state(&self, s: &String) -> String {
+        KvAppend.describe_state(s)
+    }
+}
+
+/// Porcupine-shaped `kv-append` histories (50 clients, 10 keys, get/put/append), checked with
+/// and without pruning, stopping at the first failing key and checking every key.
+fn porcupine_shaped(threads: usize, filter: Option<&str>) {
+    for (ops, bad, seed) in [
+        (5_000, false, 11),
+        (5_000, true, 12),
+        (5_000, true, 13),
+        (20_000, false, 11),
+        (20_000, true, 12),
+        (20_000, true, 13),
+    ] {
+        let name = format!(
+            "porcupine-shaped c50-{} {ops} ops (seed {seed})",
+            if bad { "bad" } else { "ok" }
+        );
+        if filter.is_some_and(|f| !name.contains(f)) {
+            continue;
+        }
+        let h = generate_append_history(&AppendGenOptions {
+            seed,
+            ops,
+            keys: 10,
+            clients: 50,
+            bad,
+        });
+        let expect = if bad {
+            Verdict::NotLinearizable
+        } else {
+            Verdict::Linearizable
+        };
+        let opts = CheckOptions {
+            timeout: Some(Duration::from_secs(60)),
+            max_states: Some(4_000_000),
+            threads,
+        };
+        let pruned = model_by_name("kv-append").expect("kv-append model");
+        let models: [(&str, &dyn AnyModel); 2] =
+            [("pruned", pruned.as_ref()), ("no pruning", &NoPrune)];
+        for (label, model) in models {
+            for all in [false, true] {
+                let t = Instant::now();
+                let r = if all {
+                    check_all_parts(&h, model, &opts)
+                } else {
+                    check(&h, model, &opts)
+                }
+                .expect("generated history is well formed");
+                let took = t.elapsed();
+                let decided = r.verdict() == expect;
+                println!(
+                    "{name}: {} events, {label}, {} | {} -> {}{} | {} states visited, {} parts checked, {} skipped",
+                    h.events.len(),
+                    if all { "--all-parts" } else { "first failure" },
+                    secs(took),
+                    r.verdict().as_str(),
+                    if decided { "" } else { " (NOT the expected verdict)" },
+                    r.visited_states,
+                    r.parts.len(),
+                    r.skipped_parts
+                );
+            }
+        }
+    }
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; a name filter is accepted to run one case.
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
@@ -182,4 +281,5 @@ fn main() {
         }
         run(case, cores);
     }
+    porcupine_shaped(cores, filter.as_deref());
 }

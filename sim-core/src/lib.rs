@@ -24,6 +24,7 @@ pub mod sim;
 pub mod storage;
 pub mod time;
 pub mod trace;
+pub mod txn;
 
 pub use history::{EventType, History, HistoryEvent};
 pub use process::{Ctx, Message, NodeId, Op, Process, TimerId};

@@ -45,24 +45,29 @@
 //! exhausts either is reported as [`Verdict::Unknown`], never with a wrong verdict. The state
 //! budget is per part so that the verdict does not depend on which parts ran concurrently.
 
+mod detect;
 mod edn;
 mod generate;
+mod generate_append;
 mod model;
 mod search;
+pub(crate) use search::FastHasher;
 #[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use crate::history::{EventType, History};
 
+pub use detect::{detect_model, Detected};
 pub use edn::{parse_edn, parse_history_file, to_edn};
 pub use generate::{generate_history, generate_kv_history, GenerateOptions};
+pub use generate_append::{generate_append_history, AppendGenOptions};
 pub use model::{
     model_by_name, AppendOp, Counter, CounterOp, KvAppend, Lock, LockOp, Model, Queue, QueueOp,
     RawOp, Register, RegisterOp, Scalar, SetModel, SetOp, MODEL_NAMES,
@@ -101,16 +106,26 @@ impl Default for CheckOptions {
 pub trait AnyModel: Send + Sync {
     /// The model's name.
     fn model_name(&self) -> &str;
-    /// Checks a history against this model; see [`check`].
-    fn check_history(&self, history: &History, opts: &CheckOptions) -> Result<CheckReport, String>;
+    /// Checks a history against this model; see [`check`] and [`check_all_parts`].
+    fn check_history(
+        &self,
+        history: &History,
+        opts: &CheckOptions,
+        all_parts: bool,
+    ) -> Result<CheckReport, String>;
 }
 
 impl<M: Model> AnyModel for M {
     fn model_name(&self) -> &str {
         self.name()
     }
-    fn check_history(&self, history: &History, opts: &CheckOptions) -> Result<CheckReport, String> {
-        check_model(self, history, opts)
+    fn check_history(
+        &self,
+        history: &History,
+        opts: &CheckOptions,
+        all_parts: bool,
+    ) -> Result<CheckReport, String> {
+        check_model(self, history, opts, all_parts)
     }
 }
 
@@ -119,12 +134,25 @@ impl<M: Model> AnyModel for M {
 /// Errors are for malformed histories (a completion without an invocation, an operation the
 /// model does not know, a cas without `[from to]`, ...) and name the 1-based event number.
 /// The verdict itself, including Unknown when a budget ran out, is in the report.
+///
+/// The check stops at the first part found not linearizable: parts not yet checked are left
+/// out of the report (counted in [`CheckReport::skipped_parts`]) and searches still running
+/// are cancelled. [`check_all_parts`] checks every part.
 pub fn check(
     history: &History,
     model: &dyn AnyModel,
     opts: &CheckOptions,
 ) -> Result<CheckReport, String> {
-    model.check_history(history, opts)
+    model.check_history(history, opts, false)
+}
+
+/// Like [`check`], but checks every part even after one fails, for a complete report.
+pub fn check_all_parts(
+    history: &History,
+    model: &dyn AnyModel,
+    opts: &CheckOptions,
+) -> Result<CheckReport, String> {
+    model.check_history(history, opts, true)
 }
 
 /// The overall or per-part answer.
@@ -228,8 +256,12 @@ pub struct CheckReport {
     pub info_reads_dropped: usize,
     /// Distinct configurations entered, summed over parts.
     pub visited_states: u64,
-    /// One entry per part, sorted by key.
+    /// One entry per part checked, sorted by key.
     pub parts: Vec<PartReport>,
+    /// Parts left unchecked because another part was already not linearizable (0 when every
+    /// part was checked). Which parts these are may vary with the thread count; the verdict
+    /// does not.
+    pub skipped_parts: usize,
 }
 
 impl CheckReport {
@@ -258,13 +290,25 @@ impl CheckReport {
             self.ok_count,
             self.info_count,
             self.fail_count,
-            self.parts.len(),
-            if self.parts.len() == 1 { "" } else { "s" },
+            self.parts.len() + self.skipped_parts,
+            if self.parts.len() + self.skipped_parts == 1 {
+                ""
+            } else {
+                "s"
+            },
             self.visited_states
         );
         let failing = count(Verdict::NotLinearizable);
         if failing > 0 {
             let _ = writeln!(out, "{failing} part(s) not linearizable:");
+        }
+        if self.skipped_parts > 0 {
+            let _ = writeln!(
+                out,
+                "stopped at the first part not linearizable: {} part(s) not checked \
+                 (--all-parts checks every part)",
+                self.skipped_parts
+            );
         }
         const SHOWN_PARTS: usize = 10;
         for p in self.failures().take(SHOWN_PARTS) {
@@ -432,6 +476,20 @@ fn pair_ops(history: &History) -> Result<Vec<OpRecord>, String> {
                         ops[j].invoke + 1
                     ));
                 }
+                if e.time_ns < inv.time_ns {
+                    return Err(format!(
+                        "event {}: {} of {:?} by process {} at time_ns {} completes before its \
+                         invocation (event {}, time_ns {}); a completion cannot come before \
+                         its invocation: fix the timestamps",
+                        i + 1,
+                        kind.as_str(),
+                        e.f,
+                        e.process,
+                        e.time_ns,
+                        ops[j].invoke + 1,
+                        inv.time_ns
+                    ));
+                }
                 ops[j].completion = Some(i);
                 ops[j].outcome = kind;
             }
@@ -451,6 +509,7 @@ fn check_model<M: Model>(
     model: &M,
     history: &History,
     opts: &CheckOptions,
+    all_parts: bool,
 ) -> Result<CheckReport, String> {
     let deadline = opts.timeout.map(|t| Instant::now() + t);
     let records = pair_ops(history)?;
@@ -511,67 +570,53 @@ fn check_model<M: Model>(
     // Sorted by key so that the report never depends on hashing or on thread timing.
     parts.sort_by(|a, b| a.key.cmp(&b.key));
 
+    // Smallest parts first: a history is already not linearizable when one part is not, and
+    // small parts decide fastest, so the first failure is usually found before the expensive
+    // parts start (ties by key, so the order is the same on every run).
+    let mut order: Vec<usize> = (0..parts.len()).collect();
+    order.sort_by(|&a, &b| {
+        (parts[a].ops.len(), &parts[a].key).cmp(&(parts[b].ops.len(), &parts[b].key))
+    });
+    let cancel = AtomicBool::new(false);
     let budget = Budget {
         max_states: opts.max_states,
         deadline,
+        cancel: (!all_parts).then_some(&cancel),
     };
     let threads = match opts.threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     }
     .min(parts.len().max(1));
-    let run = |part: &Part<M::Input, M::Output>| -> PartReport {
+    let run = |part: &Part<M::Input, M::Output>| -> Option<PartReport> {
+        if !all_parts && cancel.load(Ordering::Relaxed) {
+            return None;
+        }
         if deadline.is_some_and(|d| Instant::now() >= d) {
-            return PartReport {
+            return Some(PartReport {
                 key: part.key.clone(),
                 verdict: Verdict::Unknown,
                 ops_count: part.ops.len(),
                 visited_states: 0,
                 failure: None,
                 unknown_reason: Some("the time budget ran out before this part".to_owned()),
-            };
+            });
         }
         let result = search::search(model, &part.ops, budget);
-        part_report(model, history, &records, part, result)
+        if matches!(result.outcome, Outcome::Cancelled) {
+            return None;
+        }
+        let report = part_report(model, history, &records, part, result);
+        if report.verdict == Verdict::NotLinearizable {
+            cancel.store(true, Ordering::Relaxed);
+        }
+        Some(report)
     };
-
-    let reports: Vec<PartReport> = if threads <= 1 {
-        parts.iter().map(run).collect()
-    } else {
-        // Largest parts first, so that one big part does not start last and run alone.
-        let mut order: Vec<usize> = (0..parts.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(parts[i].ops.len()));
-        let next = AtomicUsize::new(0);
-        let mut slots: Vec<Option<PartReport>> = (0..parts.len()).map(|_| None).collect();
-        std::thread::scope(|s| {
-            let workers: Vec<_> = (0..threads)
-                .map(|_| {
-                    s.spawn(|| {
-                        let mut done = Vec::new();
-                        loop {
-                            let k = next.fetch_add(1, Ordering::Relaxed);
-                            let Some(&i) = order.get(k) else { break };
-                            done.push((i, run(&parts[i])));
-                        }
-                        done
-                    })
-                })
-                .collect();
-            for w in workers {
-                match w.join() {
-                    Ok(done) => {
-                        for (i, r) in done {
-                            slots[i] = Some(r);
-                        }
-                    }
-                    // A panicking model is a bug in the model: report it as such.
-                    Err(panic) => std::panic::resume_unwind(panic),
-                }
-            }
-        });
-        slots.into_iter().flatten().collect()
-    };
-    assert_eq!(reports.len(), parts.len(), "every part has a report");
+    let slots = run_parts(&parts, &order, threads, &run);
+    debug_assert_eq!(slots.len(), parts.len());
+    let skipped_parts = slots.iter().filter(|s| s.is_none()).count();
+    debug_assert!(all_parts || skipped_parts == 0 || cancel.load(Ordering::Relaxed));
+    let reports: Vec<PartReport> = slots.into_iter().flatten().collect();
 
     let verdict = if reports
         .iter()
@@ -593,7 +638,54 @@ fn check_model<M: Model>(
         info_reads_dropped,
         visited_states: reports.iter().map(|p| p.visited_states).sum(),
         parts: reports,
+        skipped_parts,
     })
+}
+
+/// Runs `run` on every part in `order` with up to `threads` workers and returns the results
+/// indexed like `parts` (so sorted by key), whatever thread finished first. `None` marks a
+/// part that was not checked because another part had already failed.
+fn run_parts<P: Sync>(
+    parts: &[P],
+    order: &[usize],
+    threads: usize,
+    run: &(dyn Fn(&P) -> Option<PartReport> + Sync),
+) -> Vec<Option<PartReport>> {
+    let mut slots: Vec<Option<PartReport>> = (0..parts.len()).map(|_| None).collect();
+    if threads <= 1 {
+        for &i in order {
+            slots[i] = run(&parts[i]);
+        }
+        return slots;
+    }
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let k = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(&i) = order.get(k) else { break };
+                        done.push((i, run(&parts[i])));
+                    }
+                    done
+                })
+            })
+            .collect();
+        for w in workers {
+            match w.join() {
+                Ok(done) => {
+                    for (i, r) in done {
+                        slots[i] = r;
+                    }
+                }
+                // A panicking model is a bug in the model: report it as such.
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+    });
+    slots
 }
 
 fn op_ref<M: Model>(
@@ -638,6 +730,11 @@ fn part_report<M: Model>(
         Outcome::Unknown(reason) => {
             report.verdict = Verdict::Unknown;
             report.unknown_reason = Some(reason);
+        }
+        // The caller drops cancelled parts before building reports.
+        Outcome::Cancelled => {
+            report.verdict = Verdict::Unknown;
+            report.unknown_reason = Some("cancelled".to_owned());
         }
         Outcome::NotLinearizable {
             linearized,

@@ -76,6 +76,34 @@ pub trait Model: Send + Sync {
         false
     }
 
+    /// True when the operation can only move the state forward in an order in which
+    /// [`never_legal_from`](Model::never_legal_from) is judged (for `kv-append`: get and
+    /// append, never put). The search prunes by the state only in parts where every operation
+    /// grows only or resets (see [`resets_to`](Model::resets_to)).
+    fn grows_only(&self, _input: &Self::Input) -> bool {
+        false
+    }
+
+    /// The state an operation that does not grow only sets outright, whatever came before
+    /// (for `kv-append`: a put). The search prunes by the state only in parts where every
+    /// operation grows only or resets.
+    fn resets_to(&self, _input: &Self::Input) -> Option<Self::State> {
+        None
+    }
+
+    /// True when no sequence of growing operations from `state` can make this completed
+    /// operation legal (for `kv-append`: a get whose result does not extend the current
+    /// string). Must never be true of an operation that could still be placed: returning
+    /// false is always safe, and is the default.
+    fn never_legal_from(
+        &self,
+        _state: &Self::State,
+        _input: &Self::Input,
+        _output: &Self::Output,
+    ) -> bool {
+        false
+    }
+
     /// A short human description of an operation, e.g. `write 3` or `read -> 3`.
     fn describe_op(&self, input: &Self::Input, output: Option<&Self::Output>) -> String;
 
@@ -377,6 +405,23 @@ impl Model for KvAppend {
 
     fn is_read_only(&self, input: &AppendOp) -> bool {
         matches!(input, AppendOp::Get)
+    }
+
+    fn grows_only(&self, input: &AppendOp) -> bool {
+        !matches!(input, AppendOp::Put(_))
+    }
+
+    fn resets_to(&self, input: &AppendOp) -> Option<String> {
+        match input {
+            AppendOp::Put(v) => Some(v.clone()),
+            _ => None,
+        }
+    }
+
+    fn never_legal_from(&self, state: &String, input: &AppendOp, output: &String) -> bool {
+        // Without puts the string only grows, so a get can still be placed only if what it
+        // returned extends what is there now.
+        matches!(input, AppendOp::Get) && !output.starts_with(state.as_str())
     }
 
     fn describe_op(&self, input: &AppendOp, output: Option<&String>) -> String {

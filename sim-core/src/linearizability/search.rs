@@ -11,6 +11,7 @@
 
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use super::model::Model;
@@ -28,11 +29,13 @@ pub(crate) struct PartOp<I, O> {
 
 /// Limits on one part's search.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Budget {
+pub(crate) struct Budget<'a> {
     /// Stop with Unknown when the cache holds more than this many configurations.
     pub max_states: Option<u64>,
     /// Stop with Unknown at this instant.
     pub deadline: Option<Instant>,
+    /// Stop with [`Outcome::Cancelled`] once this is set (another part already failed).
+    pub cancel: Option<&'a AtomicBool>,
 }
 
 /// How one part's search ended.
@@ -48,6 +51,8 @@ pub(crate) enum Outcome {
     },
     /// A budget ran out; the string says which.
     Unknown(String),
+    /// Another part decided the history first and asked every search to stop.
+    Cancelled,
 }
 
 /// The result of one part's search.
@@ -61,7 +66,7 @@ pub(crate) struct SearchResult {
 /// A small multiplicative hasher (in the spirit of FxHash) for the visited cache: the keys are
 /// bitsets and small states, and SipHash's DoS resistance buys nothing here.
 #[derive(Default, Clone, Copy)]
-struct FastHasher(u64);
+pub(crate) struct FastHasher(u64);
 
 impl Hasher for FastHasher {
     fn finish(&self) -> u64 {
@@ -290,9 +295,16 @@ const CLOCK_EVERY: u64 = 1024;
 pub(crate) fn search<M: Model + ?Sized>(
     model: &M,
     ops: &[PartOp<M::Input, M::Output>],
-    budget: Budget,
+    budget: Budget<'_>,
 ) -> SearchResult {
     assert!(ops.len() < (u32::MAX / 2 - 2) as usize, "part too large");
+    // Pruning by the model's state is sound only when no operation of the part can move the
+    // state backwards (see `Model::grows_only`).
+    let resets: Vec<Option<M::State>> = ops.iter().map(|o| model.resets_to(&o.input)).collect();
+    let prune = ops
+        .iter()
+        .zip(&resets)
+        .all(|(o, r)| model.grows_only(&o.input) || r.is_some());
     let mut lists = Lists::build(ops);
     let mut bits = Linearized::new(ops);
     let mut cache: Cache<M::State> = Cache::default();
@@ -313,6 +325,12 @@ pub(crate) fn search<M: Model + ?Sized>(
         }
         iterations += 1;
         if iterations % CLOCK_EVERY == 0 {
+            if budget.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                return SearchResult {
+                    outcome: Outcome::Cancelled,
+                    visited: cache.len() as u64,
+                };
+            }
             if let Some(deadline) = budget.deadline {
                 if Instant::now() >= deadline {
                     return SearchResult {
@@ -330,7 +348,10 @@ pub(crate) fn search<M: Model + ?Sized>(
             let candidate = cursor;
             let op_i = lists.op[candidate as usize];
             let op = &ops[op_i as usize];
-            if let Some(next_state) = model.step(&state, &op.input, op.output.as_ref()) {
+            let next = model.step(&state, &op.input, op.output.as_ref());
+            if let Some(next_state) =
+                next.filter(|s| !prune || refuter(model, ops, &resets, &lists, op_i, s).is_none())
+            {
                 let old_hi = bits.set(op_i);
                 if cache.insert((bits.key(), next_state.clone())) {
                     if let Some(max) = budget.max_states {
@@ -364,7 +385,8 @@ pub(crate) fn search<M: Model + ?Sized>(
         // Dead end: nothing can come next from this configuration.
         if best.as_ref().is_none_or(|(lin, _)| stack.len() > lin.len()) {
             let linearized: Vec<u32> = stack.iter().map(|f| lists.op[f.entry as usize]).collect();
-            best = Some((linearized, blocked_ops(model, ops, &lists, &state)));
+            let pruning = prune.then_some(&resets[..]);
+            best = Some((linearized, blocked_ops(model, ops, &lists, &state, pruning)));
         }
         let Some(frame) = stack.pop() else {
             let (linearized, blocked) = best.unwrap_or_default();
@@ -387,13 +409,68 @@ pub(crate) fn search<M: Model + ?Sized>(
     }
 }
 
-/// The ok operations that real time allows next but the model refuses from `state`; if the
-/// model accepts them all (their successors were already explored), all of them.
+/// How many return entries of operations not yet linearized, in real-time order, [`refuter`]
+/// looks at.
+const PRUNE_LOOKAHEAD: usize = 64;
+
+/// Some `ok` operation not yet linearized, other than `placed`, that can never become legal
+/// from `state`, if there is one. Every such operation G must still be linearized, after this point;
+/// between here and G the state only grows, except where an operation that resets it (a put)
+/// is placed first, and real time lets only resets invoked before G returned come before G.
+/// So G is hopeless when neither `state` nor any of those resets can grow into what G saw.
+///
+/// The entry list holds exactly the operations not yet linearized, in real-time order, so
+/// one walk sees the resets invoked before each return entry; the nearest returns (the most
+/// likely to refute) are looked at first. Cutting such a configuration before it enters the
+/// cache keeps concurrent appends from being tried in every order that a later read rules out.
+fn refuter<M: Model + ?Sized>(
+    model: &M,
+    ops: &[PartOp<M::Input, M::Output>],
+    resets: &[Option<M::State>],
+    lists: &Lists,
+    placed: u32,
+    state: &M::State,
+) -> Option<u32> {
+    let mut open_resets: Vec<&M::State> = Vec::new();
+    let mut e = lists.next[HEAD as usize];
+    let mut looked = 0;
+    while e != NIL && looked < PRUNE_LOOKAHEAD {
+        let (i, is_ret) = (lists.op[e as usize], lists.is_ret[e as usize]);
+        e = lists.next[e as usize];
+        if i == placed {
+            continue;
+        }
+        if !is_ret {
+            if let Some(r) = &resets[i as usize] {
+                open_resets.push(r);
+            }
+            continue;
+        }
+        let Some(out) = ops[i as usize].output.as_ref() else {
+            continue;
+        };
+        looked += 1;
+        let input = &ops[i as usize].input;
+        if model.never_legal_from(state, input, out)
+            && open_resets
+                .iter()
+                .all(|r| model.never_legal_from(r, input, out))
+        {
+            return Some(i);
+        }
+    }
+    None
+}
+
+/// The ok operations that real time allows next but the model refuses from `state`, and, when
+/// pruning (`resets` given), the operations that made the search cut the ones it accepted
+/// (e.g. a get whose result no longer fits); if there are none, every ok candidate.
 fn blocked_ops<M: Model + ?Sized>(
     model: &M,
     ops: &[PartOp<M::Input, M::Output>],
     lists: &Lists,
     state: &M::State,
+    resets: Option<&[Option<M::State>]>,
 ) -> Vec<u32> {
     let mut frontier = Vec::new();
     let mut e = lists.next[HEAD as usize];
@@ -404,17 +481,23 @@ fn blocked_ops<M: Model + ?Sized>(
         }
         e = lists.next[e as usize];
     }
-    let refused: Vec<u32> = frontier
-        .iter()
-        .copied()
-        .filter(|&i| {
-            let op = &ops[i as usize];
-            model.step(state, &op.input, op.output.as_ref()).is_none()
-        })
-        .collect();
-    if refused.is_empty() {
+    let mut blocked: Vec<u32> = Vec::new();
+    for &i in &frontier {
+        let op = &ops[i as usize];
+        match model.step(state, &op.input, op.output.as_ref()) {
+            None => blocked.push(i),
+            Some(next) => {
+                if let Some(r) = resets.and_then(|r| refuter(model, ops, r, lists, i, &next)) {
+                    blocked.push(r);
+                }
+            }
+        }
+    }
+    blocked.sort_unstable();
+    blocked.dedup();
+    if blocked.is_empty() {
         frontier
     } else {
-        refused
+        blocked
     }
 }

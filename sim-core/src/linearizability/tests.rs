@@ -475,7 +475,7 @@ fn report_is_the_same_whatever_the_thread_count() {
     let mut outputs = Vec::new();
     for threads in [1, 2, 5] {
         let o = CheckOptions { threads, ..opts() };
-        let r = check(&h, m.as_ref(), &o).expect("well-formed");
+        let r = check_all_parts(&h, m.as_ref(), &o).expect("well-formed");
         assert_eq!(r.verdict(), Verdict::NotLinearizable);
         assert_eq!(r.parts.len(), 40);
         let fail = r.failures().next().expect("a failing part");
@@ -1042,5 +1042,65 @@ fn example_histories_have_the_documented_verdicts() {
     assert_eq!(
         on_disk, checked,
         "every example file has a row in the README"
+    );
+}
+
+#[test]
+fn stops_at_the_first_failing_part_and_reports_it() {
+    let h = generate_history(&GenerateOptions {
+        seed: 7,
+        ops: 20_000,
+        keys: 40,
+        clients: 12,
+        info_fraction: 0.02,
+        inject_violation: true,
+    });
+    let m = model_by_name("kv").expect("kv");
+    for threads in [1, 2] {
+        let o = CheckOptions { threads, ..opts() };
+        let r = check(&h, m.as_ref(), &o).expect("well-formed");
+        assert_eq!(r.verdict(), Verdict::NotLinearizable);
+        let fail = r.failures().next().expect("a failing part");
+        assert_eq!(fail.key.as_deref(), Some("k0"));
+        assert_eq!(r.parts.len() + r.skipped_parts, 40);
+        if threads == 1 {
+            // Smallest parts first: k0 holds the injected ops, so it is not the last; the
+            // parts after it were never searched.
+            assert!(r.skipped_parts > 0, "{}", r.render_text());
+            assert!(
+                r.render_text().contains("--all-parts"),
+                "{}",
+                r.render_text()
+            );
+        }
+    }
+}
+
+#[test]
+fn pruning_by_state_keeps_append_histories_easy_and_the_evidence_clear() {
+    // Fifty clients appending to few keys: without pruning some keys take millions of states.
+    let h = generate_append_history(&AppendGenOptions {
+        seed: 11,
+        ops: 5_000,
+        keys: 10,
+        clients: 50,
+        bad: false,
+    });
+    let m = model_by_name("kv-append").expect("kv-append");
+    let r = check_all_parts(&h, m.as_ref(), &opts()).expect("well-formed");
+    assert_eq!(r.verdict(), Verdict::Linearizable, "{}", r.render_text());
+    assert!(r.visited_states < 50_000, "{}", r.visited_states);
+    let bad = generate_append_history(&AppendGenOptions {
+        seed: 12,
+        ops: 5_000,
+        keys: 10,
+        clients: 50,
+        bad: true,
+    });
+    let r = check(&bad, m.as_ref(), &opts()).expect("well-formed");
+    assert_eq!(r.verdict(), Verdict::NotLinearizable, "{}", r.render_text());
+    assert_eq!(
+        r.failures().next().and_then(|p| p.key.as_deref()),
+        Some("5")
     );
 }
