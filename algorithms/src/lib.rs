@@ -10,6 +10,7 @@ use sim_core::{Ctx, Message, NodeId, RunOptions, RunResult, Scenario, ScenarioEr
 
 pub mod broadcast;
 pub mod client;
+pub mod commit;
 pub mod echo;
 pub mod flood;
 pub mod lock;
@@ -66,6 +67,12 @@ pub const ALGORITHMS: &[Algorithm] = &[
             "distributed locks: a Redis lease, Redlock, and the ZooKeeper recipe, with fencing",
         bugs: lock::BUGS,
         run: lock::run,
+    },
+    Algorithm {
+        name: "commit",
+        summary: "atomic commit: two-phase, three-phase and Paxos Commit over bank and multi-key transactions",
+        bugs: commit::BUGS,
+        run: commit::run,
     },
     Algorithm {
         name: "flood",
