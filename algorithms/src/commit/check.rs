@@ -83,6 +83,8 @@ pub enum Note {
         node: NodeId,
         /// The transaction.
         txn: TxnId,
+        /// Its coordinator.
+        coord: NodeId,
         /// Keys locked.
         locks: usize,
     },
@@ -128,7 +130,8 @@ pub type Journal = Rc<RefCell<Vec<Note>>>;
 /// Figures gathered by the checker, turned into metrics after the run.
 #[derive(Clone, Debug, Default)]
 pub struct CommitStats {
-    /// Time each (participant, transaction) spent prepared, in ns.
+    /// Time each (participant, transaction) spent prepared, in ns, for participants other
+    /// than the transaction's coordinator (whose own wait is not blocking on someone else).
     pub in_doubt_ns: Vec<Nanos>,
     /// Sum over prepared participants of keys locked times time held, in key-ns.
     pub lock_key_ns: u128,
@@ -151,17 +154,29 @@ impl CommitStats {
         let n = self.in_doubt_ns.len().max(1) as f64;
         let sum: u128 = self.in_doubt_ns.iter().map(|&x| x as u128).sum();
         m.insert("commit.in_doubt_ms_mean".into(), ms(sum as f64 / n));
-        m.insert("commit.in_doubt_ms_max".into(), ms(self.in_doubt_ns.iter().copied().max().unwrap_or(0) as f64));
+        m.insert(
+            "commit.in_doubt_ms_max".into(),
+            ms(self.in_doubt_ns.iter().copied().max().unwrap_or(0) as f64),
+        );
         m.insert("commit.committed".into(), self.committed as f64);
         m.insert("commit.aborted".into(), self.aborted as f64);
         m.insert("commit.blocked_participants".into(), self.blocked as f64);
         m.insert("commit.peak_locks".into(), self.peak_locks as f64);
         let txns = (self.committed + self.aborted).max(1) as f64;
-        m.insert("commit.lock_ms_per_txn".into(), ms(self.lock_key_ns as f64) / txns);
+        m.insert(
+            "commit.lock_ms_per_txn".into(),
+            ms(self.lock_key_ns as f64) / txns,
+        );
         if !self.delays.is_empty() {
             let d: Vec<f64> = self.delays.values().map(|&d| d as f64).collect();
-            m.insert("commit.delays_mean".into(), d.iter().sum::<f64>() / d.len() as f64);
-            m.insert("commit.delays_max".into(), d.iter().copied().fold(0.0, f64::max));
+            m.insert(
+                "commit.delays_mean".into(),
+                d.iter().sum::<f64>() / d.len() as f64,
+            );
+            m.insert(
+                "commit.delays_max".into(),
+                d.iter().copied().fold(0.0, f64::max),
+            );
         }
         let begun = m.get("commit.txns").copied().unwrap_or(0.0);
         if begun > 0.0 {
@@ -188,15 +203,32 @@ pub struct CommitChecker {
     stats: Rc<RefCell<CommitStats>>,
     first: BTreeMap<TxnId, First>,
     yes: BTreeMap<TxnId, u64>,
-    doubt: BTreeMap<(NodeId, TxnId), (Nanos, usize)>,
+    /// (participant, transaction) -> (prepared since, keys locked, participant is the coordinator).
+    doubt: BTreeMap<(NodeId, TxnId), (Nanos, usize, bool)>,
     locks_now: usize,
+    buf: Vec<Note>,
 }
 
 impl CommitChecker {
     /// A checker over `servers` participants.
-    pub fn new(p: Rc<Params>, servers: usize, journal: Journal, stats: Rc<RefCell<CommitStats>>) -> Self {
+    pub fn new(
+        p: Rc<Params>,
+        servers: usize,
+        journal: Journal,
+        stats: Rc<RefCell<CommitStats>>,
+    ) -> Self {
         assert!(servers <= 64, "votes are kept as a 64-bit set");
-        CommitChecker { p, servers, journal, stats, first: BTreeMap::new(), yes: BTreeMap::new(), doubt: BTreeMap::new(), locks_now: 0 }
+        CommitChecker {
+            p,
+            servers,
+            journal,
+            stats,
+            first: BTreeMap::new(),
+            yes: BTreeMap::new(),
+            doubt: BTreeMap::new(),
+            locks_now: 0,
+            buf: Vec::new(),
+        }
     }
 
     fn judge(&mut self, note: Note, now: Nanos) -> Option<String> {
@@ -207,9 +239,9 @@ impl CommitChecker {
                 }
             }
             Note::Decided { node, txn, commit, role, spec } => return self.decided(node, txn, commit, role, &spec, now),
-            Note::DoubtStart { node, txn, locks } => {
+            Note::DoubtStart { node, txn, coord, locks } => {
                 if let std::collections::btree_map::Entry::Vacant(e) = self.doubt.entry((node, txn)) {
-                    e.insert((now, locks));
+                    e.insert((now, locks, node == coord));
                     self.locks_now += locks;
                     let mut s = self.stats.borrow_mut();
                     s.peak_locks = s.peak_locks.max(self.locks_now);
@@ -239,15 +271,25 @@ impl CommitChecker {
     }
 
     fn end_doubt(&mut self, node: NodeId, txn: TxnId, now: Nanos) {
-        if let Some((since, locks)) = self.doubt.remove(&(node, txn)) {
+        if let Some((since, locks, at_coord)) = self.doubt.remove(&(node, txn)) {
             self.locks_now -= locks;
             let mut s = self.stats.borrow_mut();
-            s.in_doubt_ns.push(now - since);
+            if !at_coord {
+                s.in_doubt_ns.push(now - since);
+            }
             s.lock_key_ns += locks as u128 * (now - since) as u128;
         }
     }
 
-    fn decided(&mut self, node: NodeId, txn: TxnId, commit: bool, role: Role, spec: &TxnSpec, now: Nanos) -> Option<String> {
+    fn decided(
+        &mut self,
+        node: NodeId,
+        txn: TxnId,
+        commit: bool,
+        role: Role,
+        spec: &TxnSpec,
+        now: Nanos,
+    ) -> Option<String> {
         let verb = |c: bool| if c { "committed" } else { "aborted" };
         if commit {
             let mask = self.yes.get(&txn).copied().unwrap_or(0);
@@ -262,7 +304,15 @@ impl CommitChecker {
         }
         match self.first.get(&txn) {
             None => {
-                self.first.insert(txn, First { commit, node, role, at: now });
+                self.first.insert(
+                    txn,
+                    First {
+                        commit,
+                        node,
+                        role,
+                        at: now,
+                    },
+                );
                 let mut s = self.stats.borrow_mut();
                 if commit {
                     s.committed += 1;
@@ -311,7 +361,12 @@ impl CommitChecker {
                     break;
                 }
             }
-            total += s.rm.data.iter().filter(|(&k, _)| k < super::participant::REG).map(|(_, &v)| v).sum::<i64>();
+            total +=
+                s.rm.data
+                    .iter()
+                    .filter(|(&k, _)| k < super::participant::REG)
+                    .map(|(_, &v)| v)
+                    .sum::<i64>();
         }
         let expected = self.p.accounts as i64 * self.p.initial_balance;
         if complete && total != expected {
@@ -329,16 +384,28 @@ impl CommitChecker {
             let Node::Server(s) = n else { continue };
             for (&txn, prep) in &s.rm.prepared {
                 let since = self.doubt.get(&(id, txn)).map(|d| d.0).unwrap_or(view.now);
-                let e = by_txn.entry(txn).or_insert((Vec::new(), since, prep.spec.coord));
+                let e = by_txn
+                    .entry(txn)
+                    .or_insert((Vec::new(), since, prep.spec.coord));
                 e.0.push(id);
                 e.1 = e.1.min(since);
             }
         }
         self.stats.borrow_mut().blocked = by_txn.values().map(|v| v.0.len() as u64).sum();
-        let Some((&txn, (nodes, since, coord))) = by_txn.iter().next() else { return Vec::new() };
+        let Some((&txn, (nodes, since, coord))) = by_txn.iter().next() else {
+            return Vec::new();
+        };
         let names: Vec<String> = nodes.iter().map(|n| format!("n{n}")).collect();
-        let down = if view.node(*coord).is_none() { "down" } else { "up" };
-        let more = if by_txn.len() > 1 { format!(" (and {} more transactions)", by_txn.len() - 1) } else { String::new() };
+        let down = if view.node(*coord).is_none() {
+            "down"
+        } else {
+            "up"
+        };
+        let more = if by_txn.len() > 1 {
+            format!(" (and {} more transactions)", by_txn.len() - 1)
+        } else {
+            String::new()
+        };
         vec![format!(
             "blocked: participant{} {} in doubt on {} since {}, coordinator n{coord} {down}{more}",
             if nodes.len() > 1 { "s" } else { "" },
@@ -362,14 +429,21 @@ fn check_reads(history: &History, expected: i64) -> Vec<String> {
         if e.kind != EventType::Ok || e.f != "read_all" {
             continue;
         }
-        let balances: Vec<i64> = e.value.as_array().map(|a| a.iter().filter_map(|v| v.as_i64()).collect()).unwrap_or_default();
+        let balances: Vec<i64> = e
+            .value
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_i64()).collect())
+            .unwrap_or_default();
         let sum: i64 = balances.iter().sum();
         let op = invoke_of.get(&e.process).copied().unwrap_or(0);
         if sum != expected {
             return vec![format!("conservation: read_all op #{op} at {} saw the accounts sum to {sum}, not {expected}: {balances:?}", fmt_ns(e.time_ns))];
         }
         if let Some(b) = balances.iter().find(|&&b| b < 0) {
-            return vec![format!("no negative balance: read_all op #{op} at {} saw a balance of {b}", fmt_ns(e.time_ns))];
+            return vec![format!(
+                "no negative balance: read_all op #{op} at {} saw a balance of {b}",
+                fmt_ns(e.time_ns)
+            )];
         }
     }
     Vec::new()
@@ -381,24 +455,32 @@ impl Checker<Node> for CommitChecker {
     }
 
     fn after_event(&mut self, view: &View<'_, Node>, _node: NodeId) -> Option<String> {
-        let notes = std::mem::take(&mut *self.journal.borrow_mut());
+        let mut notes = std::mem::take(&mut self.buf);
+        std::mem::swap(&mut notes, &mut *self.journal.borrow_mut());
         let mut found = None;
-        for note in notes {
+        for note in notes.drain(..) {
             if let Some(v) = self.judge(note, view.now) {
                 found.get_or_insert(v);
             }
         }
+        self.buf = notes;
         found
     }
 
     fn at_end(&mut self, view: &View<'_, Node>, history: &History) -> Vec<String> {
         let mut out = self.final_state(view);
-        out.extend(check_reads(history, self.p.accounts as i64 * self.p.initial_balance));
+        out.extend(check_reads(
+            history,
+            self.p.accounts as i64 * self.p.initial_balance,
+        ));
         out.extend(self.blocked(view));
-        // Time in doubt includes the participants still in doubt, up to the end.
+        // Time in doubt includes the participants still in doubt, up to the end; a node down
+        // at the end holds no locks anyone waits on, and its open entries are left out.
         let open: Vec<(NodeId, TxnId)> = self.doubt.keys().copied().collect();
         for (n, t) in open {
-            self.end_doubt(n, t, view.now);
+            if view.node(n).is_some() {
+                self.end_doubt(n, t, view.now);
+            }
         }
         out
     }

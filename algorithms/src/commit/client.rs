@@ -61,14 +61,28 @@ impl Client {
         };
         self.current = Some((req, ok_value));
         let coord = spec.coord;
-        ctx.send(coord, Msg { depth: 1, body: Body::Begin(Rc::new(spec)) });
+        ctx.send(
+            coord,
+            Msg {
+                depth: 1,
+                body: Body::Begin(Rc::new(spec)),
+            },
+        );
     }
 
-    fn transfer(&self, ctx: &mut Ctx<'_, Msg>) -> (Vec<(NodeId, Piece)>, Option<serde_json::Value>) {
+    fn transfer(
+        &self,
+        ctx: &mut Ctx<'_, Msg>,
+    ) -> (Vec<(NodeId, Piece)>, Option<serde_json::Value>) {
         let (n, accounts) = (self.n, self.p.accounts);
         let from = ctx.rng().random_range(0..accounts);
-        let others: Vec<u32> = (0..accounts).filter(|a| *a as usize % n != from as usize % n).collect();
-        let to = others[ctx.rng().random_range(0..others.len())];
+        // Another participant holding accounts, then one of its accounts (q, q + n, ...).
+        let holders = n.min(accounts as usize);
+        let p = from as usize % n;
+        let q = (p + ctx.rng().random_range(1..holders)) % holders;
+        let on_q = (accounts as usize - q).div_ceil(n);
+        let to = (q + n * ctx.rng().random_range(0..on_q)) as u32;
+        debug_assert!(to < accounts && to as usize % n != p);
         let amount = ctx.rng().random_range(1..=self.p.max_transfer);
         let pieces = vec![
             (from as usize % n, Piece::Debit { acct: from, amount }),
@@ -82,14 +96,25 @@ impl Client {
         (0..holders).map(|p| (p, Piece::ReadAll)).collect()
     }
 
-    fn write(&self, ctx: &mut Ctx<'_, Msg>, op: &Op) -> (Vec<(NodeId, Piece)>, Option<serde_json::Value>) {
-        let span = if self.p.write_span == 0 { self.n } else { self.p.write_span };
+    fn write(
+        &self,
+        ctx: &mut Ctx<'_, Msg>,
+        op: &Op,
+    ) -> (Vec<(NodeId, Piece)>, Option<serde_json::Value>) {
+        let span = if self.p.write_span == 0 {
+            self.n
+        } else {
+            self.p.write_span
+        };
         let mut nodes: Vec<NodeId> = (0..self.n).collect();
         for i in 0..span {
             let j = ctx.rng().random_range(i..self.n);
             nodes.swap(i, j);
         }
-        let value = op.value.as_i64().unwrap_or_else(|| ctx.rng().random_range(0..1_000_000));
+        let value = op
+            .value
+            .as_i64()
+            .unwrap_or_else(|| ctx.rng().random_range(0..1_000_000));
         let per_node = (self.p.registers as usize).div_ceil(self.n).max(1);
         let pieces = nodes[..span]
             .iter()
@@ -103,9 +128,18 @@ impl Client {
 
     /// The coordinator's answer.
     pub fn on_message(&mut self, ctx: &mut Ctx<'_, Msg>, msg: Msg) {
-        let Body::Outcome { txn, commit, mut reads } = msg.body else { return };
+        let Body::Outcome {
+            txn,
+            commit,
+            mut reads,
+        } = msg.body
+        else {
+            return;
+        };
         let req = txn & 0xffff_ffff;
-        let Some((cur, ok_value)) = self.current.clone() else { return };
+        let Some((cur, ok_value)) = self.current.clone() else {
+            return;
+        };
         if cur != req {
             return;
         }
@@ -115,7 +149,10 @@ impl Client {
             (EventType::Ok, v)
         } else {
             reads.sort_unstable();
-            (EventType::Ok, json!(reads.iter().map(|r| r.1).collect::<Vec<_>>()))
+            (
+                EventType::Ok,
+                json!(reads.iter().map(|r| r.1).collect::<Vec<_>>()),
+            )
         };
         if self.tracker.finish(ctx, req, outcome, value) {
             self.current = None;

@@ -33,11 +33,12 @@
 pub mod check;
 pub mod client;
 pub mod msg;
-pub mod paxos_commit;
 pub mod participant;
+pub mod paxos_commit;
 pub mod server;
 pub mod three_pc;
 pub mod two_pc;
+pub mod wal;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -279,7 +280,12 @@ fn validate(sc: &Scenario, p: &Params) -> Result<(), ScenarioError> {
             "this bug is about a coordinator's own decision; Paxos Commit's leader neither logs nor times out into a decision (the acceptors decide), so use protocol = \"2pc\" or \"3pc\"".into(),
         ));
     }
-    if let Some(f) = sc.workload.mix.keys().find(|f| !OPERATIONS.contains(&f.as_str())) {
+    if let Some(f) = sc
+        .workload
+        .mix
+        .keys()
+        .find(|f| !OPERATIONS.contains(&f.as_str()))
+    {
         return Err(sc.error_at(
             "mix",
             format!(
@@ -303,7 +309,12 @@ pub fn run(sc: &Scenario, seed: u64, opts: &RunOptions) -> Result<RunResult, Sce
     let (pf, jf) = (p.clone(), journal.clone());
     let mut sim = Sim::new(cfg, move |info| {
         if info.is_client {
-            Node::Client(Client::new(pf.clone(), info.id, info.servers_count, timeout))
+            Node::Client(Client::new(
+                pf.clone(),
+                info.id,
+                info.servers_count,
+                timeout,
+            ))
         } else {
             Node::Server(Box::new(Server::new(
                 pf.clone(),
@@ -314,7 +325,12 @@ pub fn run(sc: &Scenario, seed: u64, opts: &RunOptions) -> Result<RunResult, Sce
         }
     });
     let stats = Rc::new(RefCell::new(CommitStats::default()));
-    sim.add_checker(CommitChecker::new(p.clone(), servers, journal, stats.clone()));
+    sim.add_checker(CommitChecker::new(
+        p.clone(),
+        servers,
+        journal,
+        stats.clone(),
+    ));
     let mut result = sim.run();
     stats.borrow().add_metrics(&mut result.metrics);
     Ok(result)

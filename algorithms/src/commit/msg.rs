@@ -213,12 +213,15 @@ pub enum Body {
         /// The ballot.
         ballot: u64,
     },
-    /// Paxos Commit phase 1b: promised, with what was accepted per instance.
+    /// Paxos Commit phase 1b: promised, with what was accepted per instance; or refused,
+    /// with the higher ballot already promised.
     P1b {
         /// The transaction.
         txn: TxnId,
-        /// The ballot promised.
+        /// The ballot promised (or, refused, the one that outranks it).
         ballot: u64,
+        /// Whether this is a promise (false: refused).
+        promised: bool,
         /// (participant, accepted) per instance.
         accepted: Vec<(NodeId, Option<Accepted>)>,
     },

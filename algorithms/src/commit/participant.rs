@@ -1,11 +1,11 @@
 //! The resource manager: keyed data (accounts and registers), locks held from prepare until the
-//! outcome is known, and a write-ahead log on the node's disk:
+//! outcome is known, and its records in the node's write-ahead log ([`super::wal`]):
 //!
-//! - `p/<txn>`: the prepared record (the transaction and, in 3PC, whether pre-committed),
-//!   synced before a yes vote;
-//! - `t/<txn>`: the outcome as applied here (commits synced; aborts written lazily, as presumed
+//! - `Prepared`: the transaction (and, in 3PC, whether pre-committed), synced before a yes
+//!   vote;
+//! - `Outcome`: the outcome as applied here (commits synced; aborts written lazily, as presumed
 //!   abort allows, except a unilateral abort told to others, which is synced);
-//! - `d/<key>`: committed values (an account absent from the disk holds its opening balance).
+//! - `Data`: committed values (an account never written holds its opening balance).
 //!
 //! A restarted participant rebuilds all three: a prepared transaction with no outcome is still
 //! prepared, holds its locks again, and asks for the outcome. Locks are taken without waiting:
@@ -14,12 +14,12 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use serde::{Deserialize, Serialize};
 use sim_core::{Ctx, NodeId};
 
 use super::check::{Note, Role};
 use super::msg::{txn_name, Body, Msg, Piece, TermState, TxnId, TxnSpec};
 use super::server::{Server, TimerKind};
+use super::wal::{self, Rec, Replay};
 use super::{CommitBug, Params, Protocol};
 
 /// A key: accounts are `0..accounts`, registers `REG + r`.
@@ -47,13 +47,6 @@ pub struct Prepared {
     pub rounds: u32,
 }
 
-/// The prepared record as logged.
-#[derive(Serialize, Deserialize)]
-struct PreparedRec {
-    spec: TxnSpec,
-    pre: bool,
-}
-
 /// The resource manager's state.
 #[derive(Clone, Debug)]
 pub struct Rm {
@@ -66,7 +59,9 @@ pub struct Rm {
     /// Outcomes applied here (true = committed).
     pub decided: BTreeMap<TxnId, bool>,
     /// The last (prepared, in doubt, locks, working) published as series.
-    pub(crate) published: (usize, usize, usize, usize),
+    pub(crate) published: [usize; 4],
+    /// Prepared transactions whose outcome is late.
+    in_doubt: usize,
     accounts_here: Vec<u32>,
 }
 
@@ -83,15 +78,19 @@ impl Rm {
             locks: BTreeMap::new(),
             prepared: BTreeMap::new(),
             decided: BTreeMap::new(),
-            published: (0, 0, 0, 0),
+            published: [0; 4],
+            in_doubt: 0,
             accounts_here,
         }
     }
 
     /// (prepared, in doubt) counts: in doubt once the outcome is late.
     pub fn prepared_counts(&self) -> (usize, usize) {
-        let doubt = self.prepared.values().filter(|p| p.rounds > 0).count();
-        (self.prepared.len() - doubt, doubt)
+        debug_assert_eq!(
+            self.in_doubt,
+            self.prepared.values().filter(|p| p.rounds > 0).count()
+        );
+        (self.prepared.len() - self.in_doubt, self.in_doubt)
     }
 
     /// Keys locked.
@@ -104,24 +103,29 @@ impl Rm {
         match piece {
             Piece::Debit { acct, .. } | Piece::Credit { acct, .. } => vec![(acct as Key, true)],
             Piece::Write { reg, .. } => vec![(REG + reg as Key, true)],
-            Piece::ReadAll => self.accounts_here.iter().map(|&a| (a as Key, false)).collect(),
+            Piece::ReadAll => self
+                .accounts_here
+                .iter()
+                .map(|&a| (a as Key, false))
+                .collect(),
         }
     }
 
     /// Takes every lock `txn` needs, or none if one conflicts.
-    fn try_lock(&mut self, txn: TxnId, pieces: &[Piece]) -> bool {
+    fn try_lock(&mut self, txn: TxnId, pieces: &[Piece]) -> Option<usize> {
         let wanted: Vec<(Key, bool)> = pieces.iter().flat_map(|&p| self.keys(p)).collect();
         let free = wanted.iter().all(|(k, excl)| match self.locks.get(k) {
             None => true,
             Some(l) => {
                 let other_writer = l.writer.is_some_and(|w| w != txn);
                 let other_reader = l.readers.iter().any(|&r| r != txn);
-                !other_writer && !(*excl && other_reader)
+                !(other_writer || *excl && other_reader)
             }
         });
         if !free {
-            return false;
+            return None;
         }
+        let count = wanted.len();
         for (k, excl) in wanted {
             let l = self.locks.entry(k).or_default();
             if excl {
@@ -130,24 +134,32 @@ impl Rm {
                 l.readers.push(txn);
             }
         }
-        true
+        Some(count)
     }
 
-    /// Releases every lock `txn` holds.
-    fn unlock(&mut self, txn: TxnId) {
-        self.locks.retain(|_, l| {
+    /// Releases the locks `txn` holds on the keys of `pieces`.
+    fn unlock(&mut self, txn: TxnId, pieces: &[Piece]) {
+        let keys: Vec<(Key, bool)> = pieces.iter().flat_map(|&p| self.keys(p)).collect();
+        for (k, _) in keys {
+            let Some(l) = self.locks.get_mut(&k) else {
+                continue;
+            };
             if l.writer == Some(txn) {
                 l.writer = None;
             }
             l.readers.retain(|&r| r != txn);
-            l.writer.is_some() || !l.readers.is_empty()
-        });
+            if l.writer.is_none() && l.readers.is_empty() {
+                self.locks.remove(&k);
+            }
+        }
     }
 
     /// Whether every debit is covered by the committed balance.
     fn covered(&self, pieces: &[Piece]) -> bool {
         pieces.iter().all(|p| match *p {
-            Piece::Debit { acct, amount } => self.data.get(&(acct as Key)).copied().unwrap_or(0) >= amount,
+            Piece::Debit { acct, amount } => {
+                self.data.get(&(acct as Key)).copied().unwrap_or(0) >= amount
+            }
             _ => true,
         })
     }
@@ -170,55 +182,99 @@ impl Server {
         let txn = spec.id;
         let pieces: Vec<Piece> = spec.pieces_for(self.id).collect();
         if let Some(&d) = self.rm.decided.get(&txn) {
-            let reads = if d { self.rm.reads(&pieces) } else { Vec::new() };
+            let reads = if d {
+                self.rm.reads(&pieces)
+            } else {
+                Vec::new()
+            };
             return self.send_vote(ctx, &spec, d, reads);
         }
         if self.rm.prepared.contains_key(&txn) {
             let reads = self.rm.reads(&pieces);
             return self.send_vote(ctx, &spec, true, reads);
         }
-        let ok = self.rm.covered(&pieces) && self.rm.try_lock(txn, &pieces);
-        if !ok {
+        let locked = if self.rm.covered(&pieces) {
+            self.rm.try_lock(txn, &pieces)
+        } else {
+            None
+        };
+        let Some(locks) = locked else {
             // A "no" vote needs no log record: presumed abort.
             self.rm.decided.insert(txn, false);
-            self.note(Note::Voted { node: self.id, txn, yes: false });
-            self.note(Note::Decided { node: self.id, txn, commit: false, role: Role::Participant, spec: spec.clone() });
+            self.note(Note::Voted {
+                node: self.id,
+                txn,
+                yes: false,
+            });
+            self.note(Note::Decided {
+                node: self.id,
+                txn,
+                commit: false,
+                role: Role::Participant,
+                spec: spec.clone(),
+            });
             return self.send_vote(ctx, &spec, false, Vec::new());
-        }
+        };
         let reads = self.rm.reads(&pieces);
-        ctx.storage().put_json(&format!("p/{txn}"), &PreparedRec { spec: (*spec).clone(), pre: false });
+        wal::append(
+            ctx,
+            &Rec::Prepared {
+                spec: spec.clone(),
+                pre: false,
+            },
+        );
         if !self.p.has(CommitBug::VoteBeforeSync) {
             ctx.storage().sync();
         }
-        self.rm.prepared.insert(txn, Prepared { spec: spec.clone(), pre: false, rounds: 0 });
-        self.note(Note::Voted { node: self.id, txn, yes: true });
-        self.note(Note::DoubtStart { node: self.id, txn, locks: self.locks_of(txn) });
+        self.rm.prepared.insert(
+            txn,
+            Prepared {
+                spec: spec.clone(),
+                pre: false,
+                rounds: 0,
+            },
+        );
+        self.note(Note::Voted {
+            node: self.id,
+            txn,
+            yes: true,
+        });
+        self.note(Note::DoubtStart {
+            node: self.id,
+            txn,
+            coord: spec.coord,
+            locks,
+        });
         let after = self.p.decision_timeout.0;
         self.timer(ctx, txn, TimerKind::Doubt, after);
         if self.p.has(CommitBug::ReleaseLocksAtPrepare) {
-            self.rm.unlock(txn);
+            self.rm.unlock(txn, &pieces);
         }
         self.send_vote(ctx, &spec, true, reads);
     }
 
-    fn locks_of(&self, txn: TxnId) -> usize {
-        self.rm
-            .locks
-            .values()
-            .filter(|l| l.writer == Some(txn) || l.readers.contains(&txn))
-            .count()
-    }
-
     /// Sends a vote: to the coordinator (2PC, 3PC), or as phase 2a of ballot 0 to `f + 1`
     /// acceptors with the reads straight to the leader (Paxos Commit).
-    fn send_vote(&mut self, ctx: &mut Ctx<'_, Msg>, spec: &TxnSpec, yes: bool, reads: Vec<(u32, i64)>) {
+    fn send_vote(
+        &mut self,
+        ctx: &mut Ctx<'_, Msg>,
+        spec: &TxnSpec,
+        yes: bool,
+        reads: Vec<(u32, i64)>,
+    ) {
         let txn = spec.id;
         if self.p.protocol != Protocol::PaxosCommit {
             return self.send(ctx, spec.coord, Body::Vote { txn, yes, reads });
         }
         let parts: Rc<[NodeId]> = spec.parts.clone().into();
         for a in 0..=self.p.f {
-            let body = Body::P2a { txn, parts: parts.clone(), leader: spec.coord, ballot: 0, entries: vec![(self.id, yes)] };
+            let body = Body::P2a {
+                txn,
+                parts: parts.clone(),
+                leader: spec.coord,
+                ballot: 0,
+                entries: vec![(self.id, yes)],
+            };
             self.send(ctx, a, body);
         }
         if yes && !reads.is_empty() {
@@ -227,8 +283,18 @@ impl Server {
     }
 
     /// An outcome arrives: apply it and (2PC, 3PC) acknowledge it.
-    pub(crate) fn on_decision(&mut self, ctx: &mut Ctx<'_, Msg>, from: NodeId, txn: TxnId, commit: bool) {
-        self.note(Note::Learned { txn, commit, depth: self.depth });
+    pub(crate) fn on_decision(
+        &mut self,
+        ctx: &mut Ctx<'_, Msg>,
+        from: NodeId,
+        txn: TxnId,
+        commit: bool,
+    ) {
+        self.note(Note::Learned {
+            txn,
+            commit,
+            depth: self.depth,
+        });
         self.apply(ctx, txn, commit, Role::Participant);
         if self.p.protocol != Protocol::PaxosCommit {
             self.send(ctx, from, Body::Ack { txn });
@@ -246,45 +312,69 @@ impl Server {
                 self.note(Note::UnknownCommit { node: self.id, txn });
             }
             self.rm.decided.insert(txn, commit);
-            ctx.storage().put_json(&format!("t/{txn}"), &commit);
+            wal::append(ctx, &Rec::Outcome { txn, commit });
             return;
         };
+        let pieces: Vec<Piece> = prep.spec.pieces_for(self.id).collect();
         if commit {
-            for piece in prep.spec.pieces_for(self.id) {
+            for &piece in &pieces {
                 self.write_piece(ctx, txn, piece);
             }
         }
-        let storage = ctx.storage();
-        storage.put_json(&format!("t/{txn}"), &commit);
-        storage.delete(&format!("p/{txn}"));
+        if prep.rounds > 0 {
+            self.rm.in_doubt -= 1;
+        }
+        wal::append(ctx, &Rec::Outcome { txn, commit });
         if commit {
-            storage.sync();
+            ctx.storage().sync();
         }
         self.rm.decided.insert(txn, commit);
-        self.rm.unlock(txn);
-        self.note(Note::Decided { node: self.id, txn, commit, role, spec: prep.spec });
+        self.rm.unlock(txn, &pieces);
+        self.note(Note::Decided {
+            node: self.id,
+            txn,
+            commit,
+            role,
+            spec: prep.spec,
+        });
         self.note(Note::DoubtEnd { node: self.id, txn });
     }
 
     fn write_piece(&mut self, ctx: &mut Ctx<'_, Msg>, txn: TxnId, piece: Piece) {
         let (key, value) = match piece {
-            Piece::Debit { acct, amount } => (acct as Key, self.rm.data.get(&(acct as Key)).copied().unwrap_or(0) - amount),
-            Piece::Credit { acct, amount } => (acct as Key, self.rm.data.get(&(acct as Key)).copied().unwrap_or(0) + amount),
+            Piece::Debit { acct, amount } => (
+                acct as Key,
+                self.rm.data.get(&(acct as Key)).copied().unwrap_or(0) - amount,
+            ),
+            Piece::Credit { acct, amount } => (
+                acct as Key,
+                self.rm.data.get(&(acct as Key)).copied().unwrap_or(0) + amount,
+            ),
             Piece::Write { reg, value } => (REG + reg as Key, value),
             Piece::ReadAll => return,
         };
         if key < REG && value < 0 {
-            self.note(Note::Negative { node: self.id, txn, acct: key as u32, balance: value });
+            self.note(Note::Negative {
+                node: self.id,
+                txn,
+                acct: key as u32,
+                balance: value,
+            });
         }
         self.rm.data.insert(key, value);
-        ctx.storage().put_json(&format!("d/{key}"), &value);
+        wal::append(ctx, &Rec::Data { key, value });
     }
 
     /// The outcome is late: ask, take over (3PC, Paxos Commit, by rank), or, with the
     /// `heuristic_abort` bug, abort alone.
     pub(crate) fn on_doubt(&mut self, ctx: &mut Ctx<'_, Msg>, txn: TxnId) {
-        let Some(prep) = self.rm.prepared.get_mut(&txn) else { return };
+        let Some(prep) = self.rm.prepared.get_mut(&txn) else {
+            return;
+        };
         prep.rounds += 1;
+        if prep.rounds == 1 {
+            self.rm.in_doubt += 1;
+        }
         let (spec, rounds) = (prep.spec.clone(), prep.rounds as usize);
         if self.p.has(CommitBug::HeuristicAbort) {
             return self.apply(ctx, txn, false, Role::Heuristic);
@@ -336,7 +426,7 @@ impl Server {
     /// a "no".
     pub(crate) fn abort_unvoted(&mut self, ctx: &mut Ctx<'_, Msg>, txn: TxnId) {
         self.rm.decided.insert(txn, false);
-        ctx.storage().put_json(&format!("t/{txn}"), &false);
+        wal::append(ctx, &Rec::Outcome { txn, commit: false });
         ctx.storage().sync();
     }
 
@@ -344,7 +434,11 @@ impl Server {
     pub(crate) fn on_status(&mut self, ctx: &mut Ctx<'_, Msg>, txn: TxnId, outcome: Option<bool>) {
         if let Some(commit) = outcome {
             if self.rm.prepared.contains_key(&txn) {
-                self.note(Note::Learned { txn, commit, depth: self.depth });
+                self.note(Note::Learned {
+                    txn,
+                    commit,
+                    depth: self.depth,
+                });
                 self.apply(ctx, txn, commit, Role::Participant);
             }
         }
@@ -354,8 +448,11 @@ impl Server {
     pub(crate) fn on_precommit(&mut self, ctx: &mut Ctx<'_, Msg>, from: NodeId, txn: TxnId) {
         if let Some(prep) = self.rm.prepared.get_mut(&txn) {
             prep.pre = true;
-            let rec = PreparedRec { spec: (*prep.spec).clone(), pre: true };
-            ctx.storage().put_json(&format!("p/{txn}"), &rec);
+            let rec = Rec::Prepared {
+                spec: prep.spec.clone(),
+                pre: true,
+            };
+            wal::append(ctx, &rec);
             ctx.storage().sync();
         } else if self.rm.decided.get(&txn) != Some(&true) {
             return;
@@ -377,37 +474,50 @@ impl Server {
         }
     }
 
-    /// Rebuilds the resource manager from the disk after a crash.
-    pub(crate) fn recover_rm(&mut self, ctx: &mut Ctx<'_, Msg>) {
-        let storage = ctx.storage();
-        for k in storage.keys_with_prefix("d/") {
-            if let (Ok(key), Some(v)) = (k[2..].parse::<Key>(), storage.get_json::<i64>(&k)) {
-                self.rm.data.insert(key, v);
-            }
-        }
-        for k in storage.keys_with_prefix("t/") {
-            if let (Ok(txn), Some(d)) = (k[2..].parse::<TxnId>(), storage.get_json::<bool>(&k)) {
-                self.rm.decided.insert(txn, d);
-            }
-        }
-        let mut recs = Vec::new();
-        for k in storage.keys_with_prefix("p/") {
-            if let Some(rec) = storage.get_json::<PreparedRec>(&k) {
-                recs.push(rec);
-            }
-        }
+    /// Rebuilds the resource manager from the replayed log after a crash.
+    pub(crate) fn recover_rm(&mut self, ctx: &mut Ctx<'_, Msg>, log: &mut Replay) {
+        self.rm.data.extend(std::mem::take(&mut log.data));
+        self.rm.decided = log.outcomes.clone();
+        let recs: Vec<(Rc<TxnSpec>, bool)> = log.prepared.values().cloned().collect();
         if self.p.has(CommitBug::ForgetPrepared) {
             return;
         }
-        for rec in recs {
-            let txn = rec.spec.id;
-            assert!(!self.rm.decided.contains_key(&txn), "{}: prepared and decided at n{}", txn_name(txn), self.id);
-            let pieces: Vec<Piece> = rec.spec.pieces_for(self.id).collect();
+        for (spec, pre) in recs {
+            let txn = spec.id;
+            assert!(
+                !self.rm.decided.contains_key(&txn),
+                "{}: prepared and decided at n{}",
+                txn_name(txn),
+                self.id
+            );
+            let pieces: Vec<Piece> = spec.pieces_for(self.id).collect();
             // (With early release the prepared transactions hold no locks, and may overlap.)
-            let relocked = self.p.has(CommitBug::ReleaseLocksAtPrepare) || self.rm.try_lock(txn, &pieces);
-            assert!(relocked, "n{}: the locks of prepared {} conflict after recovery", self.id, txn_name(txn));
-            self.rm.prepared.insert(txn, Prepared { spec: Rc::new(rec.spec), pre: rec.pre, rounds: 0 });
-            self.note(Note::DoubtStart { node: self.id, txn, locks: self.locks_of(txn) });
+            let relocked = if self.p.has(CommitBug::ReleaseLocksAtPrepare) {
+                Some(0)
+            } else {
+                self.rm.try_lock(txn, &pieces)
+            };
+            assert!(
+                relocked.is_some(),
+                "n{}: the locks of prepared {} conflict after recovery",
+                self.id,
+                txn_name(txn)
+            );
+            let coord = spec.coord;
+            self.rm.prepared.insert(
+                txn,
+                Prepared {
+                    spec,
+                    pre,
+                    rounds: 0,
+                },
+            );
+            self.note(Note::DoubtStart {
+                node: self.id,
+                txn,
+                coord,
+                locks: relocked.unwrap_or(0),
+            });
             let after = self.p.decision_timeout.0;
             self.timer(ctx, txn, TimerKind::Doubt, after);
         }

@@ -21,6 +21,7 @@ use sim_core::{Ctx, NodeId};
 use super::check::{Note, Role};
 use super::msg::{Accepted, Body, Msg, Piece, TxnId, TxnSpec};
 use super::server::{Server, TimerKind};
+use super::wal::{self, Rec, Replay};
 
 /// An acceptor's state for one transaction (every instance shares the promise: phase 1 is
 /// always run on all instances at once).
@@ -82,20 +83,32 @@ impl LeaderTxn {
 
     /// Whether every participant that reads has sent its reads.
     fn reads_complete(&self) -> bool {
-        let readers = self.spec.pieces.iter().filter(|(_, p)| *p == Piece::ReadAll);
+        let readers = self
+            .spec
+            .pieces
+            .iter()
+            .filter(|(_, p)| *p == Piece::ReadAll);
         readers.clone().all(|(n, _)| self.reads.contains_key(n))
     }
 }
 
 impl Server {
     fn persist_acceptor(&mut self, ctx: &mut Ctx<'_, Msg>, txn: TxnId) {
-        let a = &self.acc[&txn];
-        ctx.storage().put_json(&format!("a/{txn}"), a);
+        let state = self.acc[&txn].clone();
+        wal::append(ctx, &Rec::Acceptor { txn, state });
         ctx.storage().sync();
     }
 
     /// Acceptor, phase 2a: accept unless a higher ballot was promised; synced before answering.
-    pub(crate) fn on_p2a(&mut self, ctx: &mut Ctx<'_, Msg>, txn: TxnId, parts: Rc<[NodeId]>, leader: NodeId, ballot: u64, entries: Vec<(NodeId, bool)>) {
+    pub(crate) fn on_p2a(
+        &mut self,
+        ctx: &mut Ctx<'_, Msg>,
+        txn: TxnId,
+        parts: Rc<[NodeId]>,
+        leader: NodeId,
+        ballot: u64,
+        entries: Vec<(NodeId, bool)>,
+    ) {
         if !self.is_acceptor() {
             return;
         }
@@ -113,7 +126,11 @@ impl Server {
         for &(rm, v) in &entries {
             a.accepted.insert(rm, (ballot, v));
         }
-        let full = ballot == 0 && !a.bundled && a.parts.iter().all(|p| a.accepted.get(p).is_some_and(|x| x.0 == 0));
+        let full = ballot == 0
+            && !a.bundled
+            && a.parts
+                .iter()
+                .all(|p| a.accepted.get(p).is_some_and(|x| x.0 == 0));
         let bundle: Vec<(NodeId, bool)> = if full {
             a.bundled = true;
             a.accepted.iter().map(|(&rm, &(_, v))| (rm, v)).collect()
@@ -123,20 +140,51 @@ impl Server {
         let to = if ballot == 0 { a.leader } else { leader };
         self.persist_acceptor(ctx, txn);
         if ballot > 0 {
-            return self.send(ctx, to, Body::P2b { txn, ballot, entries });
+            return self.send(
+                ctx,
+                to,
+                Body::P2b {
+                    txn,
+                    ballot,
+                    entries,
+                },
+            );
         }
         let aborted: Vec<(NodeId, bool)> = entries.into_iter().filter(|e| !e.1).collect();
         if !aborted.is_empty() && !full {
-            self.send(ctx, to, Body::P2b { txn, ballot, entries: aborted });
+            self.send(
+                ctx,
+                to,
+                Body::P2b {
+                    txn,
+                    ballot,
+                    entries: aborted,
+                },
+            );
         }
         if full {
-            self.send(ctx, to, Body::P2b { txn, ballot, entries: bundle });
+            self.send(
+                ctx,
+                to,
+                Body::P2b {
+                    txn,
+                    ballot,
+                    entries: bundle,
+                },
+            );
         }
     }
 
     /// Acceptor, phase 1a: promise (synced) and report what was accepted; a stale ballot gets
     /// the higher promise back so the leader can outbid it.
-    pub(crate) fn on_p1a(&mut self, ctx: &mut Ctx<'_, Msg>, from: NodeId, txn: TxnId, parts: Rc<[NodeId]>, ballot: u64) {
+    pub(crate) fn on_p1a(
+        &mut self,
+        ctx: &mut Ctx<'_, Msg>,
+        from: NodeId,
+        txn: TxnId,
+        parts: Rc<[NodeId]>,
+        ballot: u64,
+    ) {
         if !self.is_acceptor() {
             return;
         }
@@ -149,28 +197,65 @@ impl Server {
         });
         if ballot <= a.promised {
             let promised = a.promised;
-            return self.send(ctx, from, Body::P1b { txn, ballot: promised, accepted: Vec::new() });
+            return self.send(
+                ctx,
+                from,
+                Body::P1b {
+                    txn,
+                    ballot: promised,
+                    promised: false,
+                    accepted: Vec::new(),
+                },
+            );
         }
         a.promised = ballot;
-        let accepted = a.parts.iter().map(|&rm| (rm, a.accepted.get(&rm).copied())).collect();
+        let accepted = a
+            .parts
+            .iter()
+            .map(|&rm| (rm, a.accepted.get(&rm).copied()))
+            .collect();
         self.persist_acceptor(ctx, txn);
-        self.send(ctx, from, Body::P1b { txn, ballot, accepted });
+        self.send(
+            ctx,
+            from,
+            Body::P1b {
+                txn,
+                ballot,
+                promised: true,
+                accepted,
+            },
+        );
     }
 
     /// Leader: phase 2b answers; an instance is chosen at `f + 1` acceptors.
-    pub(crate) fn on_p2b(&mut self, ctx: &mut Ctx<'_, Msg>, from: NodeId, txn: TxnId, ballot: u64, entries: Vec<(NodeId, bool)>) {
+    pub(crate) fn on_p2b(
+        &mut self,
+        ctx: &mut Ctx<'_, Msg>,
+        from: NodeId,
+        txn: TxnId,
+        ballot: u64,
+        entries: Vec<(NodeId, bool)>,
+    ) {
         let (depth, quorum) = (self.depth, self.p.f + 1);
-        let Some(l) = self.leader.get_mut(&txn) else { return };
+        let Some(l) = self.leader.get_mut(&txn) else {
+            return;
+        };
         if l.decided.is_some() {
             return;
         }
         l.depth = l.depth.max(depth);
         for (rm, v) in entries {
-            let e = l.votes.entry((rm, ballot)).or_insert_with(|| (BTreeSet::new(), v));
+            let e = l
+                .votes
+                .entry((rm, ballot))
+                .or_insert_with(|| (BTreeSet::new(), v));
             e.0.insert(from);
             if e.0.len() >= quorum {
                 let prev = l.chosen.insert(rm, v);
-                assert!(prev.is_none_or(|p| p == v), "Paxos: instance {rm} chose two values");
+                assert!(
+                    prev.is_none_or(|p| p == v),
+                    "Paxos: instance {rm} chose two values"
+                );
             }
         }
         let any_abort = l.chosen.values().any(|v| !v);
@@ -181,12 +266,24 @@ impl Server {
     }
 
     fn leader_decide(&mut self, ctx: &mut Ctx<'_, Msg>, txn: TxnId, commit: bool) {
-        let Some(l) = self.leader.get_mut(&txn) else { return };
+        let Some(l) = self.leader.get_mut(&txn) else {
+            return;
+        };
         l.decided = Some(commit);
         let (spec, reply) = (l.spec.clone(), l.reply);
         self.depth = l.depth;
-        let role = if reply { Role::Coordinator } else { Role::Leader };
-        self.note(Note::Decided { node: self.id, txn, commit, role, spec: spec.clone() });
+        let role = if reply {
+            Role::Coordinator
+        } else {
+            Role::Leader
+        };
+        self.note(Note::Decided {
+            node: self.id,
+            txn,
+            commit,
+            role,
+            spec: spec.clone(),
+        });
         for &to in &spec.parts {
             self.send(ctx, to, Body::Decision { txn, commit });
         }
@@ -196,20 +293,32 @@ impl Server {
     /// Answers the client once the outcome (and, for a commit, every read) is in; then the
     /// leader forgets the transaction.
     fn maybe_reply(&mut self, ctx: &mut Ctx<'_, Msg>, txn: TxnId) {
-        let Some(l) = self.leader.get_mut(&txn) else { return };
+        let Some(l) = self.leader.get_mut(&txn) else {
+            return;
+        };
         let Some(commit) = l.decided else { return };
         if l.reply && commit && !l.reads_complete() {
             return;
         }
         let l = self.leader.remove(&txn).expect("leading");
         if l.reply {
-            let reads = if commit { l.reads.into_values().flatten().collect() } else { Vec::new() };
+            let reads = if commit {
+                l.reads.into_values().flatten().collect()
+            } else {
+                Vec::new()
+            };
             self.send(ctx, l.spec.client, Body::Outcome { txn, commit, reads });
         }
     }
 
     /// A participant's reads.
-    pub(crate) fn on_reads(&mut self, ctx: &mut Ctx<'_, Msg>, from: NodeId, txn: TxnId, reads: Vec<(u32, i64)>) {
+    pub(crate) fn on_reads(
+        &mut self,
+        ctx: &mut Ctx<'_, Msg>,
+        from: NodeId,
+        txn: TxnId,
+        reads: Vec<(u32, i64)>,
+    ) {
         if let Some(l) = self.leader.get_mut(&txn) {
             l.reads.insert(from, reads);
             self.maybe_reply(ctx, txn);
@@ -222,7 +331,8 @@ impl Server {
         if self.leader.contains_key(&txn) {
             return;
         }
-        self.leader.insert(txn, LeaderTxn::new(spec.clone(), false, 0));
+        self.leader
+            .insert(txn, LeaderTxn::new(spec.clone(), false, 0));
         self.start_ballot(ctx, txn);
     }
 
@@ -235,8 +345,14 @@ impl Server {
 
     fn start_ballot(&mut self, ctx: &mut Ctx<'_, Msg>, txn: TxnId) {
         let id = self.id as u64;
-        let Some(l) = self.leader.get_mut(&txn) else { return };
-        l.round += 1;
+        // Ballots are never reused, even across a crash: the round counter is on the disk.
+        let Some(l) = self.leader.get_mut(&txn) else {
+            return;
+        };
+        l.round = l.round.max(self.round) + 1;
+        self.round = l.round;
+        wal::append(ctx, &Rec::Round { round: l.round });
+        ctx.storage().sync();
         l.ballot = (l.round << 8) | id;
         l.promises.clear();
         let (ballot, parts): (u64, Rc<[NodeId]>) = (l.ballot, l.spec.parts.clone().into());
@@ -244,15 +360,34 @@ impl Server {
         let after = self.p.vote_timeout.0;
         self.timer(ctx, txn, TimerKind::Ballot, after);
         for a in 0..2 * self.p.f + 1 {
-            self.send(ctx, a, Body::P1a { txn, parts: parts.clone(), ballot });
+            self.send(
+                ctx,
+                a,
+                Body::P1a {
+                    txn,
+                    parts: parts.clone(),
+                    ballot,
+                },
+            );
         }
     }
 
     /// Leader: phase 1b; with a majority, phase 2a of each instance's highest vote or abort.
-    pub(crate) fn on_p1b(&mut self, ctx: &mut Ctx<'_, Msg>, from: NodeId, txn: TxnId, ballot: u64, accepted: Vec<(NodeId, Option<Accepted>)>) {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn on_p1b(
+        &mut self,
+        ctx: &mut Ctx<'_, Msg>,
+        from: NodeId,
+        txn: TxnId,
+        ballot: u64,
+        promised: bool,
+        accepted: Vec<(NodeId, Option<Accepted>)>,
+    ) {
         let quorum = self.p.f + 1;
-        let Some(l) = self.leader.get_mut(&txn) else { return };
-        if ballot > l.ballot {
+        let Some(l) = self.leader.get_mut(&txn) else {
+            return;
+        };
+        if !promised {
             l.round = l.round.max(ballot >> 8);
             return;
         }
@@ -264,25 +399,38 @@ impl Server {
             return;
         }
         let mut best: BTreeMap<NodeId, Accepted> = BTreeMap::new();
-        for (&rm, &a) in l.promises.values().flatten().filter_map(|(rm, a)| a.as_ref().map(|a| (rm, a))) {
+        for (&rm, &a) in l
+            .promises
+            .values()
+            .flatten()
+            .filter_map(|(rm, a)| a.as_ref().map(|a| (rm, a)))
+        {
             if best.get(&rm).is_none_or(|b| b.0 < a.0) {
                 best.insert(rm, a);
             }
         }
-        let entries: Vec<(NodeId, bool)> = l.spec.parts.iter().map(|&rm| (rm, best.get(&rm).is_some_and(|a| a.1))).collect();
+        let entries: Vec<(NodeId, bool)> = l
+            .spec
+            .parts
+            .iter()
+            .map(|&rm| (rm, best.get(&rm).is_some_and(|a| a.1)))
+            .collect();
         let parts: Rc<[NodeId]> = l.spec.parts.clone().into();
         for a in 0..2 * self.p.f + 1 {
-            let body = Body::P2a { txn, parts: parts.clone(), leader: self.id, ballot, entries: entries.clone() };
+            let body = Body::P2a {
+                txn,
+                parts: parts.clone(),
+                leader: self.id,
+                ballot,
+                entries: entries.clone(),
+            };
             self.send(ctx, a, body);
         }
     }
 
-    /// Acceptor state from the disk after a crash.
-    pub(crate) fn recover_acceptor(&mut self, ctx: &mut Ctx<'_, Msg>) {
-        for k in ctx.storage().keys_with_prefix("a/") {
-            if let (Ok(txn), Some(a)) = (k[2..].parse::<TxnId>(), ctx.storage().get_json::<AccTxn>(&k)) {
-                self.acc.insert(txn, a);
-            }
-        }
+    /// Acceptor state and ballot round from the replayed log after a crash.
+    pub(crate) fn recover_acceptor(&mut self, log: &mut Replay) {
+        self.acc = std::mem::take(&mut log.acceptor);
+        self.round = log.round;
     }
 }

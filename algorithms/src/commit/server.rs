@@ -10,8 +10,8 @@ use sim_core::{Ctx, NodeId};
 
 use super::check::{Journal, Note};
 use super::msg::{Body, Msg, TxnId};
-use super::paxos_commit::{AccTxn, LeaderTxn};
 use super::participant::Rm;
+use super::paxos_commit::{AccTxn, LeaderTxn};
 use super::two_pc::CoordTxn;
 use super::{Params, Protocol};
 
@@ -66,6 +66,9 @@ pub struct Server {
     pub acc: BTreeMap<TxnId, AccTxn>,
     /// Causal depth of the message being handled (0 in timers).
     pub(crate) depth: u32,
+    /// Paxos Commit: the highest ballot round this node has started (kept in the log, so a
+    /// ballot is never reused after a crash).
+    pub(crate) round: u64,
 }
 
 impl Server {
@@ -81,6 +84,7 @@ impl Server {
             leader: BTreeMap::new(),
             acc: BTreeMap::new(),
             depth: 0,
+            round: 0,
         }
     }
 
@@ -92,9 +96,10 @@ impl Server {
     /// Starts, or after a crash rebuilds every role from the disk.
     pub fn on_start(&mut self, ctx: &mut Ctx<'_, Msg>) {
         if ctx.is_restart() {
-            self.recover_rm(ctx);
-            self.recover_coordinator(ctx);
-            self.recover_acceptor(ctx);
+            let mut log = super::wal::replay(ctx.storage());
+            self.recover_rm(ctx, &mut log);
+            self.recover_coordinator(ctx, &log);
+            self.recover_acceptor(&mut log);
         }
         self.publish(ctx);
     }
@@ -137,8 +142,9 @@ impl Server {
             Body::P1b {
                 txn,
                 ballot,
+                promised,
                 accepted,
-            } => self.on_p1b(ctx, from, txn, ballot, accepted),
+            } => self.on_p1b(ctx, from, txn, ballot, promised, accepted),
             Body::Reads { txn, reads } => self.on_reads(ctx, from, txn, reads),
             Body::Outcome { .. } => {}
         }
@@ -161,7 +167,13 @@ impl Server {
     }
 
     /// Sets a timer for `txn`.
-    pub(crate) fn timer(&mut self, ctx: &mut Ctx<'_, Msg>, txn: TxnId, kind: TimerKind, after: u64) {
+    pub(crate) fn timer(
+        &mut self,
+        ctx: &mut Ctx<'_, Msg>,
+        txn: TxnId,
+        kind: TimerKind,
+        after: u64,
+    ) {
         ctx.set_timer(after, (txn << 4) | kind as u64);
     }
 
@@ -192,13 +204,18 @@ impl Server {
         let (prepared, doubt) = self.rm.prepared_counts();
         let locks = self.rm.locks_held();
         let working = self.coord.len() + self.leader.len();
-        let last = &mut self.rm.published;
-        if *last != (prepared, doubt, locks, working) {
-            *last = (prepared, doubt, locks, working);
-            ctx.series("state.prepared", prepared as f64);
-            ctx.series("state.in_doubt", doubt as f64);
-            ctx.series("state.locks", locks as f64);
-            ctx.series("state.working", working as f64);
+        let now = [prepared, doubt, locks, working];
+        const NAMES: [&str; 4] = [
+            "state.prepared",
+            "state.in_doubt",
+            "state.locks",
+            "state.working",
+        ];
+        for (i, name) in NAMES.into_iter().enumerate() {
+            if self.rm.published[i] != now[i] {
+                self.rm.published[i] = now[i];
+                ctx.series(name, now[i] as f64);
+            }
         }
     }
 }

@@ -19,8 +19,15 @@ use super::two_pc::{CoordTxn, Phase};
 
 impl Server {
     /// Sends PRECOMMIT to `to` (every participant when `None`) and waits for their acks.
-    pub(crate) fn start_precommit(&mut self, ctx: &mut Ctx<'_, Msg>, txn: TxnId, to: Option<Vec<NodeId>>) {
-        let Some(c) = self.coord.get_mut(&txn) else { return };
+    pub(crate) fn start_precommit(
+        &mut self,
+        ctx: &mut Ctx<'_, Msg>,
+        txn: TxnId,
+        to: Option<Vec<NodeId>>,
+    ) {
+        let Some(c) = self.coord.get_mut(&txn) else {
+            return;
+        };
         c.phase = Phase::PreCommitting;
         let to = to.unwrap_or_else(|| c.spec.parts.clone());
         c.waiting = to.iter().copied().collect();
@@ -35,7 +42,9 @@ impl Server {
     /// A pre-commit acknowledgement; the last one commits. (Commit acks go to `on_ack`.)
     pub(crate) fn on_preack(&mut self, ctx: &mut Ctx<'_, Msg>, from: NodeId, txn: TxnId) {
         let depth = self.depth;
-        let Some(c) = self.coord.get_mut(&txn) else { return };
+        let Some(c) = self.coord.get_mut(&txn) else {
+            return;
+        };
         if c.phase != Phase::PreCommitting {
             return;
         }
@@ -60,7 +69,7 @@ impl Server {
         let after = self.p.vote_timeout.0;
         self.timer(ctx, txn, TimerKind::Collect, after);
         let me = self.id;
-                for &to in spec.parts.iter().filter(|&&p| p != me) {
+        for &to in spec.parts.iter().filter(|&&p| p != me) {
             self.send(ctx, to, Body::StateReq { txn });
         }
     }
@@ -82,7 +91,9 @@ impl Server {
 
     /// The collection time is up: decide by the termination rule on the states reached.
     pub(crate) fn on_collect_done(&mut self, ctx: &mut Ctx<'_, Msg>, txn: TxnId) {
-        let Some(c) = self.coord.get(&txn) else { return };
+        let Some(c) = self.coord.get(&txn) else {
+            return;
+        };
         if c.phase != Phase::Collecting {
             return;
         }

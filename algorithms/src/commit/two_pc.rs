@@ -7,13 +7,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
-use serde::{Deserialize, Serialize};
 use sim_core::{Ctx, NodeId};
 
 use super::check::{Note, Role};
 use super::msg::{Body, Msg, TermState, TxnId, TxnSpec};
 use super::paxos_commit::LeaderTxn;
 use super::server::{Server, TimerKind};
+use super::wal::{self, Rec, Replay};
 use super::{CommitBug, Protocol};
 
 /// Where a coordinated transaction stands.
@@ -69,12 +69,6 @@ impl CoordTxn {
     }
 }
 
-/// The commit record a coordinator logs.
-#[derive(Serialize, Deserialize)]
-struct CommitRec {
-    spec: TxnSpec,
-}
-
 impl Server {
     /// A client's transaction arrives: start it (each protocol's first phase).
     pub(crate) fn on_begin(&mut self, ctx: &mut Ctx<'_, Msg>, spec: Rc<TxnSpec>) {
@@ -90,7 +84,8 @@ impl Server {
         ctx.count("commit.txns", 1.0);
         let after = self.p.vote_timeout.0;
         if self.p.protocol == Protocol::PaxosCommit {
-            self.leader.insert(txn, LeaderTxn::new(spec.clone(), true, self.depth));
+            self.leader
+                .insert(txn, LeaderTxn::new(spec.clone(), true, self.depth));
             self.timer(ctx, txn, TimerKind::Ballot, after);
         } else {
             let mut c = CoordTxn::new(spec.clone(), Phase::Voting, true);
@@ -104,9 +99,18 @@ impl Server {
     }
 
     /// A vote: a "no" aborts; the last "yes" commits (2PC) or starts pre-commit (3PC).
-    pub(crate) fn on_vote(&mut self, ctx: &mut Ctx<'_, Msg>, from: NodeId, txn: TxnId, yes: bool, reads: Vec<(u32, i64)>) {
+    pub(crate) fn on_vote(
+        &mut self,
+        ctx: &mut Ctx<'_, Msg>,
+        from: NodeId,
+        txn: TxnId,
+        yes: bool,
+        reads: Vec<(u32, i64)>,
+    ) {
         let depth = self.depth;
-        let Some(c) = self.coord.get_mut(&txn) else { return };
+        let Some(c) = self.coord.get_mut(&txn) else {
+            return;
+        };
         if c.phase != Phase::Voting {
             return;
         }
@@ -128,15 +132,31 @@ impl Server {
     /// Decides: a commit is logged and synced first (with `decide_before_log`, after sending);
     /// then the decision goes to the participants and the client.
     pub(crate) fn decide(&mut self, ctx: &mut Ctx<'_, Msg>, txn: TxnId, commit: bool) {
-        let Some(c) = self.coord.get_mut(&txn) else { return };
+        let Some(c) = self.coord.get_mut(&txn) else {
+            return;
+        };
         assert!(c.decision.is_none(), "a coordinator decides once");
         c.decision = Some(commit);
         c.phase = Phase::Decided;
         let (spec, reply, depth) = (c.spec.clone(), c.reply, c.depth);
-        let reads = if commit { std::mem::take(&mut c.reads) } else { Vec::new() };
-        let role = if reply { Role::Coordinator } else { Role::Terminator };
+        let reads = if commit {
+            std::mem::take(&mut c.reads)
+        } else {
+            Vec::new()
+        };
+        let role = if reply {
+            Role::Coordinator
+        } else {
+            Role::Terminator
+        };
         self.depth = depth;
-        self.note(Note::Decided { node: self.id, txn, commit, role, spec: spec.clone() });
+        self.note(Note::Decided {
+            node: self.id,
+            txn,
+            commit,
+            role,
+            spec: spec.clone(),
+        });
         if reply {
             self.send(ctx, spec.client, Body::Outcome { txn, commit, reads });
         }
@@ -166,16 +186,17 @@ impl Server {
         self.timer(ctx, txn, TimerKind::Resend, after);
     }
 
-    fn log_commit(&mut self, ctx: &mut Ctx<'_, Msg>, spec: &TxnSpec) {
-        let storage = ctx.storage();
-        storage.put_json(&format!("c/{}", spec.id), &CommitRec { spec: spec.clone() });
-        storage.sync();
+    fn log_commit(&mut self, ctx: &mut Ctx<'_, Msg>, spec: &Rc<TxnSpec>) {
+        wal::append(ctx, &Rec::CoordCommit { spec: spec.clone() });
+        ctx.storage().sync();
     }
 
     /// `decide_before_log`: the commit record reaches the disk only now, and the coordinator's
     /// own participant applies the commit.
     pub(crate) fn on_log_write(&mut self, ctx: &mut Ctx<'_, Msg>, txn: TxnId) {
-        let Some(c) = self.coord.get(&txn) else { return };
+        let Some(c) = self.coord.get(&txn) else {
+            return;
+        };
         let spec = c.spec.clone();
         self.log_commit(ctx, &spec);
         self.send(ctx, self.id, Body::Decision { txn, commit: true });
@@ -183,7 +204,9 @@ impl Server {
 
     /// An acknowledgement of the commit (or, in 3PC, of the pre-commit).
     pub(crate) fn on_ack(&mut self, ctx: &mut Ctx<'_, Msg>, from: NodeId, txn: TxnId) {
-        let Some(c) = self.coord.get_mut(&txn) else { return };
+        let Some(c) = self.coord.get_mut(&txn) else {
+            return;
+        };
         if c.phase != Phase::Decided {
             return;
         }
@@ -191,13 +214,15 @@ impl Server {
         if c.waiting.is_empty() {
             // Every participant has applied the commit: the record may go (presumed abort).
             self.coord.remove(&txn);
-            ctx.storage().delete(&format!("c/{txn}"));
+            wal::append(ctx, &Rec::CoordForget { txn });
         }
     }
 
     /// Resends the commit to those who have not acknowledged it.
     pub(crate) fn on_resend(&mut self, ctx: &mut Ctx<'_, Msg>, txn: TxnId) {
-        let Some(c) = self.coord.get(&txn) else { return };
+        let Some(c) = self.coord.get(&txn) else {
+            return;
+        };
         if c.decision != Some(true) {
             return;
         }
@@ -211,7 +236,9 @@ impl Server {
 
     /// Votes (or 3PC's pre-commit acks, or termination states) are late.
     pub(crate) fn on_votes_late(&mut self, ctx: &mut Ctx<'_, Msg>, txn: TxnId) {
-        let Some(c) = self.coord.get(&txn) else { return };
+        let Some(c) = self.coord.get(&txn) else {
+            return;
+        };
         match c.phase {
             Phase::Voting => {
                 let commit = self.p.has(CommitBug::CommitOnTimeout);
@@ -227,27 +254,37 @@ impl Server {
     /// After a crash: resend every logged commit that was not fully acknowledged; under 2PC,
     /// abort every transaction this node coordinated and has no commit record of (presumed
     /// abort: a commit is logged before it is sent, so none was sent).
-    pub(crate) fn recover_coordinator(&mut self, ctx: &mut Ctx<'_, Msg>) {
-        let keys = ctx.storage().keys_with_prefix("c/");
-        let logged: BTreeSet<TxnId> = keys.iter().filter_map(|k| k[2..].parse().ok()).collect();
+    pub(crate) fn recover_coordinator(&mut self, ctx: &mut Ctx<'_, Msg>, log: &Replay) {
         if self.p.protocol == Protocol::TwoPc {
             let orphans: Vec<Rc<TxnSpec>> = self
                 .rm
                 .prepared
                 .values()
-                .filter(|p| p.spec.coord == self.id && !logged.contains(&p.spec.id))
+                .filter(|p| p.spec.coord == self.id && !log.commits.contains_key(&p.spec.id))
                 .map(|p| p.spec.clone())
                 .collect();
             for spec in orphans {
-                self.note(Note::Decided { node: self.id, txn: spec.id, commit: false, role: Role::Coordinator, spec: spec.clone() });
+                self.note(Note::Decided {
+                    node: self.id,
+                    txn: spec.id,
+                    commit: false,
+                    role: Role::Coordinator,
+                    spec: spec.clone(),
+                });
                 for &to in &spec.parts {
-                    self.send(ctx, to, Body::Decision { txn: spec.id, commit: false });
+                    self.send(
+                        ctx,
+                        to,
+                        Body::Decision {
+                            txn: spec.id,
+                            commit: false,
+                        },
+                    );
                 }
             }
         }
-        for k in keys {
-            let Some(rec) = ctx.storage().get_json::<CommitRec>(&k) else { continue };
-            let spec = Rc::new(rec.spec);
+        for spec in log.commits.values() {
+            let spec = spec.clone();
             let txn = spec.id;
             let mut c = CoordTxn::new(spec.clone(), Phase::Decided, false);
             c.decision = Some(true);
