@@ -37,6 +37,9 @@ pub struct AccTxn {
     pub accepted: BTreeMap<NodeId, Accepted>,
     /// Whether the ballot-0 bundle went to the leader.
     pub bundled: bool,
+    /// Deepest causal chain among the phase 2a messages so far (the bundle leaves after all).
+    #[serde(default)]
+    pub depth: u32,
 }
 
 /// A transaction this node leads, first (its coordinator) or in recovery.
@@ -118,10 +121,12 @@ impl Server {
             promised: 0,
             accepted: BTreeMap::new(),
             bundled: false,
+            depth: 0,
         });
         if ballot < a.promised {
             return;
         }
+        a.depth = a.depth.max(self.depth);
         a.promised = ballot;
         for &(rm, v) in &entries {
             a.accepted.insert(rm, (ballot, v));
@@ -163,6 +168,8 @@ impl Server {
             );
         }
         if full {
+            // The bundle leaves after every vote: its causal depth is the deepest of them.
+            self.depth = self.acc[&txn].depth;
             self.send(
                 ctx,
                 to,
@@ -194,6 +201,7 @@ impl Server {
             promised: 0,
             accepted: BTreeMap::new(),
             bundled: false,
+            depth: 0,
         });
         if ballot <= a.promised {
             let promised = a.promised;
