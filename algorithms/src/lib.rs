@@ -158,6 +158,12 @@ pub const ALGORITHMS: &[Algorithm] = &[
         name: "commit",
         summary: "atomic commit: two-phase, three-phase and Paxos Commit over bank and multi-key transactions",
         bugs: commit::BUGS,
+        operations: commit::OPERATIONS,
+        roles: commit::ROLES,
+        params: commit::PARAMS,
+        // Shorter than the usual second so that the commit scenarios' 1 s quiet periods hold it;
+        // long enough for a 3PC termination or a Paxos Commit recovery ballot by rank.
+        liveness_within: Duration(900 * sim_core::time::MS),
         run: commit::run,
     },
     Algorithm {

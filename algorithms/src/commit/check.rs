@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use sim_core::time::{fmt_ns, Nanos, MS};
-use sim_core::{Checker, EventType, History, NodeId, View};
+use sim_core::{Checker, EventType, Finding, History, LivenessPhase, NodeId, View};
 
 use super::msg::{txn_name, TxnId, TxnSpec};
 use super::{Node, Params};
@@ -231,16 +231,28 @@ impl CommitChecker {
         }
     }
 
-    fn judge(&mut self, note: Note, now: Nanos) -> Option<String> {
+    fn judge(&mut self, note: Note, now: Nanos) -> Option<Finding> {
         match note {
             Note::Voted { node, txn, yes } => {
                 if yes {
                     *self.yes.entry(txn).or_default() |= 1 << node;
                 }
             }
-            Note::Decided { node, txn, commit, role, spec } => return self.decided(node, txn, commit, role, &spec, now),
-            Note::DoubtStart { node, txn, coord, locks } => {
-                if let std::collections::btree_map::Entry::Vacant(e) = self.doubt.entry((node, txn)) {
+            Note::Decided {
+                node,
+                txn,
+                commit,
+                role,
+                spec,
+            } => return self.decided(node, txn, commit, role, &spec, now),
+            Note::DoubtStart {
+                node,
+                txn,
+                coord,
+                locks,
+            } => {
+                if let std::collections::btree_map::Entry::Vacant(e) = self.doubt.entry((node, txn))
+                {
                     e.insert((now, locks, node == coord));
                     self.locks_now += locks;
                     let mut s = self.stats.borrow_mut();
@@ -248,19 +260,34 @@ impl CommitChecker {
                 }
             }
             Note::DoubtEnd { node, txn } => self.end_doubt(node, txn, now),
-            Note::Negative { node, txn, acct, balance } => {
-                return Some(format!(
+            Note::Negative {
+                node,
+                txn,
+                acct,
+                balance,
+            } => {
+                let msg = format!(
                     "no negative balance: account {acct} on n{node} went to {balance} when {} committed",
                     txn_name(txn)
-                ))
+                );
+                return Some(
+                    Finding::new(msg)
+                        .nodes([node])
+                        .keys([format!("account {acct}")]),
+                );
             }
             Note::UnknownCommit { node, txn } => {
-                return Some(format!(
+                let msg = format!(
                     "atomicity: {} committed, but participant n{node} holds no prepared record of it (it voted yes, then lost the record) and applied nothing",
                     txn_name(txn)
-                ))
+                );
+                return Some(Finding::new(msg).nodes([node]));
             }
-            Note::Learned { txn, depth, commit: true } => {
+            Note::Learned {
+                txn,
+                depth,
+                commit: true,
+            } => {
                 let mut s = self.stats.borrow_mut();
                 let d = s.delays.entry(txn).or_default();
                 *d = (*d).max(depth);
@@ -289,17 +316,18 @@ impl CommitChecker {
         role: Role,
         spec: &TxnSpec,
         now: Nanos,
-    ) -> Option<String> {
+    ) -> Option<Finding> {
         let verb = |c: bool| if c { "committed" } else { "aborted" };
         if commit {
             let mask = self.yes.get(&txn).copied().unwrap_or(0);
             if let Some(&p) = spec.parts.iter().find(|&&p| mask & (1 << p) == 0) {
-                return Some(format!(
+                let msg = format!(
                     "validity: {} committed by n{node} ({}) at {} though participant n{p} never voted yes",
                     txn_name(txn),
                     role.name(),
                     fmt_ns(now)
-                ));
+                );
+                return Some(Finding::new(msg).nodes([node, p]));
             }
         }
         match self.first.get(&txn) {
@@ -321,24 +349,27 @@ impl CommitChecker {
                 }
                 None
             }
-            Some(f) if f.commit != commit => Some(format!(
-                "atomicity: {} {} at n{} ({}, {}) but {} at n{node} ({}, {})",
-                txn_name(txn),
-                verb(f.commit),
-                f.node,
-                f.role.name(),
-                fmt_ns(f.at),
-                verb(commit),
-                role.name(),
-                fmt_ns(now)
-            )),
+            Some(f) if f.commit != commit => Some(
+                Finding::new(format!(
+                    "atomicity: {} {} at n{} ({}, {}) but {} at n{node} ({}, {})",
+                    txn_name(txn),
+                    verb(f.commit),
+                    f.node,
+                    f.role.name(),
+                    fmt_ns(f.at),
+                    verb(commit),
+                    role.name(),
+                    fmt_ns(now)
+                ))
+                .nodes([f.node, node]),
+            ),
             Some(_) => None,
         }
     }
 
     /// Final state: every up participant's outcomes (rebuilt from its disk after a restart)
     /// agree with the decision records, and the money adds up.
-    fn final_state(&self, view: &View<'_, Node>) -> Vec<String> {
+    fn final_state(&self, view: &View<'_, Node>) -> Vec<Finding> {
         let mut out = Vec::new();
         let mut total = 0i64;
         let mut complete = true;
@@ -350,14 +381,15 @@ impl CommitChecker {
             complete &= s.rm.prepared.is_empty();
             for (&txn, &d) in &s.rm.decided {
                 if let Some(f) = self.first.get(&txn).filter(|f| f.commit != d) {
-                    out.push(format!(
+                    let msg = format!(
                         "atomicity (final state): {} is {} on n{id}'s disk but was {} at n{} ({})",
                         txn_name(txn),
                         if d { "committed" } else { "aborted" },
                         if f.commit { "committed" } else { "aborted" },
                         f.node,
                         f.role.name()
-                    ));
+                    );
+                    out.push(Finding::new(msg).nodes([id, f.node]));
                     break;
                 }
             }
@@ -370,20 +402,23 @@ impl CommitChecker {
         }
         let expected = self.p.accounts as i64 * self.p.initial_balance;
         if complete && total != expected {
-            out.push(format!(
+            out.push(Finding::new(format!(
                 "conservation (final state): the accounts sum to {total}, not the {expected} they opened with"
-            ));
+            )));
         }
         out
     }
 
-    /// Blocked participants: up, prepared, and never told the outcome.
-    fn blocked(&self, view: &View<'_, Node>) -> Vec<String> {
+    /// Blocked participants: up, prepared since before `before`, and never told the outcome.
+    fn blocked(&self, view: &View<'_, Node>, before: Nanos) -> Vec<Finding> {
         let mut by_txn: BTreeMap<TxnId, (Vec<NodeId>, Nanos, NodeId)> = BTreeMap::new();
         for (id, n) in view.servers() {
             let Node::Server(s) = n else { continue };
             for (&txn, prep) in &s.rm.prepared {
                 let since = self.doubt.get(&(id, txn)).map(|d| d.0).unwrap_or(view.now);
+                if since >= before {
+                    continue;
+                }
                 let e = by_txn
                     .entry(txn)
                     .or_insert((Vec::new(), since, prep.spec.coord));
@@ -406,23 +441,26 @@ impl CommitChecker {
         } else {
             String::new()
         };
-        vec![format!(
+        let msg = format!(
             "blocked: participant{} {} in doubt on {} since {}, coordinator n{coord} {down}{more}",
             if nodes.len() > 1 { "s" } else { "" },
             names.join(", "),
             txn_name(txn),
             fmt_ns(*since)
-        )]
+        );
+        vec![Finding::liveness(msg).nodes(nodes.iter().copied().chain([*coord]))]
     }
 }
 
 /// Every successful `read_all` sums to the opening total with no negative balance.
-fn check_reads(history: &History, expected: i64) -> Vec<String> {
+fn check_reads(history: &History, expected: i64) -> Vec<Finding> {
     let mut invoke_of: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut invoke_at: BTreeMap<u64, usize> = BTreeMap::new();
     let mut invokes = 0usize;
-    for e in &history.events {
+    for (i, e) in history.events.iter().enumerate() {
         if e.kind == EventType::Invoke {
             invoke_of.insert(e.process, invokes);
+            invoke_at.insert(e.process, i);
             invokes += 1;
             continue;
         }
@@ -437,13 +475,15 @@ fn check_reads(history: &History, expected: i64) -> Vec<String> {
         let sum: i64 = balances.iter().sum();
         let op = invoke_of.get(&e.process).copied().unwrap_or(0);
         if sum != expected {
-            return vec![format!("conservation: read_all op #{op} at {} saw the accounts sum to {sum}, not {expected}: {balances:?}", fmt_ns(e.time_ns))];
+            let msg = format!("conservation: read_all op #{op} at {} saw the accounts sum to {sum}, not {expected}: {balances:?}", fmt_ns(e.time_ns));
+            return vec![Finding::new(msg).ops([invoke_at[&e.process]])];
         }
         if let Some(b) = balances.iter().find(|&&b| b < 0) {
-            return vec![format!(
+            let msg = format!(
                 "no negative balance: read_all op #{op} at {} saw a balance of {b}",
                 fmt_ns(e.time_ns)
-            )];
+            );
+            return vec![Finding::new(msg).ops([invoke_at[&e.process]])];
         }
     }
     Vec::new()
@@ -454,7 +494,7 @@ impl Checker<Node> for CommitChecker {
         "commit"
     }
 
-    fn after_event(&mut self, view: &View<'_, Node>, _node: NodeId) -> Option<String> {
+    fn after_event(&mut self, view: &View<'_, Node>, _node: NodeId) -> Option<Finding> {
         let mut notes = std::mem::take(&mut self.buf);
         std::mem::swap(&mut notes, &mut *self.journal.borrow_mut());
         let mut found = None;
@@ -467,13 +507,27 @@ impl Checker<Node> for CommitChecker {
         found
     }
 
-    fn at_end(&mut self, view: &View<'_, Node>, history: &History) -> Vec<String> {
+    /// The liveness phase: no participant may still be in doubt on a transaction it prepared
+    /// before the middle of the phase (before the heal, or after it: a transaction started
+    /// after the heal must be decided within the bound).
+    fn at_liveness(
+        &mut self,
+        view: &View<'_, Node>,
+        phase: LivenessPhase,
+        _history: &History,
+    ) -> Vec<Finding> {
+        let before = phase.deadline_ns - (phase.deadline_ns - phase.start_ns) / 2;
+        self.blocked(view, before)
+    }
+
+    fn at_end(&mut self, view: &View<'_, Node>, history: &History) -> Vec<Finding> {
         let mut out = self.final_state(view);
         out.extend(check_reads(
             history,
             self.p.accounts as i64 * self.p.initial_balance,
         ));
-        out.extend(self.blocked(view));
+        // At the end, anything prepared more than 300 ms ago and still undecided is blocked.
+        out.extend(self.blocked(view, view.now.saturating_sub(300 * MS)));
         // Time in doubt includes the participants still in doubt, up to the end; a node down
         // at the end holds no locks anyone waits on, and its open entries are left out.
         let open: Vec<(NodeId, TxnId)> = self.doubt.keys().copied().collect();

@@ -57,52 +57,97 @@ pub use client::Client;
 pub use msg::{Body, Msg, TxnId};
 pub use server::Server;
 
-/// Declares the bug switches once: the enum (its serde names), each variant's rule, and the
-/// registry's `BUGS` list are generated from the same lines, so they cannot drift apart.
-macro_rules! commit_bugs {
-    ($( $(#[doc = $doc:literal])* $variant:ident = $name:literal : $rule:literal, )*) => {
-        /// The commit family's bug switches (`bug = "..."` in `[params]`).
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-        pub enum CommitBug {
-            $( $(#[doc = $doc])* #[serde(rename = $name)] $variant, )*
-        }
-        impl CommitBug {
-            /// Every bug, in declaration order.
-            pub const ALL: &'static [CommitBug] = &[$(CommitBug::$variant,)*];
-            /// The name used in scenario files.
-            pub fn name(self) -> &'static str {
-                match self { $(CommitBug::$variant => $name,)* }
-            }
-            /// The protocol rule the bug breaks.
-            pub fn rule(self) -> &'static str {
-                match self { $(CommitBug::$variant => $rule,)* }
-            }
-        }
-        /// The switchable bugs, one line each on the rule they break.
-        pub const BUGS: &[Bug] = &[$(Bug { name: $name, rule: $rule },)*];
-    };
+/// The switchable bugs, one line each on the rule they break (declared once, in
+/// [`CommitBug`]).
+pub const BUGS: &[Bug] = CommitBug::ALL;
+
+crate::bug_switches! {
+    /// The commit family's bug switches (`bug = "..."` in `[params]`).
+    pub enum CommitBug {
+        /// The participant votes yes before its prepared record is synced.
+        VoteBeforeSync = ("vote_before_sync",
+            "a participant must sync its prepared record before voting yes (a crash forgets the promise)"),
+        /// The coordinator sends its decision, then logs it a little later.
+        DecideBeforeLog = ("decide_before_log",
+            "the coordinator must log and sync its decision before sending it (a crash turns commit into presumed abort)"),
+        /// A participant that times out in doubt aborts on its own.
+        HeuristicAbort = ("heuristic_abort",
+            "a participant that voted yes must not decide on its own (a heuristic abort breaks atomicity)"),
+        /// The coordinator commits when votes time out.
+        CommitOnTimeout = ("commit_on_timeout",
+            "a coordinator whose votes time out must abort (commit needs every yes vote)"),
+        /// Locks are released when the participant votes yes.
+        ReleaseLocksAtPrepare = ("release_locks_at_prepare",
+            "a prepared participant must hold its locks until the outcome (early release lets money vanish or go negative)"),
+        /// A restarted participant ignores its prepared records.
+        ForgetPrepared = ("forget_prepared",
+            "a recovered participant must rebuild its prepared transactions and their locks from the log"),
+    }
 }
 
-commit_bugs! {
-    /// The participant votes yes before its prepared record is synced.
-    VoteBeforeSync = "vote_before_sync":
-        "a participant must sync its prepared record before voting yes (a crash forgets the promise)",
-    /// The coordinator sends its decision, then logs it a little later.
-    DecideBeforeLog = "decide_before_log":
-        "the coordinator must log and sync its decision before sending it (a crash turns commit into presumed abort)",
-    /// A participant that times out in doubt aborts on its own.
-    HeuristicAbort = "heuristic_abort":
-        "a participant that voted yes must not decide on its own (a heuristic abort breaks atomicity)",
-    /// The coordinator commits when votes time out.
-    CommitOnTimeout = "commit_on_timeout":
-        "a coordinator whose votes time out must abort (commit needs every yes vote)",
-    /// Locks are released when the participant votes yes.
-    ReleaseLocksAtPrepare = "release_locks_at_prepare":
-        "a prepared participant must hold its locks until the outcome (early release lets money vanish or go negative)",
-    /// A restarted participant ignores its prepared records.
-    ForgetPrepared = "forget_prepared":
-        "a recovered participant must rebuild its prepared transactions and their locks from the log",
-}
+/// `[params]` fields, for `distsim list` (a test checks they match [`Params`]).
+pub const PARAMS: &[crate::ParamDoc] = &[
+    crate::ParamDoc {
+        name: "protocol",
+        default: "\"2pc\"",
+        doc: "2pc, 3pc or paxos_commit",
+    },
+    crate::ParamDoc {
+        name: "accounts",
+        default: "10",
+        doc: "bank accounts, spread over the participants",
+    },
+    crate::ParamDoc {
+        name: "initial_balance",
+        default: "100",
+        doc: "each account's opening balance",
+    },
+    crate::ParamDoc {
+        name: "max_transfer",
+        default: "30",
+        doc: "a transfer moves 1..=max_transfer",
+    },
+    crate::ParamDoc {
+        name: "registers",
+        default: "10",
+        doc: "registers for write, spread over the participants",
+    },
+    crate::ParamDoc {
+        name: "write_span",
+        default: "0",
+        doc: "participants a write touches (0 = all)",
+    },
+    crate::ParamDoc {
+        name: "vote_timeout",
+        default: "\"100ms\"",
+        doc: "how long a coordinator waits for votes (and 3PC pre-commit acks)",
+    },
+    crate::ParamDoc {
+        name: "decision_timeout",
+        default: "\"200ms\"",
+        doc: "how long a prepared participant waits before it asks or takes over",
+    },
+    crate::ParamDoc {
+        name: "retry",
+        default: "\"100ms\"",
+        doc: "interval at which a commit is resent until acknowledged",
+    },
+    crate::ParamDoc {
+        name: "f",
+        default: "1",
+        doc: "Paxos Commit: 2f+1 acceptors tolerate f failures",
+    },
+    crate::ParamDoc {
+        name: "log_delay",
+        default: "\"20ms\"",
+        doc: "decide_before_log: how late the decision reaches the log",
+    },
+    crate::ParamDoc {
+        name: "bug",
+        default: "none",
+        doc: "a switchable bug (see bugs)",
+    },
+];
 
 /// Which commit protocol runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -226,6 +271,9 @@ impl Process for Node {
 
 /// The operations commit clients accept.
 pub const OPERATIONS: &[&str] = &["transfer", "read_all", "write"];
+
+/// The roles faults may name.
+pub const ROLES: &[&str] = &["coordinator", "participant"];
 
 fn validate(sc: &Scenario, p: &Params) -> Result<(), ScenarioError> {
     if sc.nodes < 2 {
