@@ -12,6 +12,7 @@ use sim_core::{Ctx, Message, NodeId, RunOptions, RunResult, Scenario, ScenarioEr
 
 pub mod broadcast;
 pub mod client;
+pub mod commit;
 pub mod echo;
 pub mod flood;
 pub mod lock;
@@ -152,6 +153,18 @@ pub const ALGORITHMS: &[Algorithm] = &[
         params: lock::PARAMS,
         liveness_within: Duration(SEC),
         run: lock::run,
+    },
+    Algorithm {
+        name: "commit",
+        summary: "atomic commit: two-phase, three-phase and Paxos Commit over bank and multi-key transactions",
+        bugs: commit::BUGS,
+        operations: commit::OPERATIONS,
+        roles: commit::ROLES,
+        params: commit::PARAMS,
+        // Shorter than the usual second so that the commit scenarios' 1 s quiet periods hold it;
+        // long enough for a 3PC termination or a Paxos Commit recovery ballot by rank.
+        liveness_within: Duration(900 * sim_core::time::MS),
+        run: commit::run,
     },
     Algorithm {
         name: "flood",
