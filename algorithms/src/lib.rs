@@ -13,6 +13,7 @@ pub mod client;
 pub mod echo;
 pub mod flood;
 pub mod lock;
+pub mod paxos;
 pub mod raft;
 
 /// A switchable bug and the rule it breaks.
@@ -66,6 +67,18 @@ pub const ALGORITHMS: &[Algorithm] = &[
             "distributed locks: a Redis lease, Redlock, and the ZooKeeper recipe, with fencing",
         bugs: lock::BUGS,
         run: lock::run,
+    },
+    Algorithm {
+        name: "paxos-synod",
+        summary: "single-decree Paxos (the Synod protocol): proposers, acceptors and learners choose one value",
+        bugs: paxos::SYNOD_BUGS,
+        run: paxos::run_synod,
+    },
+    Algorithm {
+        name: "paxos",
+        summary: "Multi-Paxos driving a key-value store with get, put and compare-and-set",
+        bugs: paxos::BUGS,
+        run: paxos::run,
     },
     Algorithm {
         name: "flood",

@@ -1,0 +1,407 @@
+//! Paxos's invariants over the global state (the simulator sees every acceptor), checked
+//! after every event, and the progress predicates of the liveness phase.
+//!
+//! - at most one value is chosen per slot: a value is chosen once a majority of acceptors
+//!   accepted it in one ballot, and no other value may ever reach that in any ballot;
+//! - learned = chosen: a learner (replica) learns only the value chosen for its slot;
+//! - the chosen value was proposed (Synod: by a client; Multi-Paxos: a client's command or a
+//!   no-op, which linearizability of the key-value history then judges);
+//! - exactly once (Multi-Paxos): no client command (client, seq) takes effect at two slots;
+//! - progress (liveness phase): Synod, the value is learned by a majority of the up servers;
+//!   Multi-Paxos, a leader is up and every up replica applied every chosen slot.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+
+use sim_core::time::{fmt_ns, Nanos};
+use sim_core::{Checker, EventType, History, NodeId, View};
+
+use super::acceptor::AcceptRecord;
+use super::msg::Ballot;
+use super::server::Role;
+use super::Node;
+
+/// When the liveness phase runs: from the start of the quiet period to its deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LivenessPhase {
+    /// Quiet start: faults healed, crashed servers restarted.
+    pub start_ns: Nanos,
+    /// The deadline by which progress must have happened.
+    pub deadline_ns: Nanos,
+}
+
+/// What the checkers learn during the run that the metrics need afterwards.
+#[derive(Debug, Default)]
+pub struct Shared {
+    /// Every phase 1 won: (true time, ballot, node), in order.
+    pub leaders: Vec<(Nanos, Ballot, NodeId)>,
+    /// Lengths of the windows without a leader, in ms.
+    pub leaderless_ms: Vec<f64>,
+    /// Client commands chosen (each slot once).
+    pub commands_chosen: u64,
+    /// Per server: when it last came back up, and how far the others had applied then.
+    pub rejoin: BTreeMap<NodeId, (Nanos, u64)>,
+    /// Times (ms) a restarted replica took to apply what the cluster had applied when it
+    /// came back.
+    pub catch_up_ms: Vec<f64>,
+}
+
+/// The chosen values, learned from every acceptor's accepts as they happen.
+#[derive(Debug, Default)]
+struct Chosen {
+    majority: usize,
+    /// Per (slot, ballot): the value's digest and the acceptors that accepted it.
+    votes: BTreeMap<(u64, Ballot), (u64, BTreeSet<NodeId>)>,
+    /// Per slot: the chosen digest and the ballot that chose it.
+    chosen: BTreeMap<u64, (u64, Ballot)>,
+}
+
+impl Chosen {
+    /// Records accepts at `node`; returns the slots newly chosen, or a violation.
+    fn record(&mut self, node: NodeId, recs: &[AcceptRecord]) -> Result<Vec<u64>, String> {
+        let mut newly = Vec::new();
+        for &(slot, b, digest) in recs {
+            let (d, voters) = self
+                .votes
+                .entry((slot, b))
+                .or_insert((digest, BTreeSet::new()));
+            if *d != digest {
+                return Err(format!(
+                    "one value per ballot: ballot {b} carries two values in slot {slot} (n{node} accepted value {digest})"
+                ));
+            }
+            voters.insert(node);
+            if voters.len() < self.majority {
+                continue;
+            }
+            let who: Vec<String> = voters.iter().map(|n| format!("n{n}")).collect();
+            match self.chosen.get(&slot) {
+                None => {
+                    self.chosen.insert(slot, (digest, b));
+                    newly.push(slot);
+                }
+                Some((d0, b0)) if *d0 != digest => {
+                    return Err(format!(
+                        "at most one value chosen: slot {slot} had value {d0} chosen in ballot {b0}, and now value {digest} is chosen in ballot {b} by {}",
+                        who.join(", ")
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(newly)
+    }
+
+    fn check_learned(&self, node: NodeId, slot: u64, digest: u64) -> Option<String> {
+        match self.chosen.get(&slot) {
+            Some((d, _)) if *d == digest => None,
+            Some((d, b)) => Some(format!(
+                "learned = chosen: n{node} learned value {digest} for slot {slot}, but value {d} was chosen (ballot {b})"
+            )),
+            None => Some(format!(
+                "learned = chosen: n{node} learned value {digest} for slot {slot}, which no majority of acceptors accepted in any ballot"
+            )),
+        }
+    }
+}
+
+/// The Synod protocol's invariants.
+pub struct SynodChecks {
+    chosen: Chosen,
+    phase: Option<LivenessPhase>,
+    /// When the value was first chosen.
+    pub chosen_at: Option<Nanos>,
+    shared: Rc<RefCell<Shared>>,
+}
+
+impl SynodChecks {
+    /// The checks for `servers_count` acceptors; `phase` is the liveness phase, if any.
+    pub fn new(
+        servers_count: usize,
+        phase: Option<LivenessPhase>,
+        shared: Rc<RefCell<Shared>>,
+    ) -> Self {
+        SynodChecks {
+            chosen: Chosen {
+                majority: servers_count / 2 + 1,
+                ..Chosen::default()
+            },
+            phase,
+            chosen_at: None,
+            shared,
+        }
+    }
+
+    /// The progress predicate at the end of the liveness phase: if a client proposed a
+    /// value, a value is chosen and a majority of the up servers learned it.
+    pub fn at_liveness(
+        &mut self,
+        view: &View<'_, Node>,
+        phase: LivenessPhase,
+        history: &History,
+    ) -> Vec<String> {
+        let proposed = history.events.iter().any(|e| e.kind == EventType::Invoke);
+        if !proposed {
+            return vec![];
+        }
+        let learned: Vec<NodeId> = view
+            .servers()
+            .filter_map(|(i, n)| match n {
+                Node::Synod(s) if s.learned.is_some() => Some(i),
+                _ => None,
+            })
+            .collect();
+        let majority = view.servers_count() / 2 + 1;
+        if learned.len() >= majority {
+            return vec![];
+        }
+        let ballots: Vec<String> = view
+            .servers()
+            .filter_map(|(i, n)| match n {
+                Node::Synod(s) => Some(format!("n{i} at {}", s.ballot)),
+                _ => None,
+            })
+            .collect();
+        vec![format!(
+            "progress: {} after the faults healed at {}, {} of {} servers learned a value (a majority must); no value is chosen{}; proposers' ballots: {}",
+            fmt_ns(phase.deadline_ns - phase.start_ns),
+            fmt_ns(phase.start_ns),
+            learned.len(),
+            view.servers_count(),
+            if self.chosen.chosen.is_empty() { "" } else { " by then... one was, but too few learned it" },
+            ballots.join(", ")
+        )]
+    }
+}
+
+impl Checker<Node> for SynodChecks {
+    fn name(&self) -> &'static str {
+        "paxos-synod"
+    }
+
+    fn after_event(&mut self, view: &View<'_, Node>, node: NodeId) -> Option<String> {
+        let Some(Node::Synod(s)) = view.node(node) else {
+            return None;
+        };
+        match self.chosen.record(node, &s.acceptor.recent) {
+            Err(e) => return Some(e),
+            Ok(newly) if !newly.is_empty() && self.chosen_at.is_none() => {
+                self.chosen_at = Some(view.now);
+                self.shared.borrow_mut().commands_chosen += 1;
+            }
+            Ok(_) => {}
+        }
+        let v = s.learned?;
+        self.chosen.check_learned(node, 0, v)
+    }
+
+    fn at_end(&mut self, view: &View<'_, Node>, history: &History) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some((d, b)) = self.chosen.chosen.get(&0) {
+            let proposed = history
+                .events
+                .iter()
+                .any(|e| e.kind == EventType::Invoke && e.value.as_u64() == Some(*d));
+            if !proposed {
+                out.push(format!(
+                    "chosen was proposed: value {d} was chosen in ballot {b}, but no client proposed it"
+                ));
+            }
+        }
+        if let Some(phase) = self.phase {
+            out.extend(self.at_liveness(view, phase, history));
+        }
+        out
+    }
+}
+
+/// Multi-Paxos's invariants, and the numbers the metrics need (leaders, catch-up).
+pub struct MultiChecks {
+    chosen: Chosen,
+    phase: Option<LivenessPhase>,
+    shared: Rc<RefCell<Shared>>,
+    /// (client, seq) of each write that took effect, with its slot.
+    took_effect: BTreeMap<(u32, u64), u64>,
+    leaderless_since: Option<Nanos>,
+    leader: Option<(Ballot, NodeId)>,
+    /// Which servers were up after the previous event (to see restarts).
+    up: Vec<bool>,
+    /// The highest slot any replica applied.
+    applied_max: u64,
+}
+
+impl MultiChecks {
+    /// The checks for `servers_count` servers.
+    pub fn new(
+        servers_count: usize,
+        phase: Option<LivenessPhase>,
+        shared: Rc<RefCell<Shared>>,
+    ) -> Self {
+        MultiChecks {
+            chosen: Chosen {
+                majority: servers_count / 2 + 1,
+                ..Chosen::default()
+            },
+            phase,
+            shared,
+            took_effect: BTreeMap::new(),
+            leaderless_since: Some(0),
+            leader: None,
+            up: vec![true; servers_count],
+            applied_max: 0,
+        }
+    }
+
+    /// A leader exists when some up server leads with a ballot no up server has promised
+    /// beyond; windows without one are measured for the comparison with Raft.
+    fn track_leader(&mut self, view: &View<'_, Node>) {
+        let mut max_promised = Ballot::ZERO;
+        let mut leader = None;
+        for (i, n) in view.servers() {
+            if let Node::Multi(s) = n {
+                max_promised = max_promised.max(s.acceptor.promised);
+                if s.role == Role::Leader && leader.is_none_or(|(b, _)| b < s.ballot) {
+                    leader = Some((s.ballot, i));
+                }
+            }
+        }
+        let leader = leader.filter(|(b, _)| *b >= max_promised);
+        if leader != self.leader {
+            if let Some((b, i)) = leader {
+                self.shared.borrow_mut().leaders.push((view.now, b, i));
+            }
+            self.leader = leader;
+        }
+        match (leader.is_some(), self.leaderless_since) {
+            (false, None) => self.leaderless_since = Some(view.now),
+            (true, Some(t)) => {
+                self.leaderless_since = None;
+                self.shared
+                    .borrow_mut()
+                    .leaderless_ms
+                    .push((view.now - t) as f64 / 1e6);
+            }
+            _ => {}
+        }
+    }
+
+    fn track_rejoin(&mut self, view: &View<'_, Node>, node: NodeId) {
+        let Some(Node::Multi(s)) = view.node(node) else {
+            self.up[node] = false;
+            return;
+        };
+        let mut sh = self.shared.borrow_mut();
+        if !self.up[node] {
+            self.up[node] = true;
+            let target = view
+                .servers()
+                .filter_map(|(_, n)| match n {
+                    Node::Multi(o) => Some(o.replica.applied),
+                    _ => None,
+                })
+                .max()
+                .unwrap_or(0);
+            if s.replica.applied < target {
+                sh.rejoin.insert(node, (view.now, target));
+            }
+        }
+        if let Some(&(since, target)) = sh.rejoin.get(&node) {
+            if s.replica.applied >= target {
+                sh.rejoin.remove(&node);
+                sh.catch_up_ms.push((view.now - since) as f64 / 1e6);
+            }
+        }
+    }
+
+    /// The progress predicate at the end of the liveness phase: a leader is up, and every
+    /// up replica has applied every slot chosen before the phase began.
+    pub fn at_liveness(
+        &mut self,
+        view: &View<'_, Node>,
+        phase: LivenessPhase,
+        _history: &History,
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.leader.is_none() {
+            out.push(format!(
+                "progress: no leader at {}, {} after the faults healed",
+                fmt_ns(phase.deadline_ns),
+                fmt_ns(phase.deadline_ns - phase.start_ns)
+            ));
+        }
+        // Every slot chosen so far: a replica stuck below one is stalled at a gap.
+        let top = self.chosen.chosen.keys().last().copied().unwrap_or(0);
+        for (i, n) in view.servers() {
+            let Node::Multi(s) = n else { continue };
+            if s.replica.applied < top && !view.is_paused(i) {
+                let gap = (s.replica.applied + 1..=top)
+                    .find(|x| !self.chosen.chosen.contains_key(x))
+                    .map(|g| format!(" (slot {g} was never chosen: a gap nobody filled)"))
+                    .unwrap_or_default();
+                out.push(format!(
+                    "progress: n{i} applied slots only up to {} by {}, though slots up to {top} are chosen{gap}",
+                    s.replica.applied,
+                    fmt_ns(phase.deadline_ns)
+                ));
+            }
+        }
+        out
+    }
+}
+
+impl Checker<Node> for MultiChecks {
+    fn name(&self) -> &'static str {
+        "paxos"
+    }
+
+    fn after_event(&mut self, view: &View<'_, Node>, node: NodeId) -> Option<String> {
+        if node < view.servers_count() {
+            self.track_rejoin(view, node);
+        }
+        self.track_leader(view);
+        let Some(Node::Multi(s)) = view.node(node) else {
+            return None;
+        };
+        if let Err(e) = self.chosen.record(node, &s.acceptor.recent) {
+            return Some(e);
+        }
+        for &(slot, digest) in &s.replica.recent_learned {
+            if let Some(e) = self.chosen.check_learned(node, slot, digest) {
+                return Some(e);
+            }
+        }
+        for r in &s.replica.recent_applied {
+            if let Some(e) = self.chosen.check_learned(node, r.slot, r.digest) {
+                return Some(format!("applied {e}"));
+            }
+            if r.slot > self.applied_max {
+                self.applied_max = r.slot;
+                if r.client {
+                    self.shared.borrow_mut().commands_chosen += 1;
+                }
+            }
+            let Some(w) = r.fresh_write else { continue };
+            match self.took_effect.get(&w) {
+                Some(&slot) if slot != r.slot => {
+                    return Some(format!(
+                        "exactly once: client n{}'s command #{} took effect at slot {slot} and again at slot {} (n{node})",
+                        w.0, w.1, r.slot
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    self.took_effect.insert(w, r.slot);
+                }
+            }
+        }
+        None
+    }
+
+    fn at_end(&mut self, view: &View<'_, Node>, history: &History) -> Vec<String> {
+        match self.phase {
+            Some(phase) => self.at_liveness(view, phase, history),
+            None => vec![],
+        }
+    }
+}
