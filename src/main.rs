@@ -17,6 +17,7 @@ macro_rules! outln {
     }};
 }
 
+mod compare;
 mod output;
 mod sweep;
 

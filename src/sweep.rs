@@ -49,6 +49,10 @@ pub struct SweepArgs {
     /// latency are drawn.
     #[arg(long, value_name = "DIR")]
     report: Option<String>,
+    /// Also run this scenario on the same seeds and compare each `--metric` side by side
+    /// (with `--report`, both distributions on one plot per metric).
+    #[arg(long, value_name = "SCENARIO")]
+    compare: Option<String>,
 }
 
 #[derive(Args)]
@@ -67,13 +71,13 @@ pub struct MergeArgs {
 /// One seed's outcome.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SweepRun {
-    seed: u64,
-    verdict: Verdict,
+    pub(crate) seed: u64,
+    pub(crate) verdict: Verdict,
     trace_hash: String,
     events: u64,
     simulated_ns: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    violation: Option<String>,
+    pub(crate) violation: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     violation_time_ns: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -81,7 +85,7 @@ pub struct SweepRun {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     derived: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    metrics: BTreeMap<String, f64>,
+    pub(crate) metrics: BTreeMap<String, f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     nondeterministic: Option<String>,
 }
@@ -90,14 +94,14 @@ pub struct SweepRun {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SweepReport {
     build: String,
-    scenario: String,
-    path: String,
-    algorithm: String,
-    expected: sim_core::Expect,
+    pub(crate) scenario: String,
+    pub(crate) path: String,
+    pub(crate) algorithm: String,
+    pub(crate) expected: sim_core::Expect,
     swarm: bool,
-    metric_names: Vec<String>,
+    pub(crate) metric_names: Vec<String>,
     counts: BTreeMap<String, u64>,
-    runs: Vec<SweepRun>,
+    pub(crate) runs: Vec<SweepRun>,
 }
 
 fn parse_seeds(s: &str) -> Result<(u64, u64), String> {
@@ -218,6 +222,14 @@ pub fn cmd_sweep(a: SweepArgs) -> u8 {
         counts: count(&runs),
         runs,
     };
+    if let Some(other) = &a.compare {
+        let code = finish(&report, a.json, a.show);
+        return match crate::compare::compare(&report, other, &opts, jobs, a.report.as_deref()) {
+            Ok(runs) if runs.iter().any(|r| r.verdict == Verdict::Violation) => EXIT_VIOLATION,
+            Ok(_) => code,
+            Err(code) => code,
+        };
+    }
     if let Some(dir) = &a.report {
         if let Err(code) = write_report(dir, &report) {
             return code;
@@ -231,7 +243,7 @@ pub fn cmd_sweep(a: SweepArgs) -> u8 {
     finish(&report, a.json, a.show)
 }
 
-fn run_seeds(
+pub(crate) fn run_seeds(
     sc: &Scenario,
     seeds: &[u64],
     opts: &RunOptions,

@@ -109,6 +109,16 @@ pub fn run(sc: &Scenario, seed: u64, opts: &RunOptions) -> Result<RunResult, Sce
     (alg.run)(sc, seed, opts)
 }
 
+/// The server a fault took out of the cluster: the node a crash stopped, or the node a
+/// partition isolated (for the time-without-a-leader metrics of Raft and Paxos).
+pub fn fault_target(f: &sim_core::result::FaultRecord) -> Option<NodeId> {
+    match f.action.as_str() {
+        "crash" => f.nodes.first().copied(),
+        "partition" => f.detail.strip_prefix("isolate n")?.parse().ok(),
+        _ => None,
+    }
+}
+
 /// A server chosen from the node's own random stream.
 pub fn random_server<M: Message>(ctx: &mut Ctx<'_, M>) -> NodeId {
     use sim_core::rng::SimRng;

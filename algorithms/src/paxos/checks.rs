@@ -133,43 +133,35 @@ impl SynodChecks {
         }
     }
 
-    /// The progress predicate at the end of the liveness phase: if a client proposed a
-    /// value, a value is chosen and a majority of the up servers learned it.
+    /// The progress predicate at the end of the liveness phase: if a proposer is still
+    /// trying at the deadline, or a client proposed during the phase, a value is chosen (a
+    /// majority accepted it in one ballot) by the deadline.
     pub fn at_liveness(
         &mut self,
         view: &View<'_, Node>,
         phase: LivenessPhase,
         history: &History,
     ) -> Vec<String> {
-        let proposed = history.events.iter().any(|e| e.kind == EventType::Invoke);
-        if !proposed {
-            return vec![];
-        }
-        let learned: Vec<NodeId> = view
+        let asked = history.events.iter().any(|e| {
+            e.kind == EventType::Invoke && (phase.start_ns..phase.deadline_ns).contains(&e.time_ns)
+        });
+        let trying = view
             .servers()
-            .filter_map(|(i, n)| match n {
-                Node::Synod(s) if s.learned.is_some() => Some(i),
-                _ => None,
-            })
-            .collect();
-        let majority = view.servers_count() / 2 + 1;
-        if learned.len() >= majority {
+            .any(|(_, n)| matches!(n, Node::Synod(s) if s.value.is_some()));
+        if !(asked || trying) || self.chosen_at.is_some_and(|t| t <= phase.deadline_ns) {
             return vec![];
         }
         let ballots: Vec<String> = view
             .servers()
             .filter_map(|(i, n)| match n {
-                Node::Synod(s) => Some(format!("n{i} at {}", s.ballot)),
+                Node::Synod(s) if s.ballot != Ballot::ZERO => Some(format!("n{i} at {}", s.ballot)),
                 _ => None,
             })
             .collect();
         vec![format!(
-            "progress: {} after the faults healed at {}, {} of {} servers learned a value (a majority must); no value is chosen{}; proposers' ballots: {}",
+            "progress: no value chosen by {}, {} after the faults healed; the proposers' last ballots: {}",
+            fmt_ns(phase.deadline_ns),
             fmt_ns(phase.deadline_ns - phase.start_ns),
-            fmt_ns(phase.start_ns),
-            learned.len(),
-            view.servers_count(),
-            if self.chosen.chosen.is_empty() { "" } else { " by then... one was, but too few learned it" },
             ballots.join(", ")
         )]
     }
@@ -229,6 +221,10 @@ pub struct MultiChecks {
     up: Vec<bool>,
     /// The highest slot any replica applied.
     applied_max: u64,
+    /// The last time a leader held office.
+    leader_seen_at: Option<Nanos>,
+    /// The highest slot chosen before the liveness phase began.
+    top_before_phase: u64,
 }
 
 impl MultiChecks {
@@ -250,6 +246,8 @@ impl MultiChecks {
             leader: None,
             up: vec![true; servers_count],
             applied_max: 0,
+            leader_seen_at: None,
+            top_before_phase: 0,
         }
     }
 
@@ -267,6 +265,9 @@ impl MultiChecks {
             }
         }
         let leader = leader.filter(|(b, _)| *b >= max_promised);
+        if leader.is_some() {
+            self.leader_seen_at = Some(view.now);
+        }
         if leader != self.leader {
             if let Some((b, i)) = leader {
                 self.shared.borrow_mut().leaders.push((view.now, b, i));
@@ -314,8 +315,8 @@ impl MultiChecks {
         }
     }
 
-    /// The progress predicate at the end of the liveness phase: a leader is up, and every
-    /// up replica has applied every slot chosen before the phase began.
+    /// The progress predicate at the end of the liveness phase: a leader held office during
+    /// the phase, and every up replica has applied every slot chosen before it began.
     pub fn at_liveness(
         &mut self,
         view: &View<'_, Node>,
@@ -323,15 +324,16 @@ impl MultiChecks {
         _history: &History,
     ) -> Vec<String> {
         let mut out = Vec::new();
-        if self.leader.is_none() {
+        if self.leader_seen_at.is_none_or(|t| t < phase.start_ns) {
             out.push(format!(
-                "progress: no leader at {}, {} after the faults healed",
-                fmt_ns(phase.deadline_ns),
-                fmt_ns(phase.deadline_ns - phase.start_ns)
+                "progress: no leader from {}, when the faults healed, to {}",
+                fmt_ns(phase.start_ns),
+                fmt_ns(phase.deadline_ns)
             ));
         }
-        // Every slot chosen so far: a replica stuck below one is stalled at a gap.
-        let top = self.chosen.chosen.keys().last().copied().unwrap_or(0);
+        // A replica stuck below a slot chosen before the phase is stalled (at a gap, or
+        // never told); slots chosen during the phase may still be on their way.
+        let top = self.top_before_phase;
         for (i, n) in view.servers() {
             let Node::Multi(s) = n else { continue };
             if s.replica.applied < top && !view.is_paused(i) {
@@ -363,8 +365,14 @@ impl Checker<Node> for MultiChecks {
         let Some(Node::Multi(s)) = view.node(node) else {
             return None;
         };
-        if let Err(e) = self.chosen.record(node, &s.acceptor.recent) {
-            return Some(e);
+        match self.chosen.record(node, &s.acceptor.recent) {
+            Err(e) => return Some(e),
+            Ok(newly) => {
+                if self.phase.is_none_or(|p| view.now < p.start_ns) {
+                    let top = newly.iter().max().copied().unwrap_or(0);
+                    self.top_before_phase = self.top_before_phase.max(top);
+                }
+            }
         }
         for &(slot, digest) in &s.replica.recent_learned {
             if let Some(e) = self.chosen.check_learned(node, slot, digest) {

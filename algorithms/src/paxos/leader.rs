@@ -72,7 +72,6 @@ impl Server {
         }
         self.role = Role::Leader;
         self.failures = 0;
-        self.leader_contact = None;
         if let Some(t) = self.election_timer.take() {
             ctx.cancel_timer(t);
         }
@@ -118,6 +117,7 @@ impl Server {
         }
         ctx.count("paxos.noops", noops as f64);
         self.next_slot = (last + 1).max(self.replica.applied + 1);
+        self.lease_floor = self.next_slot;
         self.apply(ctx);
         self.tick(ctx);
     }
@@ -224,12 +224,12 @@ impl Server {
     }
 
     /// Whether a read may be answered from the leader's state: its lease runs and it has
-    /// applied every slot it proposed (so every write it or an earlier leader completed).
+    /// applied every slot it re-proposed after phase 1 (so every write an earlier leader
+    /// completed; the writes it completed itself it applied before answering them).
     pub(crate) fn lease_read(&self, ctx: &Ctx<'_, Msg>) -> bool {
         self.p.read_mode == ReadMode::Lease
             && ctx.now_local() < self.lease_until
-            && self.replica.applied + 1 == self.next_slot
-            && self.proposals.is_empty()
+            && self.replica.applied + 1 >= self.lease_floor
     }
 
     /// Sends a lagging replica the chosen values it misses (or the snapshot), once a round.
@@ -258,7 +258,9 @@ impl Server {
 
     pub(crate) fn on_nack(&mut self, ctx: &mut Ctx<'_, Msg>, b: Ballot, promised: Ballot) {
         self.highest_seen = self.highest_seen.max(promised);
-        if b != self.ballot || self.role == Role::Follower {
+        // A refusal that names no higher ballot is a lease still running elsewhere: it
+        // deposes nobody (the candidate's phase 1 retries on its timer).
+        if b != self.ballot || self.role == Role::Follower || promised <= b {
             return;
         }
         ctx.count("paxos.preempted", 1.0);

@@ -428,10 +428,7 @@ pub fn run(sc: &Scenario, seed: u64, opts: &RunOptions) -> Result<RunResult, Sce
 fn add_metrics(r: &mut RunResult, sh: &Shared, duration_ns: u64) {
     let mut after_fault = Vec::new();
     for f in &r.fault_log {
-        let (Some(&x), true) = (
-            f.nodes.first(),
-            f.action == "crash" || f.action == "partition",
-        ) else {
+        let Some(x) = crate::fault_target(f) else {
             continue;
         };
         let Some(&(_, b, leader)) = sh.leaders.iter().rev().find(|(t, _, _)| *t <= f.time_ns)

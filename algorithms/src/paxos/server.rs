@@ -73,6 +73,8 @@ pub struct Server {
     pub(crate) rounds: BTreeMap<u64, (Nanos, BTreeSet<NodeId>)>,
     /// The leader's lease runs until this local time.
     pub(crate) lease_until: Nanos,
+    /// Lease reads wait until every slot below this one (the re-proposals) is applied.
+    pub(crate) lease_floor: u64,
     /// Per server: the highest round in which it was sent catch-up data.
     pub(crate) caught_up_round: Vec<u64>,
 }
@@ -102,6 +104,7 @@ impl Server {
             round: 0,
             rounds: BTreeMap::new(),
             lease_until: 0,
+            lease_floor: u64::MAX,
             caught_up_round: vec![0; n],
         }
     }
@@ -315,13 +318,13 @@ impl Server {
 
     /// Adopts the leader of ballot `b`: no election while it is heard from.
     fn follow(&mut self, ctx: &mut Ctx<'_, Msg>, b: Ballot) {
+        self.leader_contact = Some((b, ctx.now_local()));
         if b.node as NodeId == self.id {
-            return;
+            return; // the leader's own acceptor honours its lease too
         }
         if self.role != Role::Follower && b > self.ballot {
             self.step_down(ctx);
         }
-        self.leader_contact = Some((b, ctx.now_local()));
         self.failures = 0;
         let d = self.election_delay(ctx);
         self.arm_election(ctx, d);
@@ -336,6 +339,7 @@ impl Server {
         self.proposals.clear();
         self.rounds.clear();
         self.lease_until = 0;
+        self.lease_floor = u64::MAX;
         self.promises.clear();
         self.reports.clear();
         self.best_snapshot = None;
