@@ -288,8 +288,13 @@ impl MultiChecks {
     }
 
     fn track_rejoin(&mut self, view: &View<'_, Node>, node: NodeId) {
+        // A crash is no event at the crashed node: look at every server.
+        for i in 0..view.servers_count() {
+            if view.node(i).is_none() {
+                self.up[i] = false;
+            }
+        }
         let Some(Node::Multi(s)) = view.node(node) else {
-            self.up[node] = false;
             return;
         };
         let mut sh = self.shared.borrow_mut();
