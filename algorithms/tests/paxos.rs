@@ -195,9 +195,9 @@ fn bad_parameters_are_located_errors() {
     ] {
         let text = format!("{base}[params]\n{params}\n");
         let sc = Scenario::parse("bad.toml", &text).unwrap();
-        let e = algorithms::run(&sc, 1, &RunOptions::default())
-            .err()
-            .expect("refused");
+        let Err(e) = algorithms::run(&sc, 1, &RunOptions::default()) else {
+            panic!("{params} was accepted");
+        };
         assert!(e.to_string().contains(expect), "{e}");
         assert!(e.to_string().contains("bad.toml"), "{e}");
     }
