@@ -140,9 +140,12 @@ pub fn bad_input(message: impl std::fmt::Display) -> u8 {
     EXIT_BAD_INPUT
 }
 
-/// Loads a scenario or prints why not.
+/// Loads a scenario and checks it against its algorithm (operations, roles, liveness bound),
+/// or prints why not: every bad input is refused here, before any run.
 pub fn load(path: &str) -> Result<Scenario, u8> {
-    Scenario::load(path).map_err(bad_input)
+    let mut sc = Scenario::load(path).map_err(bad_input)?;
+    algorithms::prepare(&mut sc).map_err(bad_input)?;
+    Ok(sc)
 }
 
 /// Runs one seed and measures its wall time (outside the simulation).
@@ -345,7 +348,7 @@ fn cmd_list(a: ListArgs) -> u8 {
     outln!("Scenarios in {}:\n", a.dir);
     for f in &files {
         let p = f.to_string_lossy();
-        match Scenario::load(&p) {
+        match Scenario::load(&p).and_then(|mut sc| algorithms::prepare(&mut sc).map(|_| sc)) {
             Ok(sc) => {
                 let expect = sc.expect.as_str();
                 let head = if color {
@@ -364,9 +367,25 @@ fn cmd_list(a: ListArgs) -> u8 {
             }
         }
     }
-    outln!("\nAlgorithms and their bug switches (set `bug = \"NAME\"` under [params]):\n");
+    outln!("\nAlgorithms: their operations, roles, parameters and bug switches (set `bug = \"NAME\"` under [params]):\n");
     for alg in algorithms::ALGORITHMS {
         outln!("{:<12} {}", alg.name, alg.summary);
+        let none = |v: &[&str]| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.join(", ")
+            }
+        };
+        outln!("    operations: {}", none(alg.operations));
+        outln!("    roles: {} (and \"random\")", none(alg.roles));
+        outln!(
+            "    liveness: progress within {} of the heal by default",
+            sim_core::time::fmt_ns(alg.liveness_within.0)
+        );
+        for p in alg.params {
+            outln!("    param {:<22} = {:<10} {}", p.name, p.default, p.doc);
+        }
         for b in alg.bugs {
             outln!("    bug {:<24} breaks: {}", b.name, b.rule);
         }

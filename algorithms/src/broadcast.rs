@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 use sim_core::time::{fmt_ns, Duration, MS};
 use sim_core::{
-    Checker, Ctx, EventType, History, Message, NodeId, Op, Process, RunOptions, RunResult,
+    Checker, Ctx, EventType, Finding, History, Message, NodeId, Op, Process, RunOptions, RunResult,
     Scenario, ScenarioError, Sim, SimConfig, TimerId, View,
 };
 
@@ -27,16 +27,7 @@ use crate::client::RequestTracker;
 use crate::Bug;
 
 /// The switchable bugs, one line each on the rule they break.
-pub const BUGS: &[Bug] = &[
-    Bug {
-        name: "no_retry",
-        rule: "gossip must be retransmitted until the peer acknowledges it",
-    },
-    Bug {
-        name: "ack_before_sync",
-        rule: "a value must be durable before the client is told it was added",
-    },
-];
+pub const BUGS: &[Bug] = BroadcastBug::ALL;
 
 /// `[params]` of a broadcast scenario.
 #[derive(Clone, Debug, Deserialize)]
@@ -60,14 +51,14 @@ impl Default for Params {
     }
 }
 
-/// Broadcast's bugs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BroadcastBug {
-    /// Never resend gossip.
-    NoRetry,
-    /// Acknowledge before syncing.
-    AckBeforeSync,
+crate::bug_switches! {
+    /// Broadcast's bugs.
+    pub enum BroadcastBug {
+        /// Never resend gossip.
+        NoRetry = ("no_retry", "gossip must be retransmitted until the peer acknowledges it"),
+        /// Acknowledge before syncing.
+        AckBeforeSync = ("ack_before_sync", "a value must be durable before the client is told it was added"),
+    }
 }
 
 /// Broadcast's messages.
@@ -319,53 +310,90 @@ impl Checker<Node> for AllDelivered {
         "broadcast-delivery"
     }
 
-    fn at_end(&mut self, view: &View<'_, Node>, history: &History) -> Vec<String> {
-        let mut invoked: BTreeMap<u64, u64> = BTreeMap::new();
-        let mut acked: Vec<(u64, u64, u64)> = Vec::new();
-        for e in &history.events {
+    fn at_end(&mut self, view: &View<'_, Node>, history: &History) -> Vec<Finding> {
+        // (value, invoke event index) of each add in flight, per process.
+        let mut invoked: BTreeMap<u64, (u64, usize)> = BTreeMap::new();
+        let mut acked: Vec<(u64, usize, u64, u64)> = Vec::new();
+        for (i, e) in history.events.iter().enumerate() {
             if e.f != "add" {
                 continue;
             }
             match e.kind {
                 EventType::Invoke => {
-                    invoked.insert(e.process, e.value.as_u64().unwrap_or(0));
+                    invoked.insert(e.process, (e.value.as_u64().unwrap_or(0), i));
                 }
                 EventType::Ok => {
-                    if let Some(v) = invoked.get(&e.process) {
-                        acked.push((*v, e.process, e.time_ns));
+                    if let Some((v, op)) = invoked.get(&e.process) {
+                        acked.push((*v, *op, e.process, e.time_ns));
                     }
                 }
                 _ => {}
             }
         }
         let mut out = Vec::new();
-        let mut missing_total = 0usize;
-        for (v, process, t) in &acked {
-            let missing: Vec<String> = view
+        // Every missing value goes into one summary finding, so reports can show them all.
+        let mut all = Finding::new(String::new());
+        for (v, op, process, t) in &acked {
+            let missing: Vec<NodeId> = view
                 .servers()
                 .filter(|(_, n)| !n.values().is_some_and(|s| s.contains(v)))
-                .map(|(i, _)| format!("n{i}"))
+                .map(|(i, _)| i)
                 .collect();
-            if !missing.is_empty() {
-                missing_total += 1;
-                if out.len() < 3 {
-                    out.push(format!(
-                        "value {v}, acknowledged to client process {process} at {}, is missing on {} at the end",
-                        fmt_ns(*t),
-                        missing.join(", ")
-                    ));
+            if missing.is_empty() {
+                continue;
+            }
+            all.ops.push(*op);
+            all.values.push((*v).into());
+            for m in &missing {
+                if !all.nodes.contains(m) {
+                    all.nodes.push(*m);
                 }
             }
+            if out.len() < 3 {
+                let client = view.client_of(*process);
+                out.push(
+                    Finding::new(format!(
+                        "value {v}, acknowledged to n{client} (client {}) at {}, is missing on {} at the end",
+                        client - view.servers_count(),
+                        fmt_ns(*t),
+                        missing.iter().map(|m| format!("n{m}")).collect::<Vec<_>>().join(", ")
+                    ))
+                    .nodes(missing.iter().copied().chain([client]))
+                    .ops([*op])
+                    .values([(*v).into()]),
+                );
+            }
         }
-        if missing_total > out.len() {
-            out.push(format!(
+        if all.ops.len() > out.len() {
+            all.nodes.sort_unstable();
+            all.message = format!(
                 "... {} acknowledged values in all are missing somewhere",
-                missing_total
-            ));
+                all.ops.len()
+            );
+            out.push(all);
         }
         out
     }
 }
+
+/// The `[params]` fields, for `distsim list`.
+pub const PARAMS: &[crate::ParamDoc] = &[
+    crate::ParamDoc {
+        name: "bug",
+        default: "none",
+        doc: "a switchable bug (see bugs)",
+    },
+    crate::ParamDoc {
+        name: "retry_interval",
+        default: "\"100ms\"",
+        doc: "how often unacknowledged gossip is resent",
+    },
+    crate::ParamDoc {
+        name: "batch_max",
+        default: "64",
+        doc: "most values in one gossip message",
+    },
+];
 
 /// Runs a broadcast scenario.
 pub fn run(sc: &Scenario, seed: u64, opts: &RunOptions) -> Result<RunResult, ScenarioError> {

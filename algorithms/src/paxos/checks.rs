@@ -15,21 +15,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use sim_core::time::{fmt_ns, Nanos};
-use sim_core::{Checker, EventType, History, NodeId, View};
+use sim_core::{Checker, EventType, Finding, History, LivenessPhase, NodeId, View};
 
 use super::acceptor::AcceptRecord;
 use super::msg::Ballot;
 use super::server::Role;
 use super::Node;
-
-/// When the liveness phase runs: from the start of the quiet period to its deadline.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LivenessPhase {
-    /// Quiet start: faults healed, crashed servers restarted.
-    pub start_ns: Nanos,
-    /// The deadline by which progress must have happened.
-    pub deadline_ns: Nanos,
-}
 
 /// What the checkers learn during the run that the metrics need afterwards.
 #[derive(Debug, Default)]
@@ -109,25 +100,19 @@ impl Chosen {
 /// The Synod protocol's invariants.
 pub struct SynodChecks {
     chosen: Chosen,
-    phase: Option<LivenessPhase>,
     /// When the value was first chosen.
     pub chosen_at: Option<Nanos>,
     shared: Rc<RefCell<Shared>>,
 }
 
 impl SynodChecks {
-    /// The checks for `servers_count` acceptors; `phase` is the liveness phase, if any.
-    pub fn new(
-        servers_count: usize,
-        phase: Option<LivenessPhase>,
-        shared: Rc<RefCell<Shared>>,
-    ) -> Self {
+    /// The checks for `servers_count` acceptors.
+    pub fn new(servers_count: usize, shared: Rc<RefCell<Shared>>) -> Self {
         SynodChecks {
             chosen: Chosen {
                 majority: servers_count / 2 + 1,
                 ..Chosen::default()
             },
-            phase,
             chosen_at: None,
             shared,
         }
@@ -136,7 +121,7 @@ impl SynodChecks {
     /// The progress predicate at the end of the liveness phase: if a proposer is still
     /// trying at the deadline, or a client proposed during the phase, a value is chosen (a
     /// majority accepted it in one ballot) by the deadline.
-    pub fn at_liveness(
+    pub fn progress(
         &mut self,
         view: &View<'_, Node>,
         phase: LivenessPhase,
@@ -172,7 +157,47 @@ impl Checker<Node> for SynodChecks {
         "paxos-synod"
     }
 
-    fn after_event(&mut self, view: &View<'_, Node>, node: NodeId) -> Option<String> {
+    fn after_event(&mut self, view: &View<'_, Node>, node: NodeId) -> Option<Finding> {
+        self.check_event(view, node)
+            .map(|m| Finding::new(m).nodes([node]))
+    }
+
+    fn at_end(&mut self, _view: &View<'_, Node>, history: &History) -> Vec<Finding> {
+        let mut out = Vec::new();
+        if let Some((d, b)) = self.chosen.chosen.get(&0) {
+            let proposed = history
+                .events
+                .iter()
+                .any(|e| e.kind == EventType::Invoke && e.value.as_u64() == Some(*d));
+            if !proposed {
+                out.push(format!(
+                    "chosen was proposed: value {d} was chosen in ballot {b}, but no client proposed it"
+                ));
+            }
+        }
+        out.into_iter().map(Finding::from).collect()
+    }
+
+    fn at_liveness(
+        &mut self,
+        view: &View<'_, Node>,
+        phase: LivenessPhase,
+        history: &History,
+    ) -> Vec<Finding> {
+        let stuck: Vec<NodeId> = view
+            .servers()
+            .filter(|(_, n)| matches!(n, Node::Synod(s) if s.value.is_some()))
+            .map(|(i, _)| i)
+            .collect();
+        self.progress(view, phase, history)
+            .into_iter()
+            .map(|m| Finding::liveness(m).nodes(stuck.clone()))
+            .collect()
+    }
+}
+
+impl SynodChecks {
+    fn check_event(&mut self, view: &View<'_, Node>, node: NodeId) -> Option<String> {
         let Some(Node::Synod(s)) = view.node(node) else {
             return None;
         };
@@ -187,31 +212,11 @@ impl Checker<Node> for SynodChecks {
         let v = s.learned?;
         self.chosen.check_learned(node, 0, v)
     }
-
-    fn at_end(&mut self, view: &View<'_, Node>, history: &History) -> Vec<String> {
-        let mut out = Vec::new();
-        if let Some((d, b)) = self.chosen.chosen.get(&0) {
-            let proposed = history
-                .events
-                .iter()
-                .any(|e| e.kind == EventType::Invoke && e.value.as_u64() == Some(*d));
-            if !proposed {
-                out.push(format!(
-                    "chosen was proposed: value {d} was chosen in ballot {b}, but no client proposed it"
-                ));
-            }
-        }
-        if let Some(phase) = self.phase {
-            out.extend(self.at_liveness(view, phase, history));
-        }
-        out
-    }
 }
 
 /// Multi-Paxos's invariants, and the numbers the metrics need (leaders, catch-up).
 pub struct MultiChecks {
     chosen: Chosen,
-    phase: Option<LivenessPhase>,
     shared: Rc<RefCell<Shared>>,
     /// (client, seq) of each write that took effect, with its slot.
     took_effect: BTreeMap<(u32, u64), u64>,
@@ -229,17 +234,12 @@ pub struct MultiChecks {
 
 impl MultiChecks {
     /// The checks for `servers_count` servers.
-    pub fn new(
-        servers_count: usize,
-        phase: Option<LivenessPhase>,
-        shared: Rc<RefCell<Shared>>,
-    ) -> Self {
+    pub fn new(servers_count: usize, shared: Rc<RefCell<Shared>>) -> Self {
         MultiChecks {
             chosen: Chosen {
                 majority: servers_count / 2 + 1,
                 ..Chosen::default()
             },
-            phase,
             shared,
             took_effect: BTreeMap::new(),
             leaderless_since: Some(0),
@@ -322,12 +322,7 @@ impl MultiChecks {
 
     /// The progress predicate at the end of the liveness phase: a leader held office during
     /// the phase, and every up replica has applied every slot chosen before it began.
-    pub fn at_liveness(
-        &mut self,
-        view: &View<'_, Node>,
-        phase: LivenessPhase,
-        _history: &History,
-    ) -> Vec<String> {
+    pub fn progress(&mut self, view: &View<'_, Node>, phase: LivenessPhase) -> Vec<String> {
         let mut out = Vec::new();
         if self.leader_seen_at.is_none_or(|t| t < phase.start_ns) {
             out.push(format!(
@@ -362,7 +357,26 @@ impl Checker<Node> for MultiChecks {
         "paxos"
     }
 
-    fn after_event(&mut self, view: &View<'_, Node>, node: NodeId) -> Option<String> {
+    fn after_event(&mut self, view: &View<'_, Node>, node: NodeId) -> Option<Finding> {
+        self.check_event(view, node)
+            .map(|m| Finding::new(m).nodes([node]))
+    }
+
+    fn at_liveness(
+        &mut self,
+        view: &View<'_, Node>,
+        phase: LivenessPhase,
+        _history: &History,
+    ) -> Vec<Finding> {
+        self.progress(view, phase)
+            .into_iter()
+            .map(Finding::liveness)
+            .collect()
+    }
+}
+
+impl MultiChecks {
+    fn check_event(&mut self, view: &View<'_, Node>, node: NodeId) -> Option<String> {
         if node < view.servers_count() {
             self.track_rejoin(view, node);
         }
@@ -373,7 +387,7 @@ impl Checker<Node> for MultiChecks {
         match self.chosen.record(node, &s.acceptor.recent) {
             Err(e) => return Some(e),
             Ok(newly) => {
-                if self.phase.is_none_or(|p| view.now < p.start_ns) {
+                if view.liveness().is_none_or(|p| view.now < p.start_ns) {
                     let top = newly.iter().max().copied().unwrap_or(0);
                     self.top_before_phase = self.top_before_phase.max(top);
                 }
@@ -409,12 +423,5 @@ impl Checker<Node> for MultiChecks {
             }
         }
         None
-    }
-
-    fn at_end(&mut self, view: &View<'_, Node>, history: &History) -> Vec<String> {
-        match self.phase {
-            Some(phase) => self.at_liveness(view, phase, history),
-            None => vec![],
-        }
     }
 }

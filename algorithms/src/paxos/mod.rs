@@ -25,7 +25,7 @@ use std::rc::Rc;
 
 use serde::Deserialize;
 use sim_core::metrics::summarize;
-use sim_core::time::{Duration, MS, SEC};
+use sim_core::time::{Duration, MS};
 use sim_core::{
     Ctx, NodeId, Op, Process, RunOptions, RunResult, Scenario, ScenarioError, Sim, SimConfig,
     TimerId,
@@ -42,7 +42,7 @@ pub mod replica;
 pub mod server;
 pub mod synod;
 
-use checks::{LivenessPhase, MultiChecks, Shared, SynodChecks};
+use checks::{MultiChecks, Shared, SynodChecks};
 use client::SynodClient;
 use msg::Msg;
 use server::{Role, Server};
@@ -135,6 +135,81 @@ const SYNOD_BUGS_ARR: [Bug; 4] = [
 
 /// The Synod protocol's bug switches (the first four [`PaxosBug`]s).
 pub const SYNOD_BUGS: &[Bug] = &SYNOD_BUGS_ARR;
+
+const fn doc(name: &'static str, default: &'static str, doc: &'static str) -> crate::ParamDoc {
+    crate::ParamDoc { name, default, doc }
+}
+
+/// Multi-Paxos's `[params]` fields, for `distsim list`.
+pub const PARAMS: &[crate::ParamDoc] = &[
+    doc("bug", "none", "a switchable bug (see bugs)"),
+    doc(
+        "election_timeout_min",
+        "\"150ms\"",
+        "shortest silence before a server runs phase 1",
+    ),
+    doc(
+        "election_timeout_max",
+        "\"300ms\"",
+        "longest (drawn uniformly between the two)",
+    ),
+    doc(
+        "startup_timeout_max",
+        "none",
+        "the first timeout after a cold start is drawn up to this",
+    ),
+    doc(
+        "heartbeat_interval",
+        "\"50ms\"",
+        "leader heartbeats, which also resend proposals not yet chosen",
+    ),
+    doc("read_mode", "\"log\"", "\"log\" or \"lease\""),
+    doc(
+        "lease",
+        "\"100ms\"",
+        "leader lease, on the acceptors' clocks",
+    ),
+    doc(
+        "lease_drift",
+        "0.05",
+        "the clock drift the lease margin allows for",
+    ),
+    doc(
+        "snapshot_slots",
+        "1000",
+        "take a snapshot every this many applied slots (0: never)",
+    ),
+    doc("batch_max", "64", "most proposals in one accept message"),
+    doc(
+        "client_retry",
+        "\"200ms\"",
+        "a silent server makes the client try the next",
+    ),
+];
+
+/// The Synod protocol's `[params]` fields, for `distsim list`.
+pub const SYNOD_PARAMS: &[crate::ParamDoc] = &[
+    doc(
+        "bug",
+        "none",
+        "a switchable bug (the first four of paxos's)",
+    ),
+    doc(
+        "backoff",
+        "\"10ms\"",
+        "base of the randomised backoff after a preempted attempt",
+    ),
+    doc(
+        "attempt_timeout",
+        "\"100ms\"",
+        "an attempt that hears nothing this long counts as preempted",
+    ),
+    doc(
+        "client_retry",
+        "\"300ms\"",
+        "a silent server makes the client try the next",
+    ),
+];
 
 /// How the Multi-Paxos leader serves reads.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -341,17 +416,9 @@ impl Process for Node {
     }
 }
 
-/// The default bound of the liveness phase: progress must show this long after quiet
-/// begins (shortened to three quarters of a shorter quiet period).
-pub const LIVENESS_WITHIN: Duration = Duration(3 * SEC / 2);
-
-fn liveness_phase(cfg: &SimConfig) -> Option<LivenessPhase> {
-    let quiet = cfg.duration_ns - cfg.quiet_ns;
-    (quiet > 0).then(|| LivenessPhase {
-        start_ns: cfg.quiet_ns,
-        deadline_ns: cfg.quiet_ns + LIVENESS_WITHIN.0.min(quiet * 3 / 4),
-    })
-}
+/// The default bound of the liveness phase (`[liveness] within`): progress must show this
+/// long after the faults heal.
+pub const LIVENESS_WITHIN: Duration = Duration(750 * MS);
 
 /// Runs a Synod (`paxos-synod`) scenario.
 pub fn run_synod(sc: &Scenario, seed: u64, opts: &RunOptions) -> Result<RunResult, ScenarioError> {
@@ -360,7 +427,6 @@ pub fn run_synod(sc: &Scenario, seed: u64, opts: &RunOptions) -> Result<RunResul
     let cfg = SimConfig::new(sc, seed, opts);
     let (servers_count, timeout_ns) = (cfg.servers_count, cfg.workload.timeout.0);
     let retry_ns = params.client_retry.0;
-    let phase = liveness_phase(&cfg);
     let p = Rc::new(params);
     let mut sim = Sim::new(cfg, move |info| {
         if info.is_client {
@@ -379,7 +445,7 @@ pub fn run_synod(sc: &Scenario, seed: u64, opts: &RunOptions) -> Result<RunResul
         }
     });
     let shared = Rc::new(RefCell::new(Shared::default()));
-    sim.add_checker(SynodChecks::new(servers_count, phase, shared.clone()));
+    sim.add_checker(SynodChecks::new(servers_count, shared.clone()));
     let mut r = sim.run();
     let m = &mut r.metrics;
     m.insert(
@@ -397,7 +463,6 @@ pub fn run(sc: &Scenario, seed: u64, opts: &RunOptions) -> Result<RunResult, Sce
     let (servers_count, duration_ns) = (cfg.servers_count, cfg.duration_ns);
     let timeout_ns = cfg.workload.timeout.0;
     let retry_ns = params.client_retry.0;
-    let phase = liveness_phase(&cfg);
     let p = Rc::new(params);
     let mut sim = Sim::new(cfg, move |info| {
         if info.is_client {
@@ -416,7 +481,7 @@ pub fn run(sc: &Scenario, seed: u64, opts: &RunOptions) -> Result<RunResult, Sce
         }
     });
     let shared = Rc::new(RefCell::new(Shared::default()));
-    sim.add_checker(MultiChecks::new(servers_count, phase, shared.clone()));
+    sim.add_checker(MultiChecks::new(servers_count, shared.clone()));
     let mut r = sim.run();
     add_metrics(&mut r, &shared.borrow(), duration_ns);
     Ok(r)
