@@ -117,9 +117,14 @@ impl Server {
         self.p.bug == Some(bug)
     }
 
-    /// The leader this server believes in: the owner of the ballot it promised.
+    /// The leader this server believes in: the one it last heard a heartbeat or accept from
+    /// (heartbeats do not raise the promise), else the owner of the ballot it promised.
     pub fn leader_hint(&self) -> Option<NodeId> {
-        (self.acceptor.promised != Ballot::ZERO).then_some(self.acceptor.promised.node as NodeId)
+        let b = match self.leader_contact {
+            Some((b, _)) if b >= self.acceptor.promised => b,
+            _ => self.acceptor.promised,
+        };
+        (b != Ballot::ZERO).then_some(b.node as NodeId)
     }
 
     /// Starts or restarts: acceptor and replica come back from storage.
