@@ -18,6 +18,7 @@ macro_rules! outln {
 }
 
 mod check;
+mod compare;
 mod merge;
 mod output;
 mod sweep;

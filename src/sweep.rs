@@ -55,6 +55,10 @@ pub struct SweepArgs {
     /// expected violation was found), so CI can run scenarios that demonstrate bugs.
     #[arg(long)]
     expect: bool,
+    /// Also run this scenario on the same seeds and compare each `--metric` side by side
+    /// (with `--report`, both distributions on one plot per metric).
+    #[arg(long, value_name = "SCENARIO")]
+    compare: Option<String>,
 }
 
 /// One seed's outcome.
@@ -302,6 +306,14 @@ pub fn cmd_sweep(a: SweepArgs) -> u8 {
         counts: count(&runs),
         runs,
     };
+    if let Some(other) = &a.compare {
+        let code = finish(&report, a.json, a.show, a.expect);
+        return match crate::compare::compare(&report, other, &opts, jobs, a.report.as_deref()) {
+            Ok(runs) if runs.iter().any(|r| r.verdict == Verdict::Violation) => EXIT_VIOLATION,
+            Ok(_) => code,
+            Err(code) => code,
+        };
+    }
     if let Some(dir) = &a.report {
         if let Err(code) = write_report(dir, &report) {
             return code;
@@ -323,7 +335,7 @@ fn scenario_hash(path: &str) -> Option<String> {
     Some(format!("{:016x}", h.finish()))
 }
 
-fn run_seeds(
+pub(crate) fn run_seeds(
     sc: &Scenario,
     seeds: &[u64],
     opts: &RunOptions,

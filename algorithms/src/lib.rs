@@ -16,6 +16,7 @@ pub mod commit;
 pub mod echo;
 pub mod flood;
 pub mod lock;
+pub mod paxos;
 pub mod raft;
 
 /// Declares a family's bug switches as one enum whose variants carry the rule each breaks, so
@@ -167,6 +168,26 @@ pub const ALGORITHMS: &[Algorithm] = &[
         run: commit::run,
     },
     Algorithm {
+        name: "paxos-synod",
+        summary: "single-decree Paxos (the Synod protocol): proposers, acceptors and learners choose one value",
+        bugs: paxos::SYNOD_BUGS,
+        operations: &["propose"],
+        roles: &["proposer"],
+        params: paxos::SYNOD_PARAMS,
+        liveness_within: paxos::LIVENESS_WITHIN,
+        run: paxos::run_synod,
+    },
+    Algorithm {
+        name: "paxos",
+        summary: "Multi-Paxos driving a key-value store with get, put and compare-and-set",
+        bugs: paxos::BUGS,
+        operations: &["read", "get", "write", "put", "cas"],
+        roles: &["leader", "follower"],
+        params: paxos::PARAMS,
+        liveness_within: paxos::LIVENESS_WITHIN,
+        run: paxos::run,
+    },
+    Algorithm {
         name: "flood",
         summary: "engine benchmark: servers forward every message to a random peer",
         bugs: flood::BUGS,
@@ -279,6 +300,16 @@ pub fn run(sc: &Scenario, seed: u64, opts: &RunOptions) -> Result<RunResult, Sce
     let mut sc = sc.clone();
     let alg = prepare(&mut sc)?;
     (alg.run)(&sc, seed, opts)
+}
+
+/// The server a fault took out of the cluster: the node a crash stopped, or the node a
+/// partition isolated (for the time-without-a-leader metrics of Raft and Paxos).
+pub fn fault_target(f: &sim_core::result::FaultRecord) -> Option<NodeId> {
+    match f.action.as_str() {
+        "crash" => f.nodes.first().copied(),
+        "partition" => f.detail.strip_prefix("isolate n")?.parse().ok(),
+        _ => None,
+    }
 }
 
 /// A server chosen from the node's own random stream.

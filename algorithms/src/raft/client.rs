@@ -1,10 +1,46 @@
 //! A Raft client: finds the leader by redirect, retries on timeout under the same
 //! (client id, sequence number), and records the history.
 
-use sim_core::{Ctx, EventType, NodeId, Op, TimerId};
+use std::marker::PhantomData;
+
+use sim_core::{Ctx, EventType, Message, NodeId, Op, TimerId};
 
 use super::msg::{ClientResult, KvOp, Msg};
 use crate::client::RequestTracker;
+
+/// The messages a key-value client exchanges with servers, so that the same client drives
+/// every replicated key-value store (Raft's and Multi-Paxos's).
+pub trait KvClientMsg: Message {
+    /// The counter of redirects (a server answered "not the leader").
+    const REDIRECTS: &'static str;
+    /// The counter of retries after a silent server.
+    const RETRIES: &'static str;
+    /// A client's command.
+    fn request(req: u64, client: u32, seq: u64, op: KvOp) -> Self;
+    /// The (request number, result) of a server's answer; `None` for any other message.
+    fn into_reply(self) -> Option<(u64, ClientResult)>;
+}
+
+impl KvClientMsg for Msg {
+    const REDIRECTS: &'static str = "raft.client_redirects";
+    const RETRIES: &'static str = "raft.client_retries";
+
+    fn request(req: u64, client: u32, seq: u64, op: KvOp) -> Msg {
+        Msg::Request {
+            req,
+            client,
+            seq,
+            op,
+        }
+    }
+
+    fn into_reply(self) -> Option<(u64, ClientResult)> {
+        match self {
+            Msg::Reply { req, result } => Some((req, result)),
+            _ => None,
+        }
+    }
+}
 
 /// Timer tags at or above this are retry timers (the request tracker uses small tags).
 const RETRY_FLAG: u64 = 1 << 62;
@@ -19,8 +55,8 @@ struct Current {
     is_cas: bool,
 }
 
-/// A client.
-pub struct Client {
+/// A client, speaking the messages `M` (Raft's by default).
+pub struct Client<M: KvClientMsg = Msg> {
     id: u32,
     servers_count: usize,
     leader: NodeId,
@@ -30,6 +66,7 @@ pub struct Client {
     retry_ns: u64,
     cur: Option<Current>,
     retry_timer: Option<TimerId>,
+    msg: PhantomData<M>,
 }
 
 /// Reads `k3` as key 3 (an unkeyed workload uses key 0).
@@ -40,9 +77,9 @@ fn key_of(op: &Op) -> u32 {
         .unwrap_or(0)
 }
 
-impl Client {
+impl<M: KvClientMsg> Client<M> {
     /// A client with node index `id`.
-    pub fn new(id: NodeId, servers_count: usize, timeout_ns: u64, retry_ns: u64) -> Client {
+    pub fn new(id: NodeId, servers_count: usize, timeout_ns: u64, retry_ns: u64) -> Self {
         Client {
             id: id as u32,
             servers_count,
@@ -53,20 +90,13 @@ impl Client {
             retry_ns,
             cur: None,
             retry_timer: None,
+            msg: PhantomData,
         }
     }
 
-    fn send(&mut self, ctx: &mut Ctx<'_, Msg>) {
+    fn send(&mut self, ctx: &mut Ctx<'_, M>) {
         let Some(c) = &self.cur else { return };
-        ctx.send(
-            self.leader,
-            Msg::Request {
-                req: c.req,
-                client: self.id,
-                seq: c.seq,
-                op: c.op.clone(),
-            },
-        );
+        ctx.send(self.leader, M::request(c.req, self.id, c.seq, c.op.clone()));
         if let Some(t) = self.retry_timer.take() {
             ctx.cancel_timer(t);
         }
@@ -74,7 +104,7 @@ impl Client {
     }
 
     /// The workload asks for an operation.
-    pub fn invoke(&mut self, ctx: &mut Ctx<'_, Msg>, op: Op) {
+    pub fn invoke(&mut self, ctx: &mut Ctx<'_, M>, op: Op) {
         let key = key_of(&op);
         let num = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
         let (kv_op, is_read, is_cas) = match op.f.as_str() {
@@ -108,8 +138,8 @@ impl Client {
     }
 
     /// A server answered.
-    pub fn message(&mut self, ctx: &mut Ctx<'_, Msg>, from: NodeId, msg: Msg) {
-        let Msg::Reply { req, result } = msg else {
+    pub fn message(&mut self, ctx: &mut Ctx<'_, M>, from: NodeId, msg: M) {
+        let Some((req, result)) = msg.into_reply() else {
             return;
         };
         let Some(c) = &self.cur else { return };
@@ -118,7 +148,7 @@ impl Client {
         }
         let (outcome, value) = match result {
             ClientResult::NotLeader { hint } => {
-                ctx.count("raft.client_redirects", 1.0);
+                ctx.count(M::REDIRECTS, 1.0);
                 match hint {
                     Some(h) if h != from => {
                         self.leader = h;
@@ -150,13 +180,7 @@ impl Client {
         self.finish(ctx, req, outcome, value);
     }
 
-    fn finish(
-        &mut self,
-        ctx: &mut Ctx<'_, Msg>,
-        req: u64,
-        outcome: EventType,
-        v: serde_json::Value,
-    ) {
+    fn finish(&mut self, ctx: &mut Ctx<'_, M>, req: u64, outcome: EventType, v: serde_json::Value) {
         if let Some(t) = self.retry_timer.take() {
             ctx.cancel_timer(t);
         }
@@ -165,7 +189,7 @@ impl Client {
     }
 
     /// A timer fired: the operation's deadline, or a retry.
-    pub fn timer(&mut self, ctx: &mut Ctx<'_, Msg>, tag: u64) {
+    pub fn timer(&mut self, ctx: &mut Ctx<'_, M>, tag: u64) {
         if tag & RETRY_FLAG != 0 {
             let req = tag & !RETRY_FLAG;
             if self.cur.as_ref().is_some_and(|c| c.req == req) {
@@ -173,7 +197,7 @@ impl Client {
                 // with the same sequence number so that the command applies once.
                 self.retry_timer = None;
                 self.leader = (self.leader + 1) % self.servers_count;
-                ctx.count("raft.client_retries", 1.0);
+                ctx.count(M::RETRIES, 1.0);
                 self.send(ctx);
             }
             return;

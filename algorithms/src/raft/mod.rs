@@ -432,8 +432,12 @@ pub fn run(sc: &Scenario, seed: u64, opts: &RunOptions) -> Result<RunResult, Sce
 /// without a leader, leader changes, throughput and messages per committed command.
 fn add_metrics(r: &mut RunResult, sh: &Shared, duration_ns: u64) {
     let mut after_crash = Vec::new();
-    for f in r.fault_log.iter().filter(|f| f.action == "crash") {
-        let Some(&x) = f.nodes.first() else { continue };
+    // The same measure after a crash or a partition of the leader (the comparison with Paxos).
+    let mut after_fault = Vec::new();
+    for f in &r.fault_log {
+        let Some(x) = crate::fault_target(f) else {
+            continue;
+        };
         let Some(&(_, term, leader)) = sh.leaders.iter().rev().find(|(t, _, _)| *t <= f.time_ns)
         else {
             continue;
@@ -449,11 +453,15 @@ fn add_metrics(r: &mut RunResult, sh: &Shared, duration_ns: u64) {
             .find(|(t, tm, _)| *t > f.time_ns && *tm > term)
             .map(|(t, _, _)| *t)
             .unwrap_or(r.simulated_ns.max(f.time_ns));
-        after_crash.push((t - f.time_ns) as f64 / 1e6);
+        if f.action == "crash" {
+            after_crash.push((t - f.time_ns) as f64 / 1e6);
+        }
+        after_fault.push((t - f.time_ns) as f64 / 1e6);
     }
     let m = &mut r.metrics;
     for (name, samples) in [
         ("election_after_crash_ms", &after_crash),
+        ("election_after_fault_ms", &after_fault),
         ("leaderless_ms", &sh.leaderless_ms),
     ] {
         for (suffix, v) in summarize(samples) {
@@ -479,6 +487,11 @@ fn add_metrics(r: &mut RunResult, sh: &Shared, duration_ns: u64) {
         m.insert(
             "msgs_per_command".into(),
             sent / sh.commands_committed as f64,
+        );
+        let syncs = m.get("disk.syncs").copied().unwrap_or(0.0);
+        m.insert(
+            "syncs_per_command".into(),
+            syncs / sh.commands_committed as f64,
         );
     }
 }

@@ -31,8 +31,11 @@ impl<P: Process> Sim<P> {
                 .mix(e.time_ns ^ (e.process << 40) ^ ((e.kind as u64) << 60));
             w.trace.mix_json(&e.value);
         }
+        // Synced writes over every node's disk (the cost of durability per command).
+        let syncs: u64 = w.storage.iter().map(|s| s.syncs_count()).sum();
         let s = &w.stats;
         for (k, v) in [
+            ("disk.syncs", syncs),
             ("net.sent", s.sent),
             ("net.delivered", s.delivered),
             ("net.dropped_cut", s.dropped_cut),
