@@ -13,6 +13,7 @@ pub mod client;
 pub mod echo;
 pub mod flood;
 pub mod lock;
+pub mod primary_backup;
 pub mod raft;
 
 /// A switchable bug and the rule it breaks.
@@ -66,6 +67,12 @@ pub const ALGORITHMS: &[Algorithm] = &[
             "distributed locks: a Redis lease, Redlock, and the ZooKeeper recipe, with fencing",
         bugs: lock::BUGS,
         run: lock::run,
+    },
+    Algorithm {
+        name: "primary_backup",
+        summary: "primary-backup replication with leases, a view service and failover",
+        bugs: primary_backup::BUGS,
+        run: primary_backup::run,
     },
     Algorithm {
         name: "flood",

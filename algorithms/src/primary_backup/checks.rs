@@ -1,0 +1,203 @@
+//! Primary-backup's checks (linearizability of the client history is the engine's):
+//!
+//! - one primary (after every event): at most one replica acts as primary, that is believes
+//!   it is the primary and holds an unexpired lease, at any true time. The simulator sees
+//!   every replica at once; states change only at events, and a lease ends at its timer, so
+//!   checking after every event checks every instant. A paused replica does nothing and is
+//!   not counted; its first callback after resuming re-reads its clock.
+//! - no acknowledged write lost (at the end): every write a client was told succeeded is in
+//!   the final primary's log (values are fresh, so a value names its write).
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::rc::Rc;
+
+use sim_core::time::{fmt_ns, Nanos};
+use sim_core::{Checker, EventType, History, NodeId, View};
+
+use super::replica::Replica;
+use super::Node;
+use crate::raft::kv::{Applied, KvState};
+use crate::raft::msg::{ClientResult, KvOp};
+
+/// What the checks learn that the metrics need.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Every promotion seen: (true time, epoch, replica).
+    pub promotions: Vec<(Nanos, u64, NodeId)>,
+    /// Acknowledged writes at the end.
+    pub acked_writes: u64,
+    /// Acknowledged writes missing from the final primary's log.
+    pub acked_writes_lost: u64,
+}
+
+fn replica(n: &Node) -> Option<&Replica> {
+    match n {
+        Node::Replica(r) => Some(r),
+        _ => None,
+    }
+}
+
+/// At most one replica acts as primary at any true time.
+pub struct OnePrimary {
+    stats: Rc<RefCell<Stats>>,
+    last_epoch: u64,
+}
+
+impl OnePrimary {
+    /// The check, recording promotions into `stats`.
+    pub fn new(stats: Rc<RefCell<Stats>>) -> Self {
+        OnePrimary {
+            stats,
+            last_epoch: 0,
+        }
+    }
+}
+
+impl Checker<Node> for OnePrimary {
+    fn name(&self) -> &'static str {
+        "one primary"
+    }
+
+    fn after_event(&mut self, view: &View<'_, Node>, node: NodeId) -> Option<String> {
+        if let Some(r) = view.node(node).and_then(replica) {
+            let e = r.view.epoch;
+            if r.acting() && e > self.last_epoch {
+                self.last_epoch = e;
+                self.stats.borrow_mut().promotions.push((view.now, e, node));
+            }
+        }
+        let acting: Vec<(NodeId, u64, u64)> = view
+            .servers()
+            .filter(|(i, _)| !view.is_paused(*i))
+            .filter_map(|(i, n)| replica(n).map(|r| (i, r)))
+            .filter(|(_, r)| r.acting())
+            .map(|(i, r)| (i, r.view.num, r.view.epoch))
+            .collect();
+        if acting.len() < 2 {
+            return None;
+        }
+        let who: Vec<String> = acting
+            .iter()
+            .map(|(i, v, e)| format!("n{i} (view {v}, epoch {e})"))
+            .collect();
+        Some(format!(
+            "split brain at {}: {} all act as primary with unexpired leases",
+            fmt_ns(view.now),
+            who.join(" and ")
+        ))
+    }
+}
+
+/// Every acknowledged write survives every failover.
+pub struct NoLostWrites {
+    stats: Rc<RefCell<Stats>>,
+    service: NodeId,
+}
+
+impl NoLostWrites {
+    /// The end check; `service` is the view service's node.
+    pub fn new(stats: Rc<RefCell<Stats>>, service: NodeId) -> Self {
+        NoLostWrites { stats, service }
+    }
+
+    /// The replica whose log is the store's final state: the primary of the service's view
+    /// if it is up, else the up replica with the newest log.
+    fn final_replica<'a>(&self, view: &'a View<'_, Node>) -> Option<(NodeId, &'a Replica)> {
+        let named = match view.node(self.service) {
+            Some(Node::Service(s)) => s.state.view.primary,
+            _ => None,
+        };
+        if let Some(p) = named {
+            if let Some(r) = view.node(p).and_then(replica) {
+                return Some((p, r));
+            }
+        }
+        view.servers()
+            .filter_map(|(i, n)| replica(n).map(|r| (i, r)))
+            .max_by_key(|(_, r)| (r.log_epoch, r.log.len()))
+    }
+}
+
+/// The values a log's writes actually wrote (a cas that found another value wrote nothing).
+pub fn written_values(r: &Replica) -> BTreeSet<u64> {
+    let mut kv = KvState::default();
+    let mut out = BTreeSet::new();
+    for e in &r.log {
+        let fresh = kv.apply(e.client, e.cseq, &e.op, true);
+        match (&e.op, fresh) {
+            (KvOp::Put { value, .. }, Applied::Fresh(_)) => {
+                out.insert(*value);
+            }
+            (KvOp::Cas { to, .. }, Applied::Fresh(ClientResult::Done)) => {
+                out.insert(*to);
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+impl Checker<Node> for NoLostWrites {
+    fn name(&self) -> &'static str {
+        "no acknowledged write lost"
+    }
+
+    fn at_end(&mut self, view: &View<'_, Node>, history: &History) -> Vec<String> {
+        let Some((node, r)) = self.final_replica(view) else {
+            return vec!["no replica is up at the end to hold the store".into()];
+        };
+        let written = written_values(r);
+        let mut lost = Vec::new();
+        let mut acked = 0;
+        let mut invokes = 0usize;
+        let mut op_of_process = std::collections::BTreeMap::new();
+        for ev in &history.events {
+            match ev.kind {
+                EventType::Invoke => {
+                    op_of_process.insert(ev.process, invokes);
+                    invokes += 1;
+                }
+                EventType::Ok if ev.f != "read" && ev.f != "get" => {
+                    let value = if ev.f == "cas" {
+                        ev.value.get(1).and_then(|v| v.as_u64())
+                    } else {
+                        ev.value.as_u64()
+                    };
+                    let Some(value) = value else { continue };
+                    acked += 1;
+                    if !written.contains(&value) {
+                        let op = op_of_process.get(&ev.process).copied().unwrap_or(0);
+                        lost.push((op, value, ev.key.clone(), ev.time_ns));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut st = self.stats.borrow_mut();
+        st.acked_writes = acked;
+        st.acked_writes_lost = lost.len() as u64;
+        if lost.is_empty() {
+            return Vec::new();
+        }
+        let shown: Vec<String> = lost
+            .iter()
+            .take(5)
+            .map(|(op, v, k, t)| {
+                format!(
+                    "op #{op} (value {v} to {}, acknowledged at {})",
+                    k.as_deref().unwrap_or("the key"),
+                    fmt_ns(*t)
+                )
+            })
+            .collect();
+        vec![format!(
+            "{} of {acked} acknowledged writes are missing from the final primary n{node}'s log (epoch {}, {} entries): {}{}",
+            lost.len(),
+            r.log_epoch,
+            r.log.len(),
+            shown.join(", "),
+            if lost.len() > 5 { ", ..." } else { "" }
+        )]
+    }
+}
