@@ -160,6 +160,12 @@ impl Replica {
     /// the backups what they lack.
     fn tick(&mut self, ctx: &mut Ctx<'_, Msg>) {
         ctx.set_timer(self.p.heartbeat_interval.0, TICK);
+        self.ping(ctx);
+        self.ship(ctx);
+    }
+
+    /// Pings the view service, asking for the lease of this heartbeat.
+    fn ping(&mut self, ctx: &mut Ctx<'_, Msg>) {
         self.next_ping += 1;
         let ping = self.next_ping;
         self.lease.sent(ctx, ping, self.p.lease.0);
@@ -172,7 +178,6 @@ impl Replica {
                 synced,
             },
         );
-        self.ship(ctx);
     }
 
     fn on_view(&mut self, ctx: &mut Ctx<'_, Msg>, view: View, grant: Option<u64>) {
@@ -180,6 +185,10 @@ impl Replica {
             self.view = view;
             ctx.series("view", self.view.num as f64);
             if self.view.primary == Some(self.id) {
+                if !self.lease.valid() {
+                    // Promoted: ask for the lease now rather than at the next heartbeat.
+                    self.ping(ctx);
+                }
                 self.become_or_stay_primary(ctx);
             } else {
                 self.primary = None;
