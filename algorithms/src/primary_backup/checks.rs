@@ -4,7 +4,9 @@
 //!   it is the primary and holds an unexpired lease, at any true time. The simulator sees
 //!   every replica at once; states change only at events, and a lease ends at its timer, so
 //!   checking after every event checks every instant. A paused replica does nothing and is
-//!   not counted; its first callback after resuming re-reads its clock.
+//!   not counted; its first callback after resuming re-reads its clock. The violation is
+//!   reported when the overlap ends (or at the end of the run), with its length, so that the
+//!   report's `excl.primary` panel shows the whole overlap in red.
 //! - no acknowledged write lost (at the end): every write a client was told succeeded is in
 //!   the final primary's log (values are fresh, so a value names its write).
 
@@ -25,6 +27,8 @@ use crate::raft::msg::{ClientResult, KvOp};
 pub struct Stats {
     /// Every promotion seen: (true time, epoch, replica).
     pub promotions: Vec<(Nanos, u64, NodeId)>,
+    /// Whether the end check ran (a run stopped by an earlier violation skips it).
+    pub end_checked: bool,
     /// Acknowledged writes at the end.
     pub acked_writes: u64,
     /// Acknowledged writes missing from the final primary's log.
@@ -42,6 +46,8 @@ fn replica(n: &Node) -> Option<&Replica> {
 pub struct OnePrimary {
     stats: Rc<RefCell<Stats>>,
     last_epoch: u64,
+    /// The overlap under way: since when, and every (replica, view, epoch) in it so far.
+    overlap: Option<(Nanos, BTreeSet<(NodeId, u64, u64)>)>,
 }
 
 impl OnePrimary {
@@ -50,6 +56,7 @@ impl OnePrimary {
         OnePrimary {
             stats,
             last_epoch: 0,
+            overlap: None,
         }
     }
 }
@@ -67,26 +74,43 @@ impl Checker<Node> for OnePrimary {
                 self.stats.borrow_mut().promotions.push((view.now, e, node));
             }
         }
-        let acting: Vec<(NodeId, u64, u64)> = view
+        let acting: BTreeSet<(NodeId, u64, u64)> = view
             .servers()
             .filter(|(i, _)| !view.is_paused(*i))
             .filter_map(|(i, n)| replica(n).map(|r| (i, r)))
             .filter(|(_, r)| r.acting())
             .map(|(i, r)| (i, r.view.num, r.view.epoch))
             .collect();
-        if acting.len() < 2 {
+        if acting.len() >= 2 {
+            let (_, who) = self.overlap.get_or_insert((view.now, BTreeSet::new()));
+            who.extend(acting);
             return None;
         }
-        let who: Vec<String> = acting
-            .iter()
-            .map(|(i, v, e)| format!("n{i} (view {v}, epoch {e})"))
-            .collect();
-        Some(format!(
-            "split brain at {}: {} all act as primary with unexpired leases",
-            fmt_ns(view.now),
-            who.join(" and ")
-        ))
+        self.overlap
+            .take()
+            .map(|(since, who)| split_brain(since, &fmt_ns(view.now), &who))
     }
+
+    fn at_end(&mut self, view: &View<'_, Node>, _history: &History) -> Vec<String> {
+        let end = format!("the end of the run ({})", fmt_ns(view.now));
+        self.overlap
+            .take()
+            .map(|(since, who)| split_brain(since, &end, &who))
+            .into_iter()
+            .collect()
+    }
+}
+
+fn split_brain(since: Nanos, until: &str, who: &BTreeSet<(NodeId, u64, u64)>) -> String {
+    let names: Vec<String> = who
+        .iter()
+        .map(|(i, v, e)| format!("n{i} (view {v}, epoch {e})"))
+        .collect();
+    format!(
+        "split brain from {} to {until}: {} acted as primary with unexpired leases at once",
+        fmt_ns(since),
+        names.join(" and ")
+    )
 }
 
 /// Every acknowledged write survives every failover.
@@ -175,6 +199,7 @@ impl Checker<Node> for NoLostWrites {
             }
         }
         let mut st = self.stats.borrow_mut();
+        st.end_checked = true;
         st.acked_writes = acked;
         st.acked_writes_lost = lost.len() as u64;
         if lost.is_empty() {
