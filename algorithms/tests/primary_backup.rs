@@ -177,3 +177,18 @@ fn bad_parameters_are_refused_with_the_fix() {
         assert!(err.contains(want), "{extra}: {err}");
     }
 }
+
+#[test]
+fn a_cluster_that_never_serves_again_after_the_heal_is_caught() {
+    // The view service crashes for good: no lease is granted any more, so no primary serves
+    // after the heal. Safe, but stuck, and reported.
+    let text = "description = \"d\"\nalgorithm = \"primary_backup\"\nnodes = 4\nduration = \"5s\"\nquiet = \"2s\"\nquiet_restarts = false\n[workload]\nclients = 2\nmix = { get = 1, put = 1 }\n[[faults]]\nat = \"1s\"\naction = \"crash\"\nnode = 0\n";
+    let r = run_text(text).expect("runs");
+    assert_eq!(r.verdict, Verdict::Violation);
+    let v = &r.violations[0];
+    assert_eq!(v.source, "a primary serves after the heal");
+    assert!(v.message.contains("no replica served"), "{}", v.message);
+    // With the service restarted in the quiet period, a primary serves again.
+    let healed = run_text(&text.replace("quiet_restarts = false\n", "")).expect("runs");
+    assert_eq!(healed.verdict, Verdict::Pass, "{:?}", healed.violations);
+}

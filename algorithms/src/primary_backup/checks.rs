@@ -7,6 +7,10 @@
 //!   not counted; its first callback after resuming re-reads its clock. The violation is
 //!   reported when the overlap ends (or at the end of the run), with its length, so that the
 //!   report's `excl.primary` panel shows the whole overlap in red.
+//! - a primary serves after the heal (at the end, when the scenario has a quiet period): once
+//!   faults are healed and crashed replicas restarted, some replica is the caught-up primary
+//!   with a lease within `within`. (A run that stays safe by never serving is not a pass.
+//!   This is the predicate the engine's liveness phase will call when it lands.)
 //! - no acknowledged write lost (at the end): every write a client was told succeeded is in
 //!   the final primary's log (values are fresh, so a value names its write).
 
@@ -42,12 +46,15 @@ fn replica(n: &Node) -> Option<&Replica> {
     }
 }
 
+/// A replica acting as primary: (node, view, epoch).
+type Actor = (NodeId, u64, u64);
+
 /// At most one replica acts as primary at any true time.
 pub struct OnePrimary {
     stats: Rc<RefCell<Stats>>,
     last_epoch: u64,
     /// The overlap under way: since when, and every (replica, view, epoch) in it so far.
-    overlap: Option<(Nanos, BTreeSet<(NodeId, u64, u64)>)>,
+    overlap: Option<(Nanos, BTreeSet<Actor>)>,
 }
 
 impl OnePrimary {
@@ -74,7 +81,7 @@ impl Checker<Node> for OnePrimary {
                 self.stats.borrow_mut().promotions.push((view.now, e, node));
             }
         }
-        let acting: BTreeSet<(NodeId, u64, u64)> = view
+        let acting: BTreeSet<Actor> = view
             .servers()
             .filter(|(i, _)| !view.is_paused(*i))
             .filter_map(|(i, n)| replica(n).map(|r| (i, r)))
@@ -101,7 +108,7 @@ impl Checker<Node> for OnePrimary {
     }
 }
 
-fn split_brain(since: Nanos, until: &str, who: &BTreeSet<(NodeId, u64, u64)>) -> String {
+fn split_brain(since: Nanos, until: &str, who: &BTreeSet<Actor>) -> String {
     let names: Vec<String> = who
         .iter()
         .map(|(i, v, e)| format!("n{i} (view {v}, epoch {e})"))
@@ -224,5 +231,69 @@ impl Checker<Node> for NoLostWrites {
             shown.join(", "),
             if lost.len() > 5 { ", ..." } else { "" }
         )]
+    }
+}
+
+/// After the heal, some replica serves as primary within a bound.
+pub struct ServesAfterHeal {
+    heal_ns: Nanos,
+    within_ns: Nanos,
+    served_at: Option<Nanos>,
+}
+
+impl ServesAfterHeal {
+    /// Faults heal at `heal_ns`; a primary must serve by `heal_ns + within_ns`.
+    pub fn new(heal_ns: Nanos, within_ns: Nanos) -> Self {
+        ServesAfterHeal {
+            heal_ns,
+            within_ns,
+            served_at: None,
+        }
+    }
+}
+
+impl Checker<Node> for ServesAfterHeal {
+    fn name(&self) -> &'static str {
+        "a primary serves after the heal"
+    }
+
+    fn after_event(&mut self, view: &View<'_, Node>, node: NodeId) -> Option<String> {
+        if self.served_at.is_none() && view.now >= self.heal_ns {
+            let serving = view
+                .node(node)
+                .and_then(replica)
+                .is_some_and(|r| r.serving());
+            if serving {
+                self.served_at = Some(view.now);
+            }
+        }
+        None
+    }
+
+    fn at_end(&mut self, view: &View<'_, Node>, _history: &History) -> Vec<String> {
+        let deadline = self.heal_ns + self.within_ns;
+        match self.served_at {
+            Some(t) if t <= deadline => Vec::new(),
+            _ if view.now < deadline => Vec::new(),
+            Some(t) => vec![format!(
+                "faults healed at {} but no primary served until {} (bound {})",
+                fmt_ns(self.heal_ns),
+                fmt_ns(t),
+                fmt_ns(deadline)
+            )],
+            None => {
+                let states: Vec<String> = view
+                    .servers()
+                    .filter_map(|(i, n)| replica(n).map(|r| (i, r)))
+                    .map(|(i, r)| format!("n{i} view {} primary {:?}", r.view.num, r.view.primary))
+                    .collect();
+                vec![format!(
+                    "faults healed at {} but no replica served as primary by {}: {}",
+                    fmt_ns(self.heal_ns),
+                    fmt_ns(deadline),
+                    states.join(", ")
+                )]
+            }
+        }
     }
 }

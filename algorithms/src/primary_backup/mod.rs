@@ -38,7 +38,7 @@ use sim_core::{
 };
 
 use crate::Bug;
-use checks::{NoLostWrites, OnePrimary, Stats};
+use checks::{NoLostWrites, OnePrimary, ServesAfterHeal, Stats};
 use client::Client;
 use msg::Msg;
 use replica::Replica;
@@ -128,6 +128,13 @@ impl Params {
         }
         let m = self.drift_margin;
         (self.lease.0 as f64 * (1.0 + m) / (1.0 - m)).ceil() as Nanos
+    }
+
+    /// How soon after the heal a primary must serve: the service's wait (the old primary's
+    /// lease), a heartbeat to notice, catch-up (two heartbeats at most) and slack for
+    /// restarts and retransmissions.
+    pub fn recovery_bound_ns(&self) -> Nanos {
+        2 * self.service_wait_ns() + 10 * self.heartbeat_interval.0
     }
 
     fn validate(&self, sc: &Scenario) -> Result<(), ScenarioError> {
@@ -254,6 +261,10 @@ pub fn run(sc: &Scenario, seed: u64, opts: &RunOptions) -> Result<RunResult, Sce
     sim.add_checker(OnePrimary::new(stats.clone()));
     if sc.workload.values == 0 {
         sim.add_checker(NoLostWrites::new(stats.clone(), SERVICE));
+    }
+    if sc.quiet.0 > 0 {
+        let heal_ns = sc.duration.0 - sc.quiet.0;
+        sim.add_checker(ServesAfterHeal::new(heal_ns, p.recovery_bound_ns()));
     }
     let mut r = sim.run();
     let st = stats.borrow();

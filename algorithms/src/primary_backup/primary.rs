@@ -155,7 +155,7 @@ impl Replica {
 
     /// Whether this replica takes client operations now: the primary of its view, caught up,
     /// with an unexpired lease.
-    pub(crate) fn serving(&self) -> bool {
+    pub fn serving(&self) -> bool {
         self.acting()
             && self
                 .primary
