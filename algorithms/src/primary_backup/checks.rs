@@ -4,7 +4,8 @@
 //!   it is the primary and holds an unexpired lease, at any true time. The simulator sees
 //!   every replica at once; states change only at events, and a lease ends at its timer, so
 //!   checking after every event checks every instant. A paused replica does nothing and is
-//!   not counted; its first callback after resuming re-reads its clock. The violation is
+//!   not counted, nor is one resumed since but not yet run: the first thing its next callback
+//!   does is re-read its clock, and it acts on nothing before. The violation is
 //!   reported when the overlap ends (or at the end of the run), with its length, so that the
 //!   report's `excl.primary` panel shows the whole overlap in red.
 //! - a primary serves after the heal (at the end, when the scenario has a quiet period): once
@@ -55,6 +56,8 @@ pub struct OnePrimary {
     last_epoch: u64,
     /// The overlap under way: since when, and every (replica, view, epoch) in it so far.
     overlap: Option<(Nanos, BTreeSet<Actor>)>,
+    /// Replicas seen paused that have not run a callback since.
+    stale: BTreeSet<NodeId>,
 }
 
 impl OnePrimary {
@@ -64,6 +67,7 @@ impl OnePrimary {
             stats,
             last_epoch: 0,
             overlap: None,
+            stale: BTreeSet::new(),
         }
     }
 }
@@ -81,9 +85,12 @@ impl Checker<Node> for OnePrimary {
                 self.stats.borrow_mut().promotions.push((view.now, e, node));
             }
         }
+        self.stale
+            .extend((0..view.servers_count()).filter(|i| view.is_paused(*i)));
+        self.stale.remove(&node);
         let acting: BTreeSet<Actor> = view
             .servers()
-            .filter(|(i, _)| !view.is_paused(*i))
+            .filter(|(i, _)| !self.stale.contains(i))
             .filter_map(|(i, n)| replica(n).map(|r| (i, r)))
             .filter(|(_, r)| r.acting())
             .map(|(i, r)| (i, r.view.num, r.view.epoch))
