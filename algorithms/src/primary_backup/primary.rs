@@ -53,6 +53,10 @@ pub struct Primary {
     /// Per backup: entries it holds durably (None: it has not acknowledged a snapshot yet).
     matched: BTreeMap<NodeId, Option<u64>>,
     waiting: Vec<Waiting>,
+    /// The longest log prefix any client has been answered for: a backup holds every
+    /// acknowledged operation once it holds this much (not tracked by the bugs that answer
+    /// at once).
+    released: u64,
 }
 
 impl Replica {
@@ -86,6 +90,7 @@ impl Replica {
             catching_up: Some((asked, self.log_epoch, Rc::new(self.log.clone()))),
             matched: BTreeMap::new(),
             waiting: Vec::new(),
+            released: 0,
         });
         ctx.set_timer(2 * self.p.heartbeat_interval.0, CATCHUP_TIMER | epoch);
         self.maybe_caught_up(ctx);
@@ -144,8 +149,12 @@ impl Replica {
         if best.len() > self.log.len() {
             ctx.count("pb.catchup_entries", (best.len() - self.log.len()) as f64);
         }
+        let (mine, theirs) = (self.log.len(), best.len());
+        ctx.note(|| format!("epoch {epoch}: caught up from {mine} to {theirs} entries"));
         self.install(ctx, epoch, &best);
         let p = self.primary.as_mut().expect("still primary");
+        // Everything inherited may have been acknowledged by an earlier primary.
+        p.released = self.log.len() as u64;
         for b in &self.view.backups {
             p.matched.insert(*b, None);
             ctx.send(*b, snapshot(epoch, &self.log));
@@ -163,17 +172,22 @@ impl Replica {
                 .is_some_and(|p| p.epoch == self.view.epoch && p.catching_up.is_none())
     }
 
-    /// Primary only: every backup of the view holds this primary's stream (the view service
-    /// takes this as the view's acknowledgement and counts the backups in sync).
+    /// Primary only: every backup of the view follows this primary's stream and holds every
+    /// operation a client has been answered for (the view service takes this as the view's
+    /// acknowledgement and counts the backups in sync: promotable without losing a write).
+    /// A backup that merely acknowledged *some* prefix (a re-added backup answering a late
+    /// message) is not in sync until it holds everything answered.
     pub(crate) fn primary_synced(&self) -> bool {
         let Some(p) = &self.primary else { return false };
         p.catching_up.is_none()
             && p.epoch == self.view.epoch
-            && self
-                .view
-                .backups
-                .iter()
-                .all(|b| p.matched.get(b).is_some_and(|m| m.is_some()))
+            && self.view.backups.iter().all(|b| {
+                p.matched
+                    .get(b)
+                    .copied()
+                    .flatten()
+                    .is_some_and(|m| m >= p.released)
+            })
     }
 
     /// Orders a client's operation, makes it durable, replicates it, and answers when allowed.
@@ -263,6 +277,11 @@ impl Replica {
             .into_iter()
             .partition(|w| eager || w.upto <= held);
         p.waiting = wait;
+        if !eager {
+            let answered = ready.iter().map(|w| w.upto).max().unwrap_or(0);
+            debug_assert!(answered <= held, "an answer waits for every backup");
+            p.released = p.released.max(answered);
+        }
         for w in ready {
             ctx.send(
                 w.client,

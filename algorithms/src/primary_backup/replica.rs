@@ -231,6 +231,13 @@ impl Replica {
         // Within one stream a longer log extends a shorter one: a late snapshot must not cut
         // off entries this backup has already acknowledged.
         if epoch != self.log_epoch || log.len() > self.log.len() {
+            let (old_epoch, old_len) = (self.log_epoch, self.log.len());
+            ctx.note(|| {
+                format!(
+                    "snapshot from n{from}: epoch {old_epoch} len {old_len} -> epoch {epoch} len {}",
+                    log.len()
+                )
+            });
             self.install(ctx, epoch, log);
         }
         self.ack(ctx, from, epoch);

@@ -108,6 +108,8 @@ impl ViewService {
         if s.view.primary == Some(from) && view == s.view.num && synced && !s.acked {
             s.acked = true;
             s.in_sync = s.view.backups.iter().copied().collect();
+            let (num, in_sync) = (s.view.num, s.in_sync.clone());
+            ctx.note(|| format!("view {num} acknowledged, in sync {in_sync:?}"));
             self.persist(ctx);
         }
         self.maybe_change(ctx);
@@ -152,6 +154,8 @@ impl ViewService {
         debug_assert!(next.num == s.view.num + 1, "views advance one at a time");
         s.acked = false;
         s.view = next;
+        let (v, in_sync) = (s.view.clone(), s.in_sync.clone());
+        ctx.note(|| format!("view {v:?}, in sync {in_sync:?}"));
         self.views_installed += 1;
         self.persist(ctx);
         let view = self.state.view.clone();
