@@ -158,6 +158,11 @@ pub const ALGORITHMS: &[Algorithm] = &[
         name: "primary_backup",
         summary: "primary-backup replication with leases, a view service and failover",
         bugs: primary_backup::BUGS,
+        operations: &["read", "get", "write", "put", "cas"],
+        roles: &["primary", "backup", "view_service"],
+        params: primary_backup::PARAMS,
+        // The service's wait for the old lease (367 ms), catch-up, and retries.
+        liveness_within: Duration(1_500 * sim_core::time::MS),
         run: primary_backup::run,
     },
     Algorithm {

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use algorithms::primary_backup::{self, BUGS};
+use algorithms::primary_backup::BUGS;
 use sim_core::{RunOptions, RunResult, Scenario, Verdict};
 
 fn dir() -> PathBuf {
@@ -14,12 +14,12 @@ fn dir() -> PathBuf {
 fn run_file(name: &str, seed: u64) -> RunResult {
     let sc = Scenario::load(dir().join(format!("{name}.toml")).to_str().unwrap())
         .expect("scenario loads");
-    primary_backup::run(&sc, seed, &RunOptions::default()).expect("runs")
+    algorithms::run(&sc, seed, &RunOptions::default()).expect("runs")
 }
 
 fn run_text(text: &str) -> Result<RunResult, String> {
     let sc = Scenario::parse("t.toml", text).map_err(|e| e.message)?;
-    primary_backup::run(&sc, 1, &RunOptions::default()).map_err(|e| e.message)
+    algorithms::run(&sc, 1, &RunOptions::default()).map_err(|e| e.message)
 }
 
 /// The scenario files, as (name, text).
@@ -185,9 +185,13 @@ fn a_cluster_that_never_serves_again_after_the_heal_is_caught() {
     let text = "description = \"d\"\nalgorithm = \"primary_backup\"\nnodes = 4\nduration = \"5s\"\nquiet = \"2s\"\nquiet_restarts = false\n[workload]\nclients = 2\nmix = { get = 1, put = 1 }\n[[faults]]\nat = \"1s\"\naction = \"crash\"\nnode = 0\n";
     let r = run_text(text).expect("runs");
     assert_eq!(r.verdict, Verdict::Violation);
-    let v = &r.violations[0];
-    assert_eq!(v.source, "a primary serves after the heal");
-    assert!(v.message.contains("no replica served"), "{}", v.message);
+    assert!(
+        r.violations
+            .iter()
+            .any(|v| v.kind == sim_core::ViolationKind::Liveness),
+        "{:?}",
+        r.violations
+    );
     // With the service restarted in the quiet period, a primary serves again.
     let healed = run_text(&text.replace("quiet_restarts = false\n", "")).expect("runs");
     assert_eq!(healed.verdict, Verdict::Pass, "{:?}", healed.violations);

@@ -8,10 +8,10 @@
 //!   does is re-read its clock, and it acts on nothing before. The violation is
 //!   reported when the overlap ends (or at the end of the run), with its length, so that the
 //!   report's `excl.primary` panel shows the whole overlap in red.
-//! - a primary serves after the heal (at the end, when the scenario has a quiet period): once
-//!   faults are healed and crashed replicas restarted, some replica is the caught-up primary
-//!   with a lease within `within`. (A run that stays safe by never serving is not a pass.
-//!   This is the predicate the engine's liveness phase will call when it lands.)
+//! - a primary serves after the heal (the liveness phase's predicate): once faults are healed
+//!   and crashed replicas restarted, some replica is the caught-up primary with a lease before
+//!   the phase's deadline (the engine checks, besides, that operations complete). A run that
+//!   stays safe by never serving is not a pass.
 //! - no acknowledged write lost (at the end): every write a client was told succeeded is in
 //!   the final primary's log (values are fresh, so a value names its write).
 
@@ -19,8 +19,9 @@ use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::rc::Rc;
 
+use sim_core::sim::LivenessPhase;
 use sim_core::time::{fmt_ns, Nanos};
-use sim_core::{Checker, EventType, History, NodeId, View};
+use sim_core::{Checker, EventType, Finding, History, NodeId, View};
 
 use super::replica::Replica;
 use super::Node;
@@ -77,7 +78,7 @@ impl Checker<Node> for OnePrimary {
         "one primary"
     }
 
-    fn after_event(&mut self, view: &View<'_, Node>, node: NodeId) -> Option<String> {
+    fn after_event(&mut self, view: &View<'_, Node>, node: NodeId) -> Option<Finding> {
         if let Some(r) = view.node(node).and_then(replica) {
             let e = r.view.epoch;
             if r.acting() && e > self.last_epoch {
@@ -105,7 +106,7 @@ impl Checker<Node> for OnePrimary {
             .map(|(since, who)| split_brain(since, &fmt_ns(view.now), &who))
     }
 
-    fn at_end(&mut self, view: &View<'_, Node>, _history: &History) -> Vec<String> {
+    fn at_end(&mut self, view: &View<'_, Node>, _history: &History) -> Vec<Finding> {
         let end = format!("the end of the run ({})", fmt_ns(view.now));
         self.overlap
             .take()
@@ -115,16 +116,18 @@ impl Checker<Node> for OnePrimary {
     }
 }
 
-fn split_brain(since: Nanos, until: &str, who: &BTreeSet<Actor>) -> String {
+fn split_brain(since: Nanos, until: &str, who: &BTreeSet<Actor>) -> Finding {
     let names: Vec<String> = who
         .iter()
         .map(|(i, v, e)| format!("n{i} (view {v}, epoch {e})"))
         .collect();
-    format!(
+    Finding::new(format!(
         "split brain from {} to {until}: {} acted as primary with unexpired leases at once",
         fmt_ns(since),
         names.join(" and ")
-    )
+    ))
+    .nodes(who.iter().map(|(i, _, _)| *i))
+    .values(who.iter().map(|(_, _, e)| serde_json::json!(e)))
 }
 
 /// Every acknowledged write survives every failover.
@@ -181,19 +184,21 @@ impl Checker<Node> for NoLostWrites {
         "no acknowledged write lost"
     }
 
-    fn at_end(&mut self, view: &View<'_, Node>, history: &History) -> Vec<String> {
+    fn at_end(&mut self, view: &View<'_, Node>, history: &History) -> Vec<Finding> {
         let Some((node, r)) = self.final_replica(view) else {
-            return vec!["no replica is up at the end to hold the store".into()];
+            return vec![Finding::new(
+                "no replica is up at the end to hold the store",
+            )];
         };
         let written = written_values(r);
         let mut lost = Vec::new();
         let mut acked = 0;
         let mut invokes = 0usize;
         let mut op_of_process = std::collections::BTreeMap::new();
-        for ev in &history.events {
+        for (index, ev) in history.events.iter().enumerate() {
             match ev.kind {
                 EventType::Invoke => {
-                    op_of_process.insert(ev.process, invokes);
+                    op_of_process.insert(ev.process, (invokes, index));
                     invokes += 1;
                 }
                 EventType::Ok if ev.f != "read" && ev.f != "get" => {
@@ -205,8 +210,9 @@ impl Checker<Node> for NoLostWrites {
                     let Some(value) = value else { continue };
                     acked += 1;
                     if !written.contains(&value) {
-                        let op = op_of_process.get(&ev.process).copied().unwrap_or(0);
-                        lost.push((op, value, ev.key.clone(), ev.time_ns));
+                        let (nth, index) =
+                            op_of_process.get(&ev.process).copied().unwrap_or((0, 0));
+                        lost.push(((nth, index), value, ev.key.clone(), ev.time_ns));
                     }
                 }
                 _ => {}
@@ -222,41 +228,34 @@ impl Checker<Node> for NoLostWrites {
         let shown: Vec<String> = lost
             .iter()
             .take(5)
-            .map(|(op, v, k, t)| {
+            .map(|((nth, _), v, k, t)| {
                 format!(
-                    "op #{op} (value {v} to {}, acknowledged at {})",
+                    "op #{nth} (value {v} to {}, acknowledged at {})",
                     k.as_deref().unwrap_or("the key"),
                     fmt_ns(*t)
                 )
             })
             .collect();
-        vec![format!(
+        vec![Finding::new(format!(
             "{} of {acked} acknowledged writes are missing from the final primary n{node}'s log (epoch {}, {} entries): {}{}",
             lost.len(),
             r.log_epoch,
             r.log.len(),
             shown.join(", "),
             if lost.len() > 5 { ", ..." } else { "" }
-        )]
+        ))
+        .nodes([node])
+        .ops(lost.iter().map(|((_, index), _, _, _)| *index))
+        .values(lost.iter().map(|(_, v, _, _)| serde_json::json!(v)))
+        .keys(lost.iter().filter_map(|(_, _, k, _)| k.clone()))]
     }
 }
 
-/// After the heal, some replica serves as primary within a bound.
+/// The liveness phase's predicate: after the heal, some replica serves as the caught-up
+/// primary with a lease before the phase's deadline.
+#[derive(Default)]
 pub struct ServesAfterHeal {
-    heal_ns: Nanos,
-    within_ns: Nanos,
     served_at: Option<Nanos>,
-}
-
-impl ServesAfterHeal {
-    /// Faults heal at `heal_ns`; a primary must serve by `heal_ns + within_ns`.
-    pub fn new(heal_ns: Nanos, within_ns: Nanos) -> Self {
-        ServesAfterHeal {
-            heal_ns,
-            within_ns,
-            served_at: None,
-        }
-    }
 }
 
 impl Checker<Node> for ServesAfterHeal {
@@ -264,8 +263,8 @@ impl Checker<Node> for ServesAfterHeal {
         "a primary serves after the heal"
     }
 
-    fn after_event(&mut self, view: &View<'_, Node>, node: NodeId) -> Option<String> {
-        if self.served_at.is_none() && view.now >= self.heal_ns {
+    fn after_event(&mut self, view: &View<'_, Node>, node: NodeId) -> Option<Finding> {
+        if self.served_at.is_none() && view.liveness().is_some() {
             let serving = view
                 .node(node)
                 .and_then(replica)
@@ -277,30 +276,26 @@ impl Checker<Node> for ServesAfterHeal {
         None
     }
 
-    fn at_end(&mut self, view: &View<'_, Node>, _history: &History) -> Vec<String> {
-        let deadline = self.heal_ns + self.within_ns;
-        match self.served_at {
-            Some(t) if t <= deadline => Vec::new(),
-            _ if view.now < deadline => Vec::new(),
-            Some(t) => vec![format!(
-                "faults healed at {} but no primary served until {} (bound {})",
-                fmt_ns(self.heal_ns),
-                fmt_ns(t),
-                fmt_ns(deadline)
-            )],
-            None => {
-                let states: Vec<String> = view
-                    .servers()
-                    .filter_map(|(i, n)| replica(n).map(|r| (i, r)))
-                    .map(|(i, r)| format!("n{i} view {} primary {:?}", r.view.num, r.view.primary))
-                    .collect();
-                vec![format!(
-                    "faults healed at {} but no replica served as primary by {}: {}",
-                    fmt_ns(self.heal_ns),
-                    fmt_ns(deadline),
-                    states.join(", ")
-                )]
-            }
+    fn at_liveness(
+        &mut self,
+        view: &View<'_, Node>,
+        phase: LivenessPhase,
+        _history: &History,
+    ) -> Vec<Finding> {
+        if self.served_at.is_some_and(|t| t <= phase.deadline_ns) {
+            return Vec::new();
         }
+        let states: Vec<String> = view
+            .servers()
+            .filter_map(|(i, n)| replica(n).map(|r| (i, r)))
+            .map(|(i, r)| format!("n{i} view {} primary {:?}", r.view.num, r.view.primary))
+            .collect();
+        vec![Finding::liveness(format!(
+            "faults healed at {} but no replica served as primary by {}: {}",
+            fmt_ns(phase.start_ns),
+            fmt_ns(phase.deadline_ns),
+            states.join(", ")
+        ))
+        .nodes(view.servers().map(|(i, _)| i))]
     }
 }

@@ -47,45 +47,55 @@ use service::ViewService;
 /// The view service's node.
 pub const SERVICE: NodeId = 0;
 
-/// Declares the bug enum and [`BUGS`] from one list, so that the two cannot drift apart.
-macro_rules! bugs {
-    ($( $(#[$doc:meta])* $variant:ident = $name:literal : $rule:literal ),* $(,)?) => {
-        /// Primary-backup's bug switches.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-        pub enum PbBug {
-            $( $(#[$doc])* #[serde(rename = $name)] $variant, )*
-        }
+/// The switchable bugs, one line each on the rule they break.
+pub const BUGS: &[Bug] = PbBug::ALL;
 
-        impl PbBug {
-            /// The rule the bug breaks.
-            pub const fn rule(self) -> &'static str {
-                match self { $( PbBug::$variant => $rule, )* }
-            }
-        }
-
-        /// The switchable bugs, one line each on the rule they break.
-        pub const BUGS: &[Bug] = &[ $( Bug { name: $name, rule: $rule }, )* ];
-    };
+crate::bug_switches! {
+    /// Primary-backup's bug switches.
+    pub enum PbBug {
+        /// The view service declares the primary dead after three missed heartbeats, without
+        /// waiting for its lease.
+        PromoteWithoutLease = ("promote_without_lease", "a backup is promoted only after the old primary's lease must have expired (else two primaries act at once)"),
+        /// The primary answers a write as soon as it has sent it to the backups.
+        AckBeforeBackups = ("ack_before_backups", "the primary acknowledges a write only once every backup holds it (else a failover loses it)"),
+        /// The primary answers at once and ships entries to the backups only every heartbeat.
+        AsyncReplication = ("async_replication", "synchronous replication: asynchronous shipping loses the writes acknowledged since the last shipment on failover"),
+        /// Backups answer reads from their own copy.
+        BackupReads = ("backup_reads", "only the primary, with every backup confirming, answers reads (a backup's copy can be stale)"),
+        /// The view service waits exactly the lease, with no allowance for clock drift.
+        LeaseIgnoresDrift = ("lease_ignores_drift", "the service waits lease x (1 + margin) / (1 - margin) on its clock, since the primary's clock may run slow"),
+    }
 }
 
-bugs! {
-    /// The view service declares the primary dead after three missed heartbeats, without
-    /// waiting for its lease.
-    PromoteWithoutLease = "promote_without_lease":
-        "a backup is promoted only after the old primary's lease must have expired (else two primaries act at once)",
-    /// The primary answers a write as soon as it has sent it to the backups.
-    AckBeforeBackups = "ack_before_backups":
-        "the primary acknowledges a write only once every backup holds it (else a failover loses it)",
-    /// The primary answers at once and ships entries to the backups only every heartbeat.
-    AsyncReplication = "async_replication":
-        "synchronous replication: asynchronous shipping loses the writes acknowledged since the last shipment on failover",
-    /// Backups answer reads from their own copy.
-    BackupReads = "backup_reads":
-        "only the primary, with every backup confirming, answers reads (a backup's copy can be stale)",
-    /// The view service waits exactly the lease, with no allowance for clock drift.
-    LeaseIgnoresDrift = "lease_ignores_drift":
-        "the service waits lease x (1 + margin) / (1 - margin) on its clock, since the primary's clock may run slow",
-}
+/// `[params]` fields, their defaults and what they do (for `distsim list`).
+pub const PARAMS: &[crate::ParamDoc] = &[
+    crate::ParamDoc {
+        name: "bug",
+        default: "none",
+        doc: "a switchable bug (see bugs)",
+    },
+    crate::ParamDoc {
+        name: "heartbeat_interval",
+        default: "\"50ms\"",
+        doc: "how often replicas ping the view service; at most half the lease",
+    },
+    crate::ParamDoc {
+        name: "lease",
+        default: "\"300ms\"",
+        doc: "the primary's lease, from a granted heartbeat's departure, on its monotonic clock",
+    },
+    crate::ParamDoc {
+        name: "drift_margin",
+        default: "0.1",
+        doc:
+            "the clock-rate difference the lease allows for; the service waits lease x (1+m)/(1-m)",
+    },
+    crate::ParamDoc {
+        name: "client_retry",
+        default: "\"150ms\"",
+        doc: "a client that hears nothing for this long retries at the next replica",
+    },
+];
 
 /// `[params]` of a primary-backup scenario.
 #[derive(Clone, Debug, Deserialize)]
@@ -128,13 +138,6 @@ impl Params {
         }
         let m = self.drift_margin;
         (self.lease.0 as f64 * (1.0 + m) / (1.0 - m)).ceil() as Nanos
-    }
-
-    /// How soon after the heal a primary must serve: the service's wait (the old primary's
-    /// lease), a heartbeat to notice, catch-up (two heartbeats at most) and slack for
-    /// restarts and retransmissions.
-    pub fn recovery_bound_ns(&self) -> Nanos {
-        2 * self.service_wait_ns() + 10 * self.heartbeat_interval.0
     }
 
     fn validate(&self, sc: &Scenario) -> Result<(), ScenarioError> {
@@ -262,10 +265,7 @@ pub fn run(sc: &Scenario, seed: u64, opts: &RunOptions) -> Result<RunResult, Sce
     if sc.workload.values == 0 {
         sim.add_checker(NoLostWrites::new(stats.clone(), SERVICE));
     }
-    if sc.quiet.0 > 0 {
-        let heal_ns = sc.duration.0 - sc.quiet.0;
-        sim.add_checker(ServesAfterHeal::new(heal_ns, p.recovery_bound_ns()));
-    }
+    sim.add_checker(ServesAfterHeal::default());
     let mut r = sim.run();
     let st = stats.borrow();
     let failovers = st.promotions.len().saturating_sub(1);
