@@ -17,6 +17,7 @@ pub mod echo;
 pub mod flood;
 pub mod lock;
 pub mod paxos;
+pub mod primary_backup;
 pub mod raft;
 
 /// Declares a family's bug switches as one enum whose variants carry the rule each breaks, so
@@ -186,6 +187,17 @@ pub const ALGORITHMS: &[Algorithm] = &[
         params: paxos::PARAMS,
         liveness_within: paxos::LIVENESS_WITHIN,
         run: paxos::run,
+    },
+    Algorithm {
+        name: "primary_backup",
+        summary: "primary-backup replication with leases, a view service and failover",
+        bugs: primary_backup::BUGS,
+        operations: &["read", "get", "write", "put", "cas"],
+        roles: &["primary", "backup", "view_service"],
+        params: primary_backup::PARAMS,
+        // The service's wait for the old lease (367 ms), catch-up, and retries.
+        liveness_within: Duration(1_500 * sim_core::time::MS),
+        run: primary_backup::run,
     },
     Algorithm {
         name: "flood",

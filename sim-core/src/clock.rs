@@ -13,6 +13,8 @@ pub struct Clock {
     base_true: Nanos,
     base_local: i128,
     drift: f64,
+    /// The sum of every step so far: the monotonic reading leaves them out.
+    stepped: i128,
 }
 
 impl Clock {
@@ -22,6 +24,7 @@ impl Clock {
             base_true: 0,
             base_local: offset_ns as i128,
             drift,
+            stepped: 0,
         }
     }
 
@@ -33,6 +36,12 @@ impl Clock {
     /// The local reading at true time `t`; readings below zero read as zero.
     pub fn local(&self, t: Nanos) -> Nanos {
         self.local_exact(t).clamp(0, u64::MAX as i128) as Nanos
+    }
+
+    /// The monotonic reading at true time `t` (like `CLOCK_MONOTONIC`): it runs at the
+    /// clock's rate, drift included, but steps do not move it. Starts at the initial offset.
+    pub fn monotonic(&self, t: Nanos) -> Nanos {
+        (self.local_exact(t) - self.stepped).clamp(0, u64::MAX as i128) as Nanos
     }
 
     /// The current drift (0.01 = runs 1% fast).
@@ -56,6 +65,7 @@ impl Clock {
     pub fn step(&mut self, t: Nanos, by_ns: i64) {
         self.base_local = self.local_exact(t) + by_ns as i128;
         self.base_true = t;
+        self.stepped += by_ns as i128;
     }
 
     /// How much true time passes while this clock advances `local_ns`.
@@ -91,5 +101,7 @@ mod tests {
         c.set_drift(2 * SEC, 1.0);
         assert_eq!(c.local(3 * SEC), 3_500 * MS);
         assert_eq!(c.offset_at(3 * SEC), 500 * MS as i64);
+        // The monotonic reading ignored the step back.
+        assert_eq!(c.monotonic(3 * SEC), 4 * SEC);
     }
 }

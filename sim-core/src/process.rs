@@ -94,6 +94,14 @@ impl<M: Message> Ctx<'_, M> {
         self.world.clocks[self.node].local(self.world.now)
     }
 
+    /// This node's monotonic clock reading (like `CLOCK_MONOTONIC`): it runs at the local
+    /// clock's rate, drift included, and keeps running while the node is paused, but clock
+    /// steps do not move it. For measuring intervals such as leases.
+    #[inline]
+    pub fn now_monotonic(&self) -> Nanos {
+        self.world.clocks[self.node].monotonic(self.world.now)
+    }
+
     /// Sends a message; the network decides its fate.
     #[inline]
     pub fn send(&mut self, to: NodeId, msg: M) {
