@@ -8,12 +8,16 @@
 
 use sim_core::{Ctx, Message, NodeId, RunOptions, RunResult, Scenario, ScenarioError};
 
+#[macro_use]
+mod bug_switches;
+
 pub mod broadcast;
 pub mod client;
 pub mod echo;
 pub mod flood;
 pub mod lock;
 pub mod raft;
+pub mod saga;
 
 /// A switchable bug and the rule it breaks.
 #[derive(Clone, Copy, Debug)]
@@ -66,6 +70,12 @@ pub const ALGORITHMS: &[Algorithm] = &[
             "distributed locks: a Redis lease, Redlock, and the ZooKeeper recipe, with fencing",
         bugs: lock::BUGS,
         run: lock::run,
+    },
+    Algorithm {
+        name: "saga",
+        summary: "sagas: orchestrated (durable saga log) or choreographed, with compensations and semantic locks",
+        bugs: saga::BUGS,
+        run: saga::run,
     },
     Algorithm {
         name: "flood",
