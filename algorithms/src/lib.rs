@@ -13,6 +13,7 @@ mod bug_switches;
 
 pub mod broadcast;
 pub mod client;
+pub mod concurrency;
 pub mod echo;
 pub mod flood;
 pub mod lock;
@@ -76,6 +77,12 @@ pub const ALGORITHMS: &[Algorithm] = &[
         summary: "sagas: orchestrated (durable saga log) or choreographed, with compensations and semantic locks",
         bugs: saga::BUGS,
         run: saga::run,
+    },
+    Algorithm {
+        name: "concurrency",
+        summary: "optimistic (versions, compare-and-set, backoff) against pessimistic (strict 2PL, wait-die / wound-wait / timeout) concurrency control on a sharded store",
+        bugs: concurrency::BUGS,
+        run: concurrency::run,
     },
     Algorithm {
         name: "flood",
