@@ -58,6 +58,7 @@ use plotters::prelude::*;
 use sim_core::time::fmt_ns;
 use sim_core::{History, RunResult};
 
+pub mod contention;
 pub mod data;
 pub mod font;
 pub mod plots;

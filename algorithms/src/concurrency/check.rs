@@ -107,7 +107,10 @@ impl CcChecker {
 type Step = (TxnId, TxnId, u32, usize);
 
 /// A cycle through `start` in the waits-for graph, as (waiter, holder, key, shard) steps.
-fn find_cycle(edges: &BTreeMap<TxnId, Vec<(TxnId, u32, usize)>>, start: TxnId) -> Option<Vec<Step>> {
+fn find_cycle(
+    edges: &BTreeMap<TxnId, Vec<(TxnId, u32, usize)>>,
+    start: TxnId,
+) -> Option<Vec<Step>> {
     let mut path: Vec<Step> = Vec::new();
     let mut seen: BTreeSet<TxnId> = BTreeSet::new();
     fn dfs(

@@ -108,7 +108,10 @@ impl Client {
             Control::Optimistic => {
                 self.phase = Some(Phase::Reading);
                 for (k, _) in self.keys.clone() {
-                    let msg = Msg::Read { txn: self.txn, key: k };
+                    let msg = Msg::Read {
+                        txn: self.txn,
+                        key: k,
+                    };
                     self.request(ctx, k, shard_of(k, self.shards), msg);
                 }
             }
@@ -128,19 +131,29 @@ impl Client {
     fn lock_next(&mut self, ctx: &mut Ctx<'_, Msg>, i: usize) {
         self.phase = Some(Phase::Locking(i));
         let k = self.keys[i].0;
-        let msg = Msg::Lock { txn: self.txn, ts: self.ts, key: k };
+        let msg = Msg::Lock {
+            txn: self.txn,
+            ts: self.ts,
+            key: k,
+        };
         self.request(ctx, k, shard_of(k, self.shards), msg);
     }
 
     fn shards_touched(&self) -> BTreeSet<NodeId> {
-        self.keys.iter().map(|(k, _)| shard_of(*k, self.shards)).collect()
+        self.keys
+            .iter()
+            .map(|(k, _)| shard_of(*k, self.shards))
+            .collect()
     }
 
     fn decide(&mut self, ctx: &mut Ctx<'_, Msg>, commit: bool) {
         self.phase = Some(Phase::Deciding(commit));
         self.waiting.clear();
         for s in self.shards_touched() {
-            let msg = Msg::Decide { txn: self.txn, commit };
+            let msg = Msg::Decide {
+                txn: self.txn,
+                commit,
+            };
             self.request(ctx, s as u32, s, msg);
         }
     }
@@ -151,14 +164,22 @@ impl Client {
         if self.keys.len() == 1 {
             let (k, d) = self.keys[0];
             let (v, version) = self.reads[&k];
-            let msg = Msg::Cas { txn, key: k, version, value: v + d };
+            let msg = Msg::Cas {
+                txn,
+                key: k,
+                version,
+                value: v + d,
+            };
             let s = shard_of(k, self.shards);
             return self.request(ctx, s as u32, s, msg);
         }
         let mut by_shard: BTreeMap<NodeId, Vec<(u32, u64, i64)>> = BTreeMap::new();
         for (k, d) in &self.keys {
             let (v, version) = self.reads[k];
-            by_shard.entry(shard_of(*k, self.shards)).or_default().push((*k, version, v + d));
+            by_shard
+                .entry(shard_of(*k, self.shards))
+                .or_default()
+                .push((*k, version, v + d));
         }
         for (s, writes) in by_shard {
             self.request(ctx, s as u32, s, Msg::Prepare { txn, writes });
@@ -179,12 +200,18 @@ impl Client {
             return;
         };
         match (phase, msg) {
-            (Phase::Reading, Msg::ReadReply { key, value, version, .. }) => {
-                if self.waiting.remove(&key).is_some() {
-                    self.reads.insert(key, (value, version));
-                    if self.waiting.is_empty() {
-                        self.after_reads(ctx);
-                    }
+            (
+                Phase::Reading,
+                Msg::ReadReply {
+                    key,
+                    value,
+                    version,
+                    ..
+                },
+            ) if self.waiting.remove(&key).is_some() => {
+                self.reads.insert(key, (value, version));
+                if self.waiting.is_empty() {
+                    self.after_reads(ctx);
                 }
             }
             (Phase::Voting, Msg::Vote { yes, .. }) => self.vote(ctx, from, yes),
@@ -194,7 +221,11 @@ impl Client {
                     LockResult::Granted(v) => {
                         self.reads.insert(key, (v, 0));
                         self.phase = Some(Phase::Writing(i));
-                        let msg = Msg::Write { txn, key, value: v + self.keys[i].1 };
+                        let msg = Msg::Write {
+                            txn,
+                            key,
+                            value: v + self.keys[i].1,
+                        };
                         self.request(ctx, key, shard_of(key, self.shards), msg);
                     }
                     LockResult::Died | LockResult::TimedOut => self.decide(ctx, false),

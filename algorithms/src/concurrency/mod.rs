@@ -315,7 +315,12 @@ fn validate(sc: &Scenario, p: &Params) -> Result<(), ScenarioError> {
             "a concurrency scenario needs keys >= 1 in [workload] (the store's key count)".into(),
         ));
     }
-    if let Some(f) = sc.workload.mix.keys().find(|f| *f != "incr" && *f != "transfer") {
+    if let Some(f) = sc
+        .workload
+        .mix
+        .keys()
+        .find(|f| *f != "incr" && *f != "transfer")
+    {
         return Err(sc.error_at(
             "mix",
             format!("unknown operation \"{f}\": concurrency clients run `incr` and `transfer`"),
@@ -356,7 +361,11 @@ fn validate(sc: &Scenario, p: &Params) -> Result<(), ScenarioError> {
             format!(
                 "bug \"{}\" belongs to control = \"{}\"",
                 p.bug.map_or("", |b| b.name()),
-                if optimistic_bug { "optimistic" } else { "pessimistic" }
+                if optimistic_bug {
+                    "optimistic"
+                } else {
+                    "pessimistic"
+                }
             ),
         ));
     }

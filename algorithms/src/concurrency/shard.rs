@@ -17,6 +17,9 @@ pub struct Cell {
     pub version: u64,
 }
 
+/// An optimistic write: (key, version read, new value).
+type Planned = (u32, u64, i64);
+
 /// A lock's holder or waiter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Locker {
@@ -47,7 +50,7 @@ pub struct Shard {
     /// Optimistic: key -> the transaction that prepared it.
     pub marks: BTreeMap<u32, TxnId>,
     /// Optimistic: prepared writes per transaction, and its vote.
-    prepared: BTreeMap<TxnId, (bool, Vec<(u32, u64, i64)>)>,
+    prepared: BTreeMap<TxnId, (bool, Vec<Planned>)>,
     /// Pessimistic: the lock table.
     pub locks: BTreeMap<u32, Lock>,
     /// Pessimistic: per transaction, the values its writes replaced.
@@ -110,9 +113,22 @@ impl Shard {
             Msg::Read { txn, key } => {
                 let c = self.cell(key);
                 let (value, version) = (c.value, c.version);
-                ctx.send(from, Msg::ReadReply { txn, key, value, version });
+                ctx.send(
+                    from,
+                    Msg::ReadReply {
+                        txn,
+                        key,
+                        value,
+                        version,
+                    },
+                );
             }
-            Msg::Cas { txn, key, version, value } => {
+            Msg::Cas {
+                txn,
+                key,
+                version,
+                value,
+            } => {
                 let yes = self.cas(txn, key, version, value);
                 ctx.send(from, Msg::Vote { txn, yes });
             }
@@ -188,7 +204,13 @@ impl Shard {
             if !commit {
                 for (k, old) in undo.into_iter().rev() {
                     let c = self.cell(k);
-                    self.cells.insert(k, Cell { value: old, version: c.version + 1 });
+                    self.cells.insert(
+                        k,
+                        Cell {
+                            value: old,
+                            version: c.version + 1,
+                        },
+                    );
                 }
             }
         }
@@ -235,6 +257,42 @@ impl Shard {
                 result: LockResult::Granted(value),
             },
         );
+        self.recheck_waiters(ctx, key);
+    }
+
+    /// The lock has a new holder: the waiters' deadlock rule is judged again against it
+    /// (a waiter queued behind an older holder may be younger than the new one).
+    fn recheck_waiters(&mut self, ctx: &mut Ctx<'_, Msg>, key: u32) {
+        if self.params.has(CcBug::NoDeadlockHandling) {
+            return;
+        }
+        let l = self.locks.get_mut(&key).expect("a lock with a holder");
+        let h = l.holder.expect("just granted");
+        match self.params.deadlock {
+            Deadlock::WaitDie => {
+                let (die, stay): (Vec<Locker>, Vec<Locker>) =
+                    l.queue.drain(..).partition(|w| w.ts > h.ts);
+                l.queue = stay;
+                for w in die {
+                    ctx.count("cc.deadlock_victims", 1.0);
+                    lock_series(ctx, key, w.client, 4);
+                    let result = LockResult::Died;
+                    ctx.send(
+                        w.client,
+                        Msg::LockReply {
+                            txn: w.txn,
+                            key,
+                            result,
+                        },
+                    );
+                }
+            }
+            Deadlock::WoundWait if l.queue.iter().any(|w| w.ts < h.ts) => {
+                ctx.count("cc.wounds", 1.0);
+                ctx.send(h.client, Msg::Wounded { txn: h.txn });
+            }
+            _ => {}
+        }
     }
 
     fn dirty_read_check(&self, ctx: &mut Ctx<'_, Msg>, key: u32, reader: TxnId) {
@@ -252,7 +310,12 @@ impl Shard {
             return; // a late copy of an aborted transaction's request
         }
         let l = self.locks.entry(key).or_default();
-        let me = Locker { txn, ts, client, timer: 0 };
+        let me = Locker {
+            txn,
+            ts,
+            client,
+            timer: 0,
+        };
         let reply = |ctx: &mut Ctx<'_, Msg>, result| {
             ctx.send(client, Msg::LockReply { txn, key, result });
         };
@@ -268,7 +331,14 @@ impl Shard {
                 let value = self.cell(key).value;
                 reply(ctx, LockResult::Granted(value));
             }
-            Some(_) if l.queue.iter().any(|w| w.txn == txn) => {}
+            Some(h) if l.queue.iter().any(|w| w.txn == txn) => {
+                // A resent request while waiting: resend the wound too, in case it was lost.
+                let wound = self.params.deadlock == Deadlock::WoundWait
+                    && !self.params.has(CcBug::NoDeadlockHandling);
+                if wound && ts < h.ts {
+                    ctx.send(h.client, Msg::Wounded { txn: h.txn });
+                }
+            }
             Some(h) => {
                 let handling = !self.params.has(CcBug::NoDeadlockHandling);
                 match self.params.deadlock {

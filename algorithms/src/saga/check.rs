@@ -49,7 +49,12 @@ impl SagaStats {
             let msgs = m.get("saga.messages").copied().unwrap_or(0.0);
             m.insert("saga.messages_per_saga".into(), msgs / started);
         }
-        for k in ["saga.dirty_reads", "saga.lost_updates", "saga.busy", "saga.resumed"] {
+        for k in [
+            "saga.dirty_reads",
+            "saga.lost_updates",
+            "saga.busy",
+            "saga.resumed",
+        ] {
             m.entry(k.into()).or_insert(0.0);
         }
     }
@@ -102,12 +107,18 @@ fn node0(view: &View<'_, Node>, saga: u64) -> (Option<Option<bool>>, String) {
                     Phase::Done(c) => Some(c),
                     _ => None,
                 };
-                (Some(ended), format!("orchestrator: {:?}, plan {:?}", r.phase, r.plan))
+                (
+                    Some(ended),
+                    format!("orchestrator: {:?}, plan {:?}", r.phase, r.plan),
+                )
             }
             None => (None, "orchestrator: no record of it".into()),
         },
         Some(Node::Order(o)) => match o.orders.get(&saga) {
-            Some(r) => (Some(r.outcome), format!("order service: outcome {:?}", r.outcome)),
+            Some(r) => (
+                Some(r.outcome),
+                format!("order service: outcome {:?}", r.outcome),
+            ),
             None => (None, "order service: no record of it".into()),
         },
         _ => (None, "node 0 down".into()),
@@ -202,7 +213,7 @@ impl SagaChecker {
         }
         let es = entries(view, saga);
         let state = |s: usize| es[s].flatten().map(|e| e.state);
-        for i in 0..3 {
+        for (i, kind) in STEPS.iter().enumerate() {
             let undone = matches!(
                 state(i),
                 Some(EntryState::Compensated) | Some(EntryState::Tombstone)
@@ -210,7 +221,7 @@ impl SagaChecker {
             if undone && (i + 1..3).any(|j| state(j) == Some(EntryState::Applied)) {
                 return Some(format!(
                     "compensated out of order: {} is compensated while a later step is still applied: {}",
-                    STEPS[i].name(),
+                    kind.name(),
                     describe(view, saga)
                 ));
             }
@@ -262,11 +273,10 @@ impl SagaChecker {
             .filter(|e| e.flatten().is_some_and(|e| e.state == EntryState::Applied))
             .count();
         let says = node0(view, saga).0;
-        let consistent = match (applied, says) {
-            (3, Some(Some(true))) => true,
-            (0, Some(Some(false))) => true,
-            _ => false,
-        };
+        let consistent = matches!(
+            (applied, says),
+            (3, Some(Some(true))) | (0, Some(Some(false)))
+        );
         if consistent {
             return None;
         }
@@ -284,10 +294,19 @@ impl SagaChecker {
     fn records_match(&self, view: &View<'_, Node>) -> Vec<String> {
         let mut out = Vec::new();
         for s in 0..2 {
-            let Some(svc) = service(view, s) else { continue };
+            let Some(svc) = service(view, s) else {
+                continue;
+            };
             let mut expect: BTreeMap<u32, i64> = BTreeMap::new();
-            for e in svc.entries.values().filter(|e| e.state == EntryState::Applied) {
-                let id = svc.kind.record_of(&e.order).expect("inventory and payment have records");
+            for e in svc
+                .entries
+                .values()
+                .filter(|e| e.state == EntryState::Applied)
+            {
+                let id = svc
+                    .kind
+                    .record_of(&e.order)
+                    .expect("inventory and payment have records");
                 let d = match svc.kind {
                     StepKind::Inventory => e.order.qty,
                     _ => -e.order.amount,

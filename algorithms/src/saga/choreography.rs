@@ -64,6 +64,8 @@ type OutKey = (NodeId, u64, usize, u8);
 #[derive(Clone, Debug, Default)]
 pub struct Outbox {
     events: BTreeMap<OutKey, Event>,
+    /// Local time each event was last sent (volatile: after a restart all are due).
+    sent_at: BTreeMap<OutKey, u64>,
 }
 
 fn storage_key(k: &OutKey) -> String {
@@ -78,7 +80,10 @@ impl Outbox {
             let e: Event = st.get_json(&k).expect("outbox entries are events");
             events.insert(e.key(), e);
         }
-        Outbox { events }
+        Outbox {
+            events,
+            sent_at: BTreeMap::new(),
+        }
     }
 
     /// Events not yet acknowledged.
@@ -96,12 +101,20 @@ impl Outbox {
         let k = e.key();
         ctx.storage().put_json(&storage_key(&k), &e);
         self.events.insert(k, e);
+        let now = ctx.now_local();
+        self.sent_at.insert(k, now);
         send_saga(ctx, e.target(), e.msg());
     }
 
-    /// Resends every unacknowledged event.
-    pub fn resend(&self, ctx: &mut Ctx<'_, Msg>) {
-        for e in self.events.values() {
+    /// Resends every event unacknowledged for `retry_ns` or more.
+    pub fn resend(&mut self, ctx: &mut Ctx<'_, Msg>, retry_ns: u64) {
+        let now = ctx.now_local();
+        for (k, e) in &self.events {
+            let last = self.sent_at.get(k).copied();
+            if last.is_some_and(|t| now.saturating_sub(t) < retry_ns) {
+                continue;
+            }
+            self.sent_at.insert(*k, now);
             ctx.count("saga.resends", 1.0);
             send_saga(ctx, e.target(), e.msg());
         }
@@ -121,6 +134,7 @@ impl Outbox {
             }
             _ => return,
         };
+        self.sent_at.remove(&k);
         if self.events.remove(&k).is_some() {
             // Not synced: a crash that loses the deletion only causes a harmless resend.
             ctx.storage().delete(&storage_key(&k));
@@ -173,7 +187,7 @@ impl OrderService {
     }
 
     pub(crate) fn on_timer(&mut self, ctx: &mut Ctx<'_, Msg>) {
-        self.outbox.resend(ctx);
+        self.outbox.resend(ctx, self.params.retry.0);
         ctx.set_timer(self.params.retry.0, 0);
     }
 
@@ -193,7 +207,13 @@ impl OrderService {
     fn start(&mut self, ctx: &mut Ctx<'_, Msg>, client: NodeId, order: Order) {
         if let Some(r) = self.orders.get(&order.saga) {
             if let Some(completed) = r.outcome {
-                ctx.send(client, Msg::Outcome { saga: order.saga, completed });
+                ctx.send(
+                    client,
+                    Msg::Outcome {
+                        saga: order.saga,
+                        completed,
+                    },
+                );
             }
             return;
         }

@@ -383,10 +383,7 @@ fn validate(sc: &Scenario, p: &Params) -> Result<(), ScenarioError> {
         ));
     }
     if p.retry.0 == 0 {
-        return Err(sc.error_at(
-            "retry",
-            "retry must be above zero, e.g. \"60ms\"".into(),
-        ));
+        return Err(sc.error_at("retry", "retry must be above zero, e.g. \"60ms\"".into()));
     }
     let orchestrator_only = [SagaBug::LogNotPersisted, SagaBug::CompensationsInWrongOrder];
     if p.style == Style::Choreographed && p.bug.is_some_and(|b| orchestrator_only.contains(&b)) {

@@ -95,7 +95,10 @@ impl Orchestrator {
             self.sagas.insert(r.order.saga, r);
         }
         if ctx.is_restart() {
-            let open = self.sagas.values().filter(|r| !matches!(r.phase, Phase::Done(_)));
+            let open = self
+                .sagas
+                .values()
+                .filter(|r| !matches!(r.phase, Phase::Done(_)));
             let n = open.count();
             ctx.count("saga.resumed", n as f64);
         }
@@ -238,7 +241,10 @@ impl Orchestrator {
         if self.params.has(SagaBug::CompensationsInWrongOrder) {
             plan.reverse();
         }
-        let r = self.sagas.get_mut(&saga).expect("compensating a known saga");
+        let r = self
+            .sagas
+            .get_mut(&saga)
+            .expect("compensating a known saga");
         r.plan = plan;
         if r.plan.is_empty() {
             r.phase = Phase::Done(false);
@@ -277,7 +283,9 @@ impl Orchestrator {
 
     /// The saga's outcome is decided: count it; the client is told once it is logged.
     fn finish(&mut self, ctx: &mut Ctx<'_, Msg>, saga: u64, completed: bool) {
-        let took = ctx.now_local().saturating_sub(self.sagas[&saga].started_local);
+        let took = ctx
+            .now_local()
+            .saturating_sub(self.sagas[&saga].started_local);
         note_outcome(ctx, completed, took);
         self.outcome_due = Some((saga, completed));
     }

@@ -168,7 +168,7 @@ impl Service {
     }
 
     pub(crate) fn on_timer(&mut self, ctx: &mut Ctx<'_, Msg>) {
-        self.outbox.resend(ctx);
+        self.outbox.resend(ctx, self.params.retry.0);
         ctx.set_timer(self.params.retry.0, 0);
     }
 
@@ -207,7 +207,8 @@ impl Service {
         }
         let again = self.entries.contains_key(&saga);
         if !again && !self.admits(ctx, order, rec.as_ref()) {
-            self.entries.insert(saga, self.entry(EntryState::Refused, order, 0));
+            self.entries
+                .insert(saga, self.entry(EntryState::Refused, order, 0));
             self.save(ctx, saga, None);
             ctx.storage().sync();
             return StepResult::Failed;
@@ -222,13 +223,10 @@ impl Service {
         if self.kind == StepKind::Payment {
             self.revenue += order.amount;
         }
-        let e = self
-            .entries
-            .entry(saga)
-            .or_insert(Entry {
-                applied_times: 0,
-                ..Self::blank(order)
-            });
+        let e = self.entries.entry(saga).or_insert(Entry {
+            applied_times: 0,
+            ..Self::blank(order)
+        });
         e.state = EntryState::Applied;
         e.before = before;
         e.applied_times += 1;
@@ -286,13 +284,12 @@ impl Service {
         let state = self.entries.get(&saga).map(|e| e.state);
         let undo = match state {
             None => {
-                self.entries.insert(saga, self.entry(EntryState::Tombstone, order, 0));
+                self.entries
+                    .insert(saga, self.entry(EntryState::Tombstone, order, 0));
                 false
             }
             Some(EntryState::Applied) => true,
-            Some(EntryState::Compensated) => {
-                self.params.has(SagaBug::NonIdempotentCompensation)
-            }
+            Some(EntryState::Compensated) => self.params.has(SagaBug::NonIdempotentCompensation),
             Some(EntryState::Refused) | Some(EntryState::Tombstone) => false,
         };
         let rid = self.kind.record_of(order);
@@ -304,7 +301,10 @@ impl Service {
     }
 
     fn undo(&mut self, ctx: &mut Ctx<'_, Msg>, saga: u64, rid: Option<u32>) {
-        let e = *self.entries.get(&saga).expect("undo of a saga with an entry");
+        let e = *self
+            .entries
+            .get(&saga)
+            .expect("undo of a saga with an entry");
         debug_assert!(matches!(
             e.state,
             EntryState::Applied | EntryState::Compensated
@@ -369,7 +369,15 @@ impl Service {
             Msg::Compensate { order, step } => {
                 self.compensate(ctx, &order);
                 let of = super::AckOf::Compensate;
-                super::send_saga(ctx, from, Msg::Ack { saga: order.saga, step, of });
+                super::send_saga(
+                    ctx,
+                    from,
+                    Msg::Ack {
+                        saga: order.saga,
+                        step,
+                        of,
+                    },
+                );
             }
             Msg::Finish { saga, step } => {
                 self.finish(ctx, saga);
@@ -405,7 +413,15 @@ impl Service {
                 };
                 self.outbox.add(ctx, next);
                 ctx.storage().sync();
-                super::send_saga(ctx, from, Msg::StepReply { saga: order.saga, step, result });
+                super::send_saga(
+                    ctx,
+                    from,
+                    Msg::StepReply {
+                        saga: order.saga,
+                        step,
+                        result,
+                    },
+                );
             }
             Msg::Compensate { order, .. } => {
                 self.compensate(ctx, &order);
@@ -417,7 +433,15 @@ impl Service {
                 self.outbox.add(ctx, next);
                 ctx.storage().sync();
                 let of = super::AckOf::Compensate;
-                super::send_saga(ctx, from, Msg::Ack { saga: order.saga, step, of });
+                super::send_saga(
+                    ctx,
+                    from,
+                    Msg::Ack {
+                        saga: order.saga,
+                        step,
+                        of,
+                    },
+                );
             }
             Msg::Finish { saga, step } => {
                 self.finish(ctx, saga);
