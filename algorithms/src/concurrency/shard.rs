@@ -235,11 +235,11 @@ impl Shard {
         let Some(l) = self.locks.get_mut(&key) else {
             return;
         };
-        if l.holder.is_none_or(|h| h.txn != txn) {
+        let Some(h) = l.holder.filter(|h| h.txn == txn) else {
             return;
-        }
+        };
         l.holder = None;
-        lock_series(ctx, key, 0, if victim { 4 } else { 2 });
+        lock_series(ctx, key, h.client, if victim { 5 } else { 2 });
         if l.queue.is_empty() {
             return;
         }
@@ -413,7 +413,8 @@ impl Shard {
 }
 
 /// Records a point of the `locks.keys` series for the lock panel:
-/// `(key * 1024 + client) * 8 + event`, event 1 granted, 2 released, 3 waiting, 4 victim.
+/// `(key * 1024 + client) * 8 + event`: event 1 granted, 2 released at commit, 3 waiting,
+/// 4 a waiter chosen as deadlock victim (died or timed out), 5 released by an abort.
 fn lock_series(ctx: &mut Ctx<'_, Msg>, key: u32, client: NodeId, event: u64) {
     let v = ((key as u64) * 1024 + (client as u64 % 1024)) * 8 + event;
     ctx.series("locks.keys", v as f64);
