@@ -275,6 +275,8 @@ impl Orchestrator {
                 if r.released.iter().all(|x| *x) {
                     r.phase = Phase::Done(true);
                 }
+                // The other finishes are in flight: the tick resends them if they are lost.
+                return self.log(ctx, saga);
             }
             _ => return,
         }
