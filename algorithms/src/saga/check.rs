@@ -358,7 +358,11 @@ impl Checker<Node> for SagaChecker {
         }
         let svc = view.node(node).and_then(|n| n.service())?;
         if let Some(f) = self.domain(svc) {
-            return Some(f);
+            // Name the saga whose step or compensation broke it.
+            return Some(match svc.touched {
+                Some(saga) => format!("{f}, after {}", describe(view, saga)),
+                None => f,
+            });
         }
         self.per_saga(view, svc, svc.touched?)
     }
