@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sim_core::{Checker, EventType, History, View};
+use sim_core::{Checker, EventType, Finding, History, View};
 
 use super::{shard_of, Node, TxnId};
 
@@ -138,12 +138,16 @@ impl Checker<Node> for CcChecker {
         "concurrency"
     }
 
-    fn at_end(&mut self, view: &View<'_, Node>, history: &History) -> Vec<String> {
+    fn at_end(&mut self, view: &View<'_, Node>, history: &History) -> Vec<Finding> {
         let mut out = Vec::new();
         if let Some(d) = self.deadlock(view) {
-            out.push(d);
+            out.push(Finding::liveness(d));
         }
-        out.extend(self.lost_updates(view, history));
+        out.extend(
+            self.lost_updates(view, history)
+                .into_iter()
+                .map(Finding::from),
+        );
         out
     }
 }

@@ -61,6 +61,50 @@ bug_switches! {
     }
 }
 
+/// The `[params]` fields, for `distsim list`.
+pub const PARAMS: &[crate::ParamDoc] = &[
+    crate::ParamDoc {
+        name: "control",
+        default: "\"optimistic\"",
+        doc: "optimistic (versions, compare-and-set) or pessimistic (strict 2PL)",
+    },
+    crate::ParamDoc {
+        name: "deadlock",
+        default: "\"wait_die\"",
+        doc: "wait_die, wound_wait or timeout (pessimistic)",
+    },
+    crate::ParamDoc {
+        name: "lock_timeout",
+        default: "\"100ms\"",
+        doc: "longest lock wait with deadlock = timeout",
+    },
+    crate::ParamDoc {
+        name: "retry",
+        default: "\"50ms\"",
+        doc: "clients resend unanswered requests this often",
+    },
+    crate::ParamDoc {
+        name: "backoff",
+        default: "\"2ms\"",
+        doc: "first backoff after an abort (doubled per attempt, jittered)",
+    },
+    crate::ParamDoc {
+        name: "attempts_max",
+        default: "50",
+        doc: "attempts per operation before it fails",
+    },
+    crate::ParamDoc {
+        name: "initial",
+        default: "100",
+        doc: "every key's starting value",
+    },
+    crate::ParamDoc {
+        name: "bug",
+        default: "none",
+        doc: "a switchable bug (see bugs)",
+    },
+];
+
 /// Optimistic or pessimistic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]

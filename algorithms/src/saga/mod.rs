@@ -78,6 +78,65 @@ bug_switches! {
     }
 }
 
+/// The `[params]` fields, for `distsim list`.
+pub const PARAMS: &[crate::ParamDoc] = &[
+    crate::ParamDoc {
+        name: "style",
+        default: "\"orchestrated\"",
+        doc: "orchestrated (durable saga log) or choreographed (events and outboxes)",
+    },
+    crate::ParamDoc {
+        name: "items",
+        default: "3",
+        doc: "items the inventory holds",
+    },
+    crate::ParamDoc {
+        name: "stock",
+        default: "1000",
+        doc: "units of stock per item",
+    },
+    crate::ParamDoc {
+        name: "accounts",
+        default: "3",
+        doc: "customer accounts",
+    },
+    crate::ParamDoc {
+        name: "balance",
+        default: "100000",
+        doc: "opening balance of every account",
+    },
+    crate::ParamDoc {
+        name: "price",
+        default: "10",
+        doc: "price of one unit",
+    },
+    crate::ParamDoc {
+        name: "qty_max",
+        default: "3",
+        doc: "most units in one order",
+    },
+    crate::ParamDoc {
+        name: "ship_fail_rate",
+        default: "0.3",
+        doc: "probability that shipping refuses a booking",
+    },
+    crate::ParamDoc {
+        name: "retry",
+        default: "\"60ms\"",
+        doc: "resend period of unanswered actions and outbox events",
+    },
+    crate::ParamDoc {
+        name: "busy_retries",
+        default: "20",
+        doc: "busy answers a step takes before the saga compensates",
+    },
+    crate::ParamDoc {
+        name: "bug",
+        default: "none",
+        doc: "a switchable bug (see bugs)",
+    },
+];
+
 /// How the saga is coordinated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
