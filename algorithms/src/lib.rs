@@ -10,15 +10,20 @@ use sim_core::faults::{FaultAction, NodeRef};
 use sim_core::time::{Duration, SEC};
 use sim_core::{Ctx, Message, NodeId, RunOptions, RunResult, Scenario, ScenarioError};
 
+#[macro_use]
+mod bug_switches;
+
 pub mod broadcast;
 pub mod client;
 pub mod commit;
+pub mod concurrency;
 pub mod echo;
 pub mod flood;
 pub mod lock;
 pub mod paxos;
 pub mod primary_backup;
 pub mod raft;
+pub mod saga;
 
 /// Declares a family's bug switches as one enum whose variants carry the rule each breaks, so
 /// that there is no second list to keep in step: the enum's `ALL` (the family's `BUGS`), its
@@ -198,6 +203,26 @@ pub const ALGORITHMS: &[Algorithm] = &[
         // The service's wait for the old lease (367 ms), catch-up, and retries.
         liveness_within: Duration(1_500 * sim_core::time::MS),
         run: primary_backup::run,
+    },
+    Algorithm {
+        name: "saga",
+        summary: "sagas: orchestrated (durable saga log) or choreographed, with compensations and semantic locks",
+        bugs: saga::BUGS,
+        operations: &["order"],
+        roles: &["orchestrator"],
+        params: saga::PARAMS,
+        liveness_within: Duration(SEC / 2),
+        run: saga::run,
+    },
+    Algorithm {
+        name: "concurrency",
+        summary: "optimistic (versions, compare-and-set, backoff) against pessimistic (strict 2PL, wait-die / wound-wait / timeout) concurrency control on a sharded store",
+        bugs: concurrency::BUGS,
+        operations: &["incr", "transfer"],
+        roles: &[],
+        params: concurrency::PARAMS,
+        liveness_within: Duration(SEC / 2),
+        run: concurrency::run,
     },
     Algorithm {
         name: "flood",

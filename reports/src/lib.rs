@@ -15,7 +15,9 @@
 //!   partitions shaded, client operations as bars on the client lanes;
 //! - `history-KEY`: the operations on a key as bars from invocation to completion, one row per
 //!   client, the operations the checker could not place in red (as Porcupine shows them);
-//! - `panel-NAME`: one algorithm panel per series recorded with `ctx.series(NAME, value)`.
+//! - `panel-NAME`: one algorithm panel per series recorded with `ctx.series(NAME, value)`;
+//!   the encoded series `saga.steps` and `locks.keys` are drawn as rows per saga and per key
+//!   ([`rows`]).
 //!
 //! # The algorithm-panel hook: series names
 //!
@@ -58,9 +60,11 @@ use plotters::prelude::*;
 use sim_core::time::fmt_ns;
 use sim_core::{History, RunResult};
 
+pub mod contention;
 pub mod data;
 pub mod font;
 pub mod plots;
+pub mod rows;
 pub mod txn;
 
 pub use txn::write_txn_report;
@@ -387,6 +391,17 @@ pub fn write_run_report(
         );
     }
     for (i, (name, points)) in r.series.iter().enumerate() {
+        if rows::is_row_series(name) {
+            let plot = rows::RowsPlot {
+                name,
+                points,
+                end_ns,
+            };
+            let file = format!("panel-{}", sanitize(name, i));
+            let title = format!("Algorithm panel: {name}");
+            render(dir, &file, &title, &plot, &mut out, &mut drawn);
+            continue;
+        }
         render(
             dir,
             &format!("panel-{}", sanitize(name, i)),
