@@ -12,6 +12,7 @@ pub mod broadcast;
 pub mod client;
 pub mod echo;
 pub mod flood;
+pub mod hashing;
 pub mod lock;
 pub mod raft;
 
@@ -66,6 +67,12 @@ pub const ALGORITHMS: &[Algorithm] = &[
             "distributed locks: a Redis lease, Redlock, and the ZooKeeper recipe, with fencing",
         bugs: lock::BUGS,
         run: lock::run,
+    },
+    Algorithm {
+        name: "hashing",
+        summary: "consistent hashing (ring, jump, rendezvous, bounded loads) under joins, leaves and crashes",
+        bugs: hashing::BUGS,
+        run: hashing::run,
     },
     Algorithm {
         name: "flood",
