@@ -2,10 +2,12 @@
 //! n to n + 1 buckets moves exactly the keys that land in the new bucket.
 //!
 //! Jump numbers buckets 0..n and can only grow or shrink at the top. Servers that leave from
-//! the middle are handled the usual way: the bucket count is one more than the highest member,
-//! and a key whose bucket is not a member jumps again with a fresh hash (`mix64(h + attempt)`)
-//! until it lands on one. Only the keys of a leaving server move (and only keys that belong to
-//! a joining one), so movement stays minimal.
+//! the middle are handled the usual way: in a run the bucket count is the cluster size (every
+//! server that may ever be a member), and a key whose bucket is absent jumps again with a fresh
+//! hash (`mix64(h + attempt)`) over the same buckets until it lands on a present one. Only the
+//! keys of a leaving server move, and a join takes exactly the keys whose chain meets the
+//! joiner first. So movement stays minimal and the absent buckets' keys
+//! spread evenly.
 
 use super::hash::mix64;
 

@@ -204,8 +204,8 @@ impl Params {
         Ok(())
     }
 
-    /// The placement configuration for a run salted `salt`.
-    pub fn placement(&self, salt: u64) -> PlacementConfig {
+    /// The placement configuration for a run salted `salt` on `servers` servers.
+    pub fn placement(&self, salt: u64, servers: usize) -> PlacementConfig {
         PlacementConfig {
             strategy: self.strategy,
             vnodes: if self.bug == Some(HashingBug::FewVnodes) {
@@ -222,6 +222,7 @@ impl Params {
             salt,
             hash: self.hash(),
             modulo: self.bug == Some(HashingBug::Modulo),
+            slots: servers,
         }
     }
 
@@ -241,7 +242,7 @@ pub fn run(sc: &Scenario, seed: u64, opts: &RunOptions) -> Result<RunResult, Sce
     params.validate(sc)?;
     let cfg = SimConfig::new(sc, seed, opts);
     let shared = Rc::new(Shared {
-        cfg: params.placement(hash::mix64(seed)),
+        cfg: params.placement(hash::mix64(seed), cfg.servers_count),
         keys: KeySpace::new(cfg.workload.keys, params.hash()),
         schedule: Schedule::new(&params.spares, &params.changes),
         heartbeat: params.heartbeat.0,

@@ -41,6 +41,9 @@ pub struct PlacementConfig {
     pub hash: HashFn,
     /// The bug: place by `hash mod n` over the sorted members instead of the strategy.
     pub modulo: bool,
+    /// Jump's bucket count: every server that may ever be a member (the cluster size). Absent
+    /// buckets re-jump, so joins and leaves anywhere move only the keys they must.
+    pub slots: usize,
 }
 
 impl PlacementConfig {
@@ -126,7 +129,7 @@ impl Placement {
             match cfg.strategy {
                 Strategy::Ring => Kind::Ring(ring_of(&members)),
                 Strategy::Jump => {
-                    let slots = members[members.len() - 1] + 1;
+                    let slots = cfg.slots.max(members[members.len() - 1] + 1);
                     let mut present = vec![false; slots];
                     for m in &members {
                         present[*m] = true;

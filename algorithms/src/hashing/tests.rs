@@ -62,6 +62,7 @@ fn cfg(strategy: Strategy, salt: u64) -> PlacementConfig {
         salt,
         hash: HashFn::Stable,
         modulo: false,
+        slots: 12,
     }
 }
 
