@@ -249,6 +249,7 @@ pub fn run(sc: &Scenario, seed: u64, opts: &RunOptions) -> Result<RunResult, Sce
         suspect_after: params.suspect_after.0,
         servers: cfg.servers_count,
         timeout: cfg.workload.timeout.0,
+        built: Default::default(),
     });
     let bounded = params.strategy == Strategy::Bounded && params.bug != Some(HashingBug::Modulo);
     let mut sim = Sim::new(cfg, move |info| {

@@ -2,6 +2,7 @@
 //! them and hand keys on when their view changes, and clients that route each key to its
 //! server.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
@@ -29,6 +30,9 @@ pub struct Shared {
     pub servers: usize,
     /// Client request timeout.
     pub timeout: Nanos,
+    /// Placements already built, by member set: every node with the same view shares one
+    /// (a placement is a pure function of the members, so sharing cannot change behaviour).
+    pub built: RefCell<BTreeMap<Vec<usize>, Rc<Placement>>>,
 }
 
 impl Shared {
@@ -41,9 +45,23 @@ impl Shared {
     }
 
     /// The placement for a view, if it has a member.
-    pub fn placement(&self, view: &View) -> Option<Placement> {
+    pub fn placement(&self, view: &View) -> Option<Rc<Placement>> {
         let m: Vec<usize> = view.members().iter().copied().collect();
-        (!m.is_empty()).then(|| Placement::build(&self.cfg, &m, &self.keys))
+        if m.is_empty() {
+            return None;
+        }
+        let mut built = self.built.borrow_mut();
+        if let Some(p) = built.get(&m) {
+            return Some(p.clone());
+        }
+        if built.len() >= 64 {
+            // Bounded memory: forget the smallest member sets first (any order would do).
+            let first = built.keys().next().cloned().expect("non-empty");
+            built.remove(&first);
+        }
+        let p = Rc::new(Placement::build(&self.cfg, &m, &self.keys));
+        built.insert(m, p.clone());
+        Some(p)
     }
 }
 
@@ -138,7 +156,7 @@ pub struct Server {
     shared: Rc<Shared>,
     member: bool,
     view: View,
-    placement: Option<Placement>,
+    placement: Option<Rc<Placement>>,
     store: BTreeMap<u32, u64>,
     /// Reports of this server's view changes while it was the reporter (lowest member).
     pub reports: Vec<ChangeReport>,
@@ -184,7 +202,7 @@ impl Server {
         ctx.series("load.keys", self.store.len() as f64);
     }
 
-    fn hand_off(&mut self, ctx: &mut Ctx<'_, Msg>, next: Option<&Placement>) {
+    fn hand_off(&mut self, ctx: &mut Ctx<'_, Msg>, next: Option<&Rc<Placement>>) {
         let Some(p) = next else { return };
         let me = ctx.id();
         let mut out: BTreeMap<usize, Vec<(u32, u64)>> = BTreeMap::new();
@@ -203,7 +221,7 @@ impl Server {
         }
     }
 
-    fn report(&mut self, ctx: &mut Ctx<'_, Msg>, p: &Placement) {
+    fn report(&mut self, ctx: &mut Ctx<'_, Msg>, p: &Rc<Placement>) {
         let sh = &self.shared;
         let members = p.members().to_vec();
         let weights: Vec<f64> = members.iter().map(|m| sh.cfg.weight(*m)).collect();
@@ -363,7 +381,7 @@ fn broadcast(ctx: &mut Ctx<'_, Msg>, msg: &Msg) {
 pub struct Client {
     shared: Rc<Shared>,
     view: View,
-    placement: Option<Placement>,
+    placement: Option<Rc<Placement>>,
     tracker: RequestTracker,
 }
 

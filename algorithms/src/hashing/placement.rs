@@ -103,6 +103,9 @@ pub struct Placement {
     members: Vec<usize>,
     salt: u64,
     kind: Kind,
+    /// Owner and lookup steps of every key of the key space, computed once at build (so that
+    /// measuring a view and serving requests cost a table read).
+    table: Vec<(usize, u32)>,
 }
 
 impl Placement {
@@ -147,11 +150,19 @@ impl Placement {
                 }
             }
         };
-        Placement {
+        let mut p = Placement {
             members,
             salt: cfg.salt,
             kind,
-        }
+            table: Vec::new(),
+        };
+        p.table = match &p.kind {
+            Kind::Bounded { table, .. } => table.clone(),
+            _ => (0..keys.len())
+                .map(|i| p.compute(i, keys.hashes[i]))
+                .collect(),
+        };
+        p
     }
 
     /// The members, sorted.
@@ -172,6 +183,14 @@ impl Placement {
     /// search plus the points walked past full servers).
     #[inline]
     pub fn owner(&self, index: usize, h: u64) -> (usize, u32) {
+        match self.table.get(index) {
+            Some(x) => *x,
+            None => self.compute(index, h),
+        }
+    }
+
+    /// [`Placement::owner`] without the table.
+    pub fn compute(&self, index: usize, h: u64) -> (usize, u32) {
         match &self.kind {
             Kind::Ring(r) => r.lookup(h),
             Kind::Jump { slots, present } => {
