@@ -9,6 +9,7 @@
 use sim_core::{Ctx, Message, NodeId, RunOptions, RunResult, Scenario, ScenarioError};
 
 pub mod broadcast;
+pub mod cache;
 pub mod client;
 pub mod echo;
 pub mod flood;
@@ -73,6 +74,12 @@ pub const ALGORITHMS: &[Algorithm] = &[
         summary: "consistent hashing (ring, jump, rendezvous, bounded loads) under joins, leaves and crashes",
         bugs: hashing::BUGS,
         run: hashing::run,
+    },
+    Algorithm {
+        name: "cache",
+        summary: "an LRU cache cluster on a consistent-hash ring in front of a slow database, cache-aside, with memcache leases",
+        bugs: cache::BUGS,
+        run: cache::run,
     },
     Algorithm {
         name: "flood",
