@@ -1,0 +1,422 @@
+//! The engine: a single-threaded discrete-event loop over virtual time.
+//!
+//! Events are ordered by (time, insertion sequence), so ties break the same way every run. The
+//! loop owns the processes and the [`World`] (network, clocks, storage, randomness, history,
+//! metrics, trace); a process acts only through its [`Ctx`] during its own callback.
+//!
+//! Invariants at this boundary: nothing observable depends on wall time, thread scheduling,
+//! hash iteration order, addresses or the environment; every random draw comes from a stream
+//! derived from the seed ([`crate::rng`]); a crashed node has no process instance and no live
+//! timers; a paused node runs nothing until it resumes.
+
+mod check;
+mod config;
+mod finish;
+mod inject;
+mod nemesis;
+mod partition;
+mod queue;
+mod workload;
+mod world;
+
+pub use check::{Checker, View};
+pub use config::{RunOptions, SimConfig};
+use nemesis::exp_draw;
+use queue::{Event, QueueKey};
+use workload::WorkloadGen;
+pub use world::World;
+use world::{ClientState, NetStats};
+
+use std::collections::{BTreeMap, BinaryHeap, HashSet};
+
+use rand::Rng;
+
+use crate::clock::Clock;
+use crate::history::{EventType, HistoryEvent};
+use crate::metrics::Metrics;
+use crate::network::Links;
+use crate::process::{Ctx, Message, NodeId, Process, TimerId};
+use crate::result::RunResult;
+use crate::rng::{stream, Stream};
+use crate::scenario::{Scenario, ScenarioError};
+use crate::storage::Storage;
+use crate::time::fmt_ns;
+use crate::trace::{Trace, TraceKind};
+
+/// What a factory is told about the node it builds.
+#[derive(Clone, Copy, Debug)]
+pub struct NodeInfo {
+    /// The node's index.
+    pub id: NodeId,
+    /// Number of servers.
+    pub servers_count: usize,
+    /// Number of clients.
+    pub clients_count: usize,
+    /// Whether this node is a client.
+    pub is_client: bool,
+}
+
+/// One simulation: processes of type `P` in a [`World`].
+pub struct Sim<P: Process> {
+    world: World<P::Msg>,
+    procs: Vec<Option<P>>,
+    factory: Box<dyn FnMut(&NodeInfo) -> P>,
+    checkers: Vec<Box<dyn Checker<P>>>,
+    cfg: SimConfig,
+    events: u64,
+}
+
+impl<P: Process> Sim<P> {
+    /// Builds a simulation; `factory` makes a node's process at start and at each restart.
+    pub fn new(cfg: SimConfig, factory: impl FnMut(&NodeInfo) -> P + 'static) -> Self {
+        let n = cfg.nodes_count();
+        let seed = cfg.seed;
+        let mut clock_rng = stream(seed, Stream::Clocks);
+        let clocks_cfg = &cfg.scenario.clocks;
+        let mut clocks: Vec<Clock> = (0..n)
+            .map(|i| {
+                if i >= cfg.servers_count {
+                    return Clock::new(0, 0.0);
+                }
+                let om = clocks_cfg.offset_max.0 as i64;
+                let offset = if om > 0 {
+                    clock_rng.random_range(-om..=om)
+                } else {
+                    0
+                };
+                let dm = clocks_cfg.drift_max.0;
+                let drift = if dm > 0.0 {
+                    clock_rng.random_range(-dm..=dm)
+                } else {
+                    0.0
+                };
+                Clock::new(offset, drift)
+            })
+            .collect();
+        for nc in &clocks_cfg.node {
+            if nc.node.0 < n {
+                clocks[nc.node.0] = Clock::new(nc.offset.0, nc.drift.0);
+            }
+        }
+        let world = World {
+            now: 0,
+            seq: 0,
+            queue: BinaryHeap::with_capacity(1024),
+            slab: Vec::with_capacity(1024),
+            free: Vec::new(),
+            servers_count: cfg.servers_count,
+            clients_count: cfg.workload.clients,
+            clocks,
+            storage: (0..n).map(|_| Storage::default()).collect(),
+            node_rngs: (0..n).map(|i| stream(seed, Stream::Node(i))).collect(),
+            net_rng: stream(seed, Stream::Network),
+            fault_rng: stream(seed, Stream::Faults),
+            workload_rng: stream(seed, Stream::Workload),
+            net: cfg.network.clone(),
+            links: Links::new(n),
+            up: vec![false; n],
+            paused: vec![false; n],
+            epoch: vec![0; n],
+            held_paused: (0..n).map(|_| Vec::new()).collect(),
+            held_clog: Vec::new(),
+            cancelled_timers: HashSet::new(),
+            next_timer: 0,
+            next_msg: 0,
+            history: Vec::new(),
+            clients: (0..cfg.workload.clients)
+                .map(|i| ClientState {
+                    process: i as u64,
+                    current: None,
+                    done: 0,
+                })
+                .collect(),
+            workload: WorkloadGen::new(cfg.workload.clone()),
+            accepting_ops: true,
+            nemesis_on: cfg.nemesis.is_some(),
+            metrics: Metrics::default(),
+            trace: Trace::new(cfg.options.keep_trace),
+            violations: Vec::new(),
+            fault_log: Vec::new(),
+            coverage: BTreeMap::new(),
+            partition_label: None,
+            partition_gen: 0,
+            stats: NetStats::default(),
+        };
+        Sim {
+            world,
+            procs: (0..n).map(|_| None).collect(),
+            factory: Box::new(factory),
+            checkers: Vec::new(),
+            cfg,
+            events: 0,
+        }
+    }
+
+    /// Adds an invariant or end check.
+    pub fn add_checker(&mut self, checker: impl Checker<P> + 'static) {
+        self.checkers.push(Box::new(checker));
+    }
+
+    /// The resolved configuration.
+    pub fn config(&self) -> &SimConfig {
+        &self.cfg
+    }
+
+    fn info(&self, id: NodeId) -> NodeInfo {
+        NodeInfo {
+            id,
+            servers_count: self.world.servers_count,
+            clients_count: self.world.clients_count,
+            is_client: id >= self.world.servers_count,
+        }
+    }
+
+    fn schedule_initial(&mut self) {
+        let n = self.procs.len();
+        for i in 0..n {
+            self.world.push(0, Event::Start(i));
+        }
+        if !self.world.workload.mix.is_empty() {
+            let start = self.cfg.workload.start.0;
+            for c in 0..self.world.clients_count {
+                let jitter = self.world.workload.think(&mut self.world.workload_rng);
+                self.world
+                    .push(start + jitter, Event::Invoke(self.world.servers_count + c));
+            }
+        }
+        let mut script = self.cfg.scenario.faults.clone();
+        script.sort_by_key(|f| f.at);
+        for f in script {
+            self.world.push(f.at.0 .0, Event::Fault(f.action));
+        }
+        if let Some(nem) = &self.cfg.nemesis {
+            if !nem.kinds.is_empty() {
+                let gap = exp_draw(&mut self.world.fault_rng, nem.interval.0);
+                self.world.push(nem.start.0 + gap, Event::NemesisTick);
+            }
+        }
+        if self.cfg.quiet_ns < self.cfg.duration_ns {
+            self.world.push(self.cfg.quiet_ns, Event::Quiet);
+        }
+    }
+
+    /// Runs to the end and judges the run.
+    pub fn run(mut self) -> RunResult {
+        self.schedule_initial();
+        let duration = self.cfg.duration_ns;
+        let mut unknown_reason = None;
+        while let Some(t) = self.world.peek_time() {
+            if t > duration {
+                break;
+            }
+            if self.events >= self.cfg.max_events {
+                unknown_reason = Some(format!(
+                    "the run hit its budget of {} events at {}; raise max_events or shorten the run",
+                    self.cfg.max_events,
+                    fmt_ns(self.world.now)
+                ));
+                break;
+            }
+            let (time, ev) = self.world.pop().expect("peeked");
+            self.world.now = time;
+            self.events += 1;
+            self.dispatch(ev);
+            if !self.world.violations.is_empty() && !self.cfg.options.continue_after_violation {
+                break;
+            }
+        }
+        if self.world.violations.is_empty() || self.cfg.options.continue_after_violation {
+            self.world.now = self.world.now.max(if unknown_reason.is_none() {
+                duration
+            } else {
+                0
+            });
+        }
+        self.finish(unknown_reason)
+    }
+
+    fn dispatch(&mut self, ev: Event<P::Msg>) {
+        match ev {
+            Event::Start(node) => self.start_node(node, false),
+            Event::Deliver { from, to, msg, id } => self.deliver(from, to, msg, id),
+            Event::Timer {
+                node,
+                epoch,
+                id,
+                tag,
+            } => {
+                if epoch != self.world.epoch[node] || !self.world.up[node] {
+                    return;
+                }
+                if self.world.cancelled_timers.remove(&id) {
+                    return;
+                }
+                if self.world.paused[node] {
+                    self.world.held_paused[node].push(Event::Timer {
+                        node,
+                        epoch,
+                        id,
+                        tag,
+                    });
+                    self.world.stats.held_pause += 1;
+                    return;
+                }
+                self.world.trace.record(
+                    self.world.now,
+                    TraceKind::Timer,
+                    node,
+                    None,
+                    "timer",
+                    Some(tag),
+                );
+                self.call(node, |p, ctx| p.on_timer(ctx, TimerId(id), tag));
+            }
+            Event::Invoke(client) if self.world.paused[client] => {
+                // A paused client does nothing, not even start its next operation.
+                self.world.held_paused[client].push(Event::Invoke(client));
+            }
+            Event::Invoke(client) => self.invoke(client),
+            Event::Fault(action) => self.apply_fault(action),
+            Event::HealIf(gen) => {
+                if gen == self.world.partition_gen && self.world.links.any_cut() {
+                    self.heal("the partition's time is up");
+                }
+            }
+            Event::DriftReset(node, drift) => self.set_drift(node, drift, "back to"),
+            Event::NemesisTick => self.nemesis_tick(),
+            Event::Quiet => self.quiet(),
+        }
+    }
+
+    fn call(&mut self, node: NodeId, f: impl FnOnce(&mut P, &mut Ctx<'_, P::Msg>)) {
+        let Some(p) = self.procs[node].as_mut() else {
+            return;
+        };
+        let mut ctx = Ctx {
+            world: &mut self.world,
+            node,
+            restart: false,
+        };
+        f(p, &mut ctx);
+        self.run_checkers(node);
+    }
+
+    fn run_checkers(&mut self, node: NodeId) {
+        if self.checkers.is_empty() {
+            return;
+        }
+        let view = View {
+            now: self.world.now,
+            procs: &self.procs,
+            paused: &self.world.paused,
+            servers_count: self.world.servers_count,
+        };
+        let mut found = Vec::new();
+        for c in &mut self.checkers {
+            if let Some(msg) = c.after_event(&view, node) {
+                found.push((c.name().to_string(), msg));
+            }
+        }
+        for (name, msg) in found {
+            self.world.report_violation(name, msg);
+        }
+    }
+
+    fn start_node(&mut self, node: NodeId, restart: bool) {
+        let info = self.info(node);
+        let mut p = (self.factory)(&info);
+        self.world.up[node] = true;
+        self.world.trace.record(
+            self.world.now,
+            TraceKind::Start,
+            node,
+            None,
+            if restart { "restart" } else { "start" },
+            None,
+        );
+        let mut ctx = Ctx {
+            world: &mut self.world,
+            node,
+            restart,
+        };
+        p.on_start(&mut ctx);
+        self.procs[node] = Some(p);
+        self.run_checkers(node);
+    }
+
+    fn deliver(&mut self, from: NodeId, to: NodeId, msg: P::Msg, id: u64) {
+        let w = &mut self.world;
+        if w.links.is_cut(from, to) {
+            w.drop_cut(from, to, msg.label(), id);
+            return;
+        }
+        if w.links.is_clogged(from) || w.links.is_clogged(to) {
+            w.stats.held_clog += 1;
+            w.cover_messages("clog", 1);
+            w.held_clog.push((from, to, msg, id));
+            return;
+        }
+        if !w.up[to] {
+            w.stats.dropped_down += 1;
+            w.cover_messages("crash", 1);
+            w.trace.record(
+                w.now,
+                TraceKind::DropDown,
+                from,
+                Some(to),
+                msg.label(),
+                Some(id),
+            );
+            return;
+        }
+        if w.paused[to] {
+            w.stats.held_pause += 1;
+            w.cover_messages("pause", 1);
+            w.held_paused[to].push(Event::Deliver { from, to, msg, id });
+            return;
+        }
+        w.stats.delivered += 1;
+        w.trace.record(
+            w.now,
+            TraceKind::Deliver,
+            to,
+            Some(from),
+            msg.label(),
+            Some(id),
+        );
+        self.call(to, |p, ctx| p.on_message(ctx, from, msg));
+    }
+
+    fn invoke(&mut self, client: NodeId) {
+        let w = &mut self.world;
+        if !w.accepting_ops {
+            return;
+        }
+        let ci = client - w.servers_count;
+        if w.clients[ci].current.is_some() {
+            return;
+        }
+        let op = w.workload.next(&mut w.workload_rng);
+        w.history.push(HistoryEvent {
+            kind: EventType::Invoke,
+            process: w.clients[ci].process,
+            time_ns: w.now,
+            f: op.f.clone(),
+            key: op.key.clone(),
+            value: op.value.clone(),
+        });
+        w.clients[ci].current = Some((op.clone(), w.now));
+        w.metrics.count("ops.invoked", 1.0);
+        w.trace
+            .record(w.now, TraceKind::Invoke, client, None, &op.f, None);
+        self.call(client, |p, ctx| p.on_invoke(ctx, op));
+    }
+}
+
+/// Parses a scenario's algorithm parameters or returns a located error; a convenience for
+/// algorithm modules.
+pub fn params_of<T: serde::de::DeserializeOwned + Default>(
+    sc: &Scenario,
+) -> Result<T, ScenarioError> {
+    sc.params::<T>()
+}
