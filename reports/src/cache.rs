@@ -27,6 +27,16 @@ pub struct CachePlot<'a> {
     pub end_ns: u64,
 }
 
+/// One strip of the panel: area, caption, y label, y max, points, colour.
+type Strip<'a, DB> = (
+    &'a DrawingArea<DB, Shift>,
+    &'static str,
+    &'static str,
+    f64,
+    &'a [(f64, f64)],
+    RGBColor,
+);
+
 /// Buckets over the run: the mean of the values in each.
 fn bucketed(points: &[SeriesPoint], end_ns: u64, buckets: usize) -> Vec<(f64, f64)> {
     let mut sum = vec![(0.0f64, 0usize); buckets];
@@ -74,14 +84,7 @@ impl Plot for CachePlot<'_> {
         let hr = bucketed(self.hit_ratio, self.end_ns, 80);
         let db = bucketed(self.db_reads, self.end_ns, 80);
         let dbmax = db.iter().fold(1.0f64, |a, p| a.max(p.1)) * 1.15;
-        let panels: [(
-            &DrawingArea<DB, Shift>,
-            &str,
-            &str,
-            f64,
-            &[(f64, f64)],
-            RGBColor,
-        ); 2] = [
+        let panels: [Strip<'_, DB>; 2] = [
             (
                 &top,
                 "cache hit ratio (mean over cache servers)",
