@@ -191,8 +191,24 @@ impl Params {
             );
         }
         let nodes = sc.nodes;
-        let spares: Vec<usize> = self.spares.iter().map(|n| n.0).collect();
-        if spares.len() >= nodes {
+        let named = self
+            .spares
+            .iter()
+            .chain(self.changes.iter().flat_map(|c| c.join.iter().chain(&c.leave)))
+            .chain(self.weights.iter().map(|w| &w.node));
+        for n in named {
+            if n.0 >= nodes {
+                return Err(sc.error_at(
+                    "spares",
+                    format!(
+                        "n{} is not a server: spares, changes and weights name servers n0..n{}",
+                        n.0,
+                        nodes - 1
+                    ),
+                ));
+            }
+        }
+        if self.spares.len() >= nodes {
             return bad("spares", "at least one server must start in the cluster");
         }
         if sc.workload.keys == 0 {
