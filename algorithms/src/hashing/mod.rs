@@ -194,7 +194,11 @@ impl Params {
         let named = self
             .spares
             .iter()
-            .chain(self.changes.iter().flat_map(|c| c.join.iter().chain(&c.leave)))
+            .chain(
+                self.changes
+                    .iter()
+                    .flat_map(|c| c.join.iter().chain(&c.leave)),
+            )
             .chain(self.weights.iter().map(|w| &w.node));
         for n in named {
             if n.0 >= nodes {
