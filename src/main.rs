@@ -17,6 +17,7 @@ macro_rules! outln {
     }};
 }
 
+mod merge;
 mod output;
 mod sweep;
 
@@ -38,7 +39,7 @@ enum Command {
     /// Run many seeds of a scenario in parallel and summarize.
     Sweep(sweep::SweepArgs),
     /// Join the JSON outputs of sharded sweeps into one.
-    Merge(sweep::MergeArgs),
+    Merge(merge::MergeArgs),
     /// Check a client history (our JSON Lines or Jepsen EDN) for linearizability.
     Check(CheckArgs),
     /// List the scenarios (what each shows and expects) and the algorithms with their bugs.
@@ -100,6 +101,10 @@ struct RunArgs {
     /// Let the seed draw the fault mix and cluster size (as `sweep --swarm` does).
     #[arg(long)]
     swarm: bool,
+    /// Most memory a kept trace (--trace, --report) may take, in MiB; past it the run stops
+    /// with verdict unknown instead of growing until the kernel kills it.
+    #[arg(long, value_name = "MIB", default_value_t = 2048)]
+    trace_memory_max: u64,
     /// Run twice and fail if the trace hashes differ.
     #[arg(long)]
     check_determinism: bool,
@@ -116,17 +121,31 @@ struct ListArgs {
     dir: String,
 }
 
-/// Exit codes: 0 no violation, 1 violation (or nondeterminism) found, 2 bad input or usage.
+// Exit codes, one rule for every command.
+/// Every check held.
+pub const EXIT_PASS: u8 = 0;
+/// A violation (or nondeterminism) was found.
 pub const EXIT_VIOLATION: u8 = 1;
-/// Bad input or usage.
+/// Bad input or usage (clap's own usage errors exit 2 as well).
 pub const EXIT_BAD_INPUT: u8 = 2;
+/// The verdict is unknown: a budget ran out. Never reported as a pass.
+pub const EXIT_UNKNOWN: u8 = 3;
+
+/// The exit code of one verdict.
+pub fn verdict_exit(v: Verdict) -> u8 {
+    match v {
+        Verdict::Pass => EXIT_PASS,
+        Verdict::Violation => EXIT_VIOLATION,
+        Verdict::Unknown => EXIT_UNKNOWN,
+    }
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Run(a) => cmd_run(a),
         Command::Sweep(a) => sweep::cmd_sweep(a),
-        Command::Merge(a) => sweep::cmd_merge(a),
+        Command::Merge(a) => merge::cmd_merge(a),
         Command::Check(a) => cmd_check(a),
         Command::List(a) => cmd_list(a),
     };
@@ -139,9 +158,12 @@ pub fn bad_input(message: impl std::fmt::Display) -> u8 {
     EXIT_BAD_INPUT
 }
 
-/// Loads a scenario or prints why not.
+/// Loads a scenario and checks it against its algorithm (operations, roles, liveness bound),
+/// or prints why not: every bad input is refused here, before any run.
 pub fn load(path: &str) -> Result<Scenario, u8> {
-    Scenario::load(path).map_err(bad_input)
+    let mut sc = Scenario::load(path).map_err(bad_input)?;
+    algorithms::prepare(&mut sc).map_err(bad_input)?;
+    Ok(sc)
 }
 
 /// Runs one seed and measures its wall time (outside the simulation).
@@ -193,12 +215,14 @@ fn cmd_run(a: RunArgs) -> u8 {
         // The report's space-time diagram is drawn from the trace.
         keep_trace: a.trace.is_some() || a.report.is_some(),
         swarm: a.swarm,
+        trace_bytes_max: Some(a.trace_memory_max.saturating_mul(1 << 20)),
         ..Default::default()
     };
-    let r = match run_once(&sc, seed, &opts) {
+    let mut r = match run_once(&sc, seed, &opts) {
         Ok(r) => r,
         Err(code) => return code,
     };
+    output::judge_truncated_trace(&mut r);
     if let Some(path) = &a.trace {
         if let Err(e) = output::write_trace(path, &r) {
             return bad_input(format!("cannot write the trace to {path}: {e}"));
@@ -254,10 +278,7 @@ fn cmd_run(a: RunArgs) -> u8 {
         );
         return EXIT_VIOLATION;
     }
-    match r.verdict {
-        Verdict::Violation => EXIT_VIOLATION,
-        _ => 0,
-    }
+    verdict_exit(r.verdict)
 }
 
 fn cmd_check(a: CheckArgs) -> u8 {
@@ -344,7 +365,7 @@ fn cmd_list(a: ListArgs) -> u8 {
     outln!("Scenarios in {}:\n", a.dir);
     for f in &files {
         let p = f.to_string_lossy();
-        match Scenario::load(&p) {
+        match Scenario::load(&p).and_then(|mut sc| algorithms::prepare(&mut sc).map(|_| sc)) {
             Ok(sc) => {
                 let expect = sc.expect.as_str();
                 let head = if color {
@@ -363,9 +384,25 @@ fn cmd_list(a: ListArgs) -> u8 {
             }
         }
     }
-    outln!("\nAlgorithms and their bug switches (set `bug = \"NAME\"` under [params]):\n");
+    outln!("\nAlgorithms: their operations, roles, parameters and bug switches (set `bug = \"NAME\"` under [params]):\n");
     for alg in algorithms::ALGORITHMS {
         outln!("{:<12} {}", alg.name, alg.summary);
+        let none = |v: &[&str]| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.join(", ")
+            }
+        };
+        outln!("    operations: {}", none(alg.operations));
+        outln!("    roles: {} (and \"random\")", none(alg.roles));
+        outln!(
+            "    liveness: progress within {} of the heal by default",
+            sim_core::time::fmt_ns(alg.liveness_within.0)
+        );
+        for p in alg.params {
+            outln!("    param {:<22} = {:<10} {}", p.name, p.default, p.doc);
+        }
         for b in alg.bugs {
             outln!("    bug {:<24} breaks: {}", b.name, b.rule);
         }

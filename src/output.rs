@@ -151,3 +151,66 @@ pub fn write_trace(path: &str, r: &RunResult) -> std::io::Result<()> {
     }
     w.flush()
 }
+
+/// A kept trace that reached its memory bound ends with a `Truncated` event. The run is then
+/// unknown, never a pass: the trace (and the report drawn from it) the user asked for is
+/// incomplete. A violation found stays a violation. (The engine stops such a run itself when
+/// it checks `Trace::full`; this covers runs that went on without keeping events.)
+pub fn judge_truncated_trace(r: &mut RunResult) {
+    let Some(last) = r.trace.as_ref().and_then(|t| t.last()) else {
+        return;
+    };
+    if last.kind != sim_core::trace::TraceKind::Truncated {
+        return;
+    }
+    if r.verdict == Verdict::Pass {
+        r.verdict = Verdict::Unknown;
+        r.unknown_reason = Some(last.label.clone());
+    } else if r.unknown_reason.is_none() {
+        eprintln!("warning: {}", last.label);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sim_core::trace::{TraceEvent, TraceKind};
+
+    fn hello(keep_trace: bool) -> RunResult {
+        let text = include_str!("../scenarios/echo/hello.toml");
+        let sc = sim_core::Scenario::parse("hello.toml", text).unwrap();
+        let opts = sim_core::RunOptions {
+            keep_trace,
+            ..Default::default()
+        };
+        algorithms::run(&sc, 1, &opts).unwrap()
+    }
+
+    #[test]
+    fn a_truncated_trace_makes_a_pass_unknown() {
+        let mut r = hello(true);
+        judge_truncated_trace(&mut r);
+        assert_eq!(r.verdict, Verdict::Pass, "a whole trace changes nothing");
+        r.trace.as_mut().unwrap().push(TraceEvent {
+            time_ns: 5,
+            kind: TraceKind::Truncated,
+            node: 0,
+            peer: None,
+            label: "the kept trace reached its memory bound".into(),
+            msg_id: None,
+        });
+        judge_truncated_trace(&mut r);
+        assert_eq!(r.verdict, Verdict::Unknown);
+        assert_eq!(
+            r.unknown_reason.as_deref(),
+            Some("the kept trace reached its memory bound")
+        );
+        let mut off = hello(false);
+        judge_truncated_trace(&mut off);
+        assert_eq!(
+            off.verdict,
+            Verdict::Pass,
+            "no trace kept, nothing to judge"
+        );
+    }
+}

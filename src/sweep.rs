@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use sim_core::time::fmt_ns;
 use sim_core::{RunOptions, Scenario, Verdict};
 
-use crate::{bad_input, load, reproduce_command, run_once, BUILD, EXIT_VIOLATION};
+use crate::{
+    bad_input, load, reproduce_command, run_once, BUILD, EXIT_PASS, EXIT_UNKNOWN, EXIT_VIOLATION,
+};
 
 #[derive(Args)]
 pub struct SweepArgs {
@@ -49,55 +51,104 @@ pub struct SweepArgs {
     /// latency are drawn.
     #[arg(long, value_name = "DIR")]
     report: Option<String>,
-}
-
-#[derive(Args)]
-pub struct MergeArgs {
-    /// JSON files written by `distsim sweep --json`.
-    #[arg(required = true)]
-    files: Vec<String>,
-    /// Print the merged JSON instead of the summary.
+    /// Exit 0 when the sweep found what the scenario expects (every seed passes, or the
+    /// expected violation was found), so CI can run scenarios that demonstrate bugs.
     #[arg(long)]
-    json: bool,
-    /// How many failing seeds to list.
-    #[arg(long, default_value_t = 10)]
-    show: usize,
+    expect: bool,
 }
 
 /// One seed's outcome.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SweepRun {
-    seed: u64,
-    verdict: Verdict,
-    trace_hash: String,
-    events: u64,
-    simulated_ns: u64,
+    /// The seed.
+    pub seed: u64,
+    /// Its verdict.
+    pub verdict: Verdict,
+    /// Its trace hash, 16 hex digits.
+    pub trace_hash: String,
+    /// Events processed.
+    pub events: u64,
+    /// Simulated time covered.
+    pub simulated_ns: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    violation: Option<String>,
+    /// The first violation, as `[source] message`.
+    pub violation: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    violation_time_ns: Option<u64>,
+    /// When the first violation was found.
+    pub violation_time_ns: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    unknown_reason: Option<String>,
+    /// Why the verdict is unknown, when it is.
+    pub unknown_reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    derived: Option<String>,
+    /// The configuration swarm testing drew.
+    pub derived: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    metrics: BTreeMap<String, f64>,
+    /// The `--metric` values of this seed.
+    pub metrics: BTreeMap<String, f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    nondeterministic: Option<String>,
+    /// The other trace hash, when a second run differed.
+    pub nondeterministic: Option<String>,
+}
+
+/// A range of seeds, `start..end` with `end` excluded (as `--seeds A..B` writes it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SeedRange {
+    /// The first seed.
+    pub start: u64,
+    /// One past the last seed.
+    pub end: u64,
+}
+
+impl std::fmt::Display for SeedRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}..{}", self.start, self.end)
+    }
+}
+
+/// Which slice of which sweep a `--shard I/N` output holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardInfo {
+    /// I, from 1.
+    pub index: u64,
+    /// N.
+    pub count: u64,
+    /// The whole sweep's seeds (`--seeds`), of which this shard ran one slice.
+    pub of: SeedRange,
 }
 
 /// A sweep's JSON output; `merge` reads several and writes one.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SweepReport {
-    build: String,
-    scenario: String,
-    path: String,
-    algorithm: String,
-    expected: sim_core::Expect,
-    swarm: bool,
-    metric_names: Vec<String>,
-    counts: BTreeMap<String, u64>,
-    runs: Vec<SweepRun>,
+    /// The distsim build that ran it.
+    pub build: String,
+    /// The scenario's name.
+    pub scenario: String,
+    /// The scenario file.
+    pub path: String,
+    /// A stable hash of the scenario file's bytes, so that merge can tell an edited file.
+    #[serde(default)]
+    pub scenario_hash: Option<String>,
+    /// The algorithm.
+    pub algorithm: String,
+    /// What the scenario expects.
+    pub expected: sim_core::Expect,
+    /// Whether seeds drew their configuration (`--swarm`).
+    pub swarm: bool,
+    /// The seeds this output covers (a shard's slice, or the whole range).
+    #[serde(default)]
+    pub seeds: Option<SeedRange>,
+    /// Set by `--shard I/N`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardInfo>,
+    /// Seeds a `merge --allow-partial` went without.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<SeedRange>,
+    /// The `--metric` names summarized.
+    pub metric_names: Vec<String>,
+    /// Seeds per verdict.
+    pub counts: BTreeMap<String, u64>,
+    /// Every seed's outcome, in seed order.
+    pub runs: Vec<SweepRun>,
 }
 
 fn parse_seeds(s: &str) -> Result<(u64, u64), String> {
@@ -135,7 +186,7 @@ fn parse_shard(s: &str) -> Result<(u64, u64), String> {
 
 /// The seeds of slice `i` of `n` (1-based) of `[start, end)`: contiguous, sizes differ by at
 /// most one, and the slices cover the range exactly.
-fn shard_range(start: u64, end: u64, i: u64, n: u64) -> (u64, u64) {
+pub fn shard_range(start: u64, end: u64, i: u64, n: u64) -> (u64, u64) {
     let len = end - start;
     let lo = start + len * (i - 1) / n;
     let hi = start + len * i / n;
@@ -167,9 +218,17 @@ pub fn cmd_sweep(a: SweepArgs) -> u8 {
         Ok(r) => r,
         Err(e) => return bad_input(e),
     };
+    let mut shard = None;
     if let Some(s) = &a.shard {
         match parse_shard(s) {
-            Ok((i, n)) => (start, end) = shard_range(start, end, i, n),
+            Ok((i, n)) => {
+                shard = Some(ShardInfo {
+                    index: i,
+                    count: n,
+                    of: SeedRange { start, end },
+                });
+                (start, end) = shard_range(start, end, i, n);
+            }
             Err(e) => return bad_input(e),
         }
     }
@@ -211,9 +270,13 @@ pub fn cmd_sweep(a: SweepArgs) -> u8 {
         build: BUILD.to_string(),
         scenario: sc.name.clone(),
         path: a.scenario.clone(),
+        scenario_hash: scenario_hash(&a.scenario),
         algorithm: sc.algorithm.clone(),
         expected: sc.expect,
         swarm: a.swarm,
+        seeds: Some(SeedRange { start, end }),
+        shard,
+        missing: Vec::new(),
         metric_names,
         counts: count(&runs),
         runs,
@@ -228,7 +291,15 @@ pub fn cmd_sweep(a: SweepArgs) -> u8 {
         report.runs.len(),
         wall.as_secs_f64()
     );
-    finish(&report, a.json, a.show)
+    finish(&report, a.json, a.show, a.expect)
+}
+
+/// A stable hash of the scenario file's bytes (it was just loaded, so it can be read).
+fn scenario_hash(path: &str) -> Option<String> {
+    let bytes = std::fs::read(path).ok()?;
+    let mut h = sim_core::hash::StableHasher::new();
+    h.write_bytes(&bytes);
+    Some(format!("{:016x}", h.finish()))
 }
 
 fn run_seeds(
@@ -336,7 +407,8 @@ fn write_report(dir: &str, r: &SweepReport) -> Result<(), u8> {
     }
 }
 
-fn count(runs: &[SweepRun]) -> BTreeMap<String, u64> {
+/// Seeds per verdict (every verdict present, zero or not).
+pub fn count(runs: &[SweepRun]) -> BTreeMap<String, u64> {
     let mut c: BTreeMap<String, u64> = ["pass", "violation", "unknown"]
         .iter()
         .map(|k| (k.to_string(), 0))
@@ -347,7 +419,8 @@ fn count(runs: &[SweepRun]) -> BTreeMap<String, u64> {
     c
 }
 
-fn finish(report: &SweepReport, json: bool, show: usize) -> u8 {
+/// Prints the report and returns the exit code (see [`exit_code`]).
+pub fn finish(report: &SweepReport, json: bool, show: usize, expect: bool) -> u8 {
     if json {
         outln!(
             "{}",
@@ -365,10 +438,42 @@ fn finish(report: &SweepReport, json: bool, show: usize) -> u8 {
         eprintln!("NONDETERMINISM: {nondet} seed(s) gave different trace hashes on a second run");
         return EXIT_VIOLATION;
     }
-    if report.runs.iter().any(|r| r.verdict == Verdict::Violation) {
-        EXIT_VIOLATION
-    } else {
-        0
+    let code = exit_code(report, expect);
+    if expect {
+        eprintln!(
+            "--expect: {}",
+            if code == EXIT_PASS {
+                format!(
+                    "the sweep found what the scenario expects ({})",
+                    report.expected.as_str()
+                )
+            } else {
+                format!(
+                    "the sweep did NOT find what the scenario expects ({})",
+                    report.expected.as_str()
+                )
+            }
+        );
+    }
+    code
+}
+
+/// One rule for every command: 0 pass, 1 violation, 3 unknown. A sweep with any violation
+/// exits 1, else one with any unknown seed exits 3. With `--expect` the sweep is judged
+/// against the scenario's `expect` instead: a pass-expected scenario must pass every seed
+/// (1 on a violation, 3 on an unknown seed); a violation-expected one must be caught on at
+/// least one seed (a bug need not bite on every seed; 3 if none was caught but some seed ran
+/// out of budget, 1 if every seed passed).
+pub fn exit_code(report: &SweepReport, expect: bool) -> u8 {
+    let any = |v: Verdict| report.runs.iter().any(|r| r.verdict == v);
+    let (violation, unknown) = (any(Verdict::Violation), any(Verdict::Unknown));
+    match (expect, report.expected) {
+        (true, sim_core::Expect::Violation) if violation => EXIT_PASS,
+        (true, sim_core::Expect::Violation) if unknown => EXIT_UNKNOWN,
+        (true, sim_core::Expect::Violation) => EXIT_VIOLATION,
+        _ if violation => EXIT_VIOLATION,
+        _ if unknown => EXIT_UNKNOWN,
+        _ => EXIT_PASS,
     }
 }
 
@@ -467,61 +572,6 @@ fn print_summary(r: &SweepReport, show: usize) {
             s["mean"]
         );
     }
-}
-
-pub fn cmd_merge(a: MergeArgs) -> u8 {
-    let mut merged: Option<SweepReport> = None;
-    for f in &a.files {
-        let text = match std::fs::read_to_string(f) {
-            Ok(t) => t,
-            Err(e) => return bad_input(format!("{f}: cannot read: {e}")),
-        };
-        let rep: SweepReport = match serde_json::from_str(text.trim()) {
-            Ok(r) => r,
-            Err(e) => {
-                return bad_input(format!(
-                    "{f}:{}:{}: not a `distsim sweep --json` output: {e}",
-                    e.line(),
-                    e.column()
-                ))
-            }
-        };
-        match &mut merged {
-            None => merged = Some(rep),
-            Some(m) => {
-                if m.path != rep.path || m.swarm != rep.swarm || m.algorithm != rep.algorithm {
-                    return bad_input(format!(
-                        "{f}: sweeps of different scenarios or modes cannot be merged ({} swarm={} vs {} swarm={})",
-                        m.path, m.swarm, rep.path, rep.swarm
-                    ));
-                }
-                if m.build != rep.build {
-                    eprintln!(
-                        "warning: {f} was made by distsim {}, the first file by {}",
-                        rep.build, m.build
-                    );
-                }
-                for name in rep.metric_names {
-                    if !m.metric_names.contains(&name) {
-                        m.metric_names.push(name);
-                    }
-                }
-                m.runs.extend(rep.runs);
-            }
-        }
-    }
-    let Some(mut m) = merged else {
-        return bad_input("give at least one file");
-    };
-    m.runs.sort_by_key(|r| r.seed);
-    if let Some(w) = m.runs.windows(2).find(|w| w[0].seed == w[1].seed) {
-        return bad_input(format!(
-            "seed {} appears in more than one file; shards must not overlap",
-            w[0].seed
-        ));
-    }
-    m.counts = count(&m.runs);
-    finish(&m, a.json, a.show)
 }
 
 #[cfg(test)]

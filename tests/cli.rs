@@ -220,31 +220,209 @@ fn correct_broadcast_passes_a_thousand_seeds_of_every_scenario() {
     assert_eq!(json(&out)["counts"]["pass"], 300);
 }
 
+/// A fresh folder under the system's temporary directory for one test.
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("distsim-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs `sweep --shard I/N --json` for the given shards into `dir`, returning the files.
+fn shard_files(dir: &Path, path: &str, seeds: &str, n: u64, which: &[u64]) -> Vec<String> {
+    which
+        .iter()
+        .map(|i| {
+            let shard = format!("{i}/{n}");
+            let out = distsim(&["sweep", path, "--seeds", seeds, "--shard", &shard, "--json"]);
+            let f = dir.join(format!("s{i}-of-{n}.json"));
+            std::fs::write(&f, out.stdout).unwrap();
+            f.to_string_lossy().into_owned()
+        })
+        .collect()
+}
+
 #[test]
 fn shards_merge_into_the_whole_sweep() {
     let path = "scenarios/broadcast/crash-ack-before-sync.toml";
-    let dir = std::env::temp_dir().join(format!("distsim-shards-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut files = Vec::new();
-    for i in 1..=3 {
-        let shard = format!("{i}/3");
-        let out = distsim(&[
-            "sweep", path, "--seeds", "1..31", "--shard", &shard, "--json",
-        ]);
-        let f = dir.join(format!("s{i}.json"));
-        std::fs::write(&f, out.stdout).unwrap();
-        files.push(f.to_string_lossy().into_owned());
-    }
+    let dir = temp_dir("shards");
+    let files = shard_files(&dir, path, "1..31", 3, &[1, 2, 3]);
+    let s2: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&files[1]).unwrap()).unwrap();
+    assert_eq!(s2["seeds"], serde_json::json!({"start": 11, "end": 21}));
+    assert_eq!(
+        s2["shard"],
+        serde_json::json!({"index": 2, "count": 3, "of": {"start": 1, "end": 31}})
+    );
     let mut args = vec!["merge", "--json"];
     args.extend(files.iter().map(|s| s.as_str()));
     let merged = json(&distsim(&args));
     let whole = json(&distsim(&["sweep", path, "--seeds", "1..31", "--json"]));
     assert_eq!(merged["runs"], whole["runs"]);
     assert_eq!(merged["counts"], whole["counts"]);
+    assert_eq!(merged["seeds"], whole["seeds"]);
     // The same shard twice overlaps: refused.
     let dup = distsim(&["merge", &files[0], &files[0]]);
     assert_eq!(dup.status.code(), Some(2));
-    assert!(stderr(&dup).contains("more than one file"));
+    assert!(
+        stderr(&dup).contains("overlap on seeds 1..11"),
+        "{}",
+        stderr(&dup)
+    );
+    // A shard that never ran is a gap: refused, naming it and the command that fills it.
+    let gap = distsim(&["merge", &files[0], &files[2]]);
+    assert_eq!(gap.status.code(), Some(2));
+    assert!(
+        stderr(&gap).contains("shard 2/3 (seeds 11..21) is missing")
+            && stderr(&gap).contains("--seeds 1..31 --shard 2/3"),
+        "{}",
+        stderr(&gap)
+    );
+    let last = distsim(&["merge", &files[0], &files[1]]);
+    assert_eq!(last.status.code(), Some(2), "the last shard missing too");
+    // ... unless the user accepts a partial merge, which records what is missing.
+    let partial = distsim(&["merge", "--allow-partial", "--json", &files[0], &files[2]]);
+    assert_eq!(
+        json(&partial)["missing"],
+        serde_json::json!([{"start": 11, "end": 21}])
+    );
+    assert!(stderr(&partial).contains("partial merge"));
+    // Shards of another scenario do not belong.
+    let other = shard_files(&dir, "scenarios/broadcast/lossy.toml", "1..31", 3, &[2]);
+    let mixed = distsim(&["merge", &files[0], &other[0], &files[2]]);
+    assert_eq!(mixed.status.code(), Some(2));
+    assert!(
+        stderr(&mixed).contains("the scenario differs"),
+        "{}",
+        stderr(&mixed)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The cluster examples (examples/cluster) run `run-shard.sh I N` once per array index, then
+/// `merge.sh`: here the same scripts run on one machine, as the scheduler would run them.
+#[test]
+fn the_cluster_examples_run_locally() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for f in ["slurm-sweep.sh", "k8s-sweep.yaml", "k8s-merge.yaml"] {
+        let text = std::fs::read_to_string(root.join("examples/cluster").join(f)).unwrap();
+        let calls = if f == "k8s-merge.yaml" {
+            "merge.sh"
+        } else {
+            "run-shard.sh"
+        };
+        assert!(text.contains(calls), "{f} calls {calls}");
+    }
+    let dir = temp_dir("cluster");
+    let script = |name: &str, args: &[&str]| {
+        Command::new("sh")
+            .arg(root.join("examples/cluster").join(name))
+            .args(args)
+            .current_dir(root)
+            .env("DISTSIM", env!("CARGO_BIN_EXE_distsim"))
+            .env("SCENARIO", "scenarios/broadcast/partition-no-retry.toml")
+            .env("SEEDS", "1..41")
+            .env("OUT", &dir)
+            .output()
+            .expect("sh runs")
+    };
+    for i in ["1", "2", "4"] {
+        let out = script("run-shard.sh", &[i, "4"]);
+        assert_eq!(out.status.code(), Some(0), "shard {i}: {}", stderr(&out));
+    }
+    let gap = script("merge.sh", &[]);
+    assert_eq!(gap.status.code(), Some(2), "shard 3 has not run yet");
+    assert!(
+        stderr(&gap).contains("shard 3/4 (seeds 21..31) is missing"),
+        "{}",
+        stderr(&gap)
+    );
+    script("run-shard.sh", &["3", "4"]);
+    let out = script("merge.sh", &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the bug was caught, as expected: {}",
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("40 seeds from 1 to 40"),
+        "{}",
+        stdout(&out)
+    );
+    let merged: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("merged.json")).unwrap()).unwrap();
+    assert_eq!(merged["runs"].as_array().unwrap().len(), 40);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// 0 pass, 1 violation, 2 bad input, 3 unknown, for `run`, `sweep` and `merge`; `--expect`
+/// judges a sweep by what the scenario expects.
+#[test]
+fn exit_codes_follow_one_rule() {
+    let dir = temp_dir("exit-codes");
+    let hello = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/echo/hello.toml"),
+    )
+    .unwrap();
+    let budget = dir.join("budget.toml");
+    std::fs::write(
+        &budget,
+        hello.replace("expect = \"pass\"", "expect = \"pass\"\nmax_events = 200"),
+    )
+    .unwrap();
+    let budget = budget.to_string_lossy().into_owned();
+    let run = distsim(&["run", &budget]);
+    assert_eq!(
+        run.status.code(),
+        Some(3),
+        "max_events hit: unknown\n{}",
+        stdout(&run)
+    );
+    assert!(stdout(&run).contains("UNKNOWN") && stdout(&run).contains("budget of 200 events"));
+    let sweep = distsim(&["sweep", &budget, "--seeds", "1..6"]);
+    assert_eq!(sweep.status.code(), Some(3));
+    let sweep = distsim(&["sweep", &budget, "--seeds", "1..6", "--expect"]);
+    assert_eq!(sweep.status.code(), Some(3), "unknown is never as expected");
+
+    let bug = "scenarios/broadcast/partition-no-retry.toml";
+    let sweep = distsim(&["sweep", bug, "--seeds", "1..11"]);
+    assert_eq!(sweep.status.code(), Some(1), "violations found");
+    let sweep = distsim(&["sweep", bug, "--seeds", "1..11", "--expect"]);
+    assert_eq!(
+        sweep.status.code(),
+        Some(0),
+        "the bug was found, as the scenario expects"
+    );
+    assert!(stderr(&sweep).contains("found what the scenario expects"));
+    let pass = distsim(&[
+        "sweep",
+        "scenarios/echo/hello.toml",
+        "--seeds",
+        "1..11",
+        "--expect",
+    ]);
+    assert_eq!(pass.status.code(), Some(0));
+
+    let wrong = dir.join("expects-a-bug.toml");
+    std::fs::write(
+        &wrong,
+        hello.replace("expect = \"pass\"", "expect = \"violation\""),
+    )
+    .unwrap();
+    let wrong = wrong.to_string_lossy().into_owned();
+    let sweep = distsim(&["sweep", &wrong, "--seeds", "1..6", "--expect"]);
+    assert_eq!(
+        sweep.status.code(),
+        Some(1),
+        "no seed found the expected violation"
+    );
+    assert!(stderr(&sweep).contains("did NOT find"));
+    let sweep = distsim(&["sweep", &wrong, "--seeds", "1..6"]);
+    assert_eq!(
+        sweep.status.code(),
+        Some(0),
+        "without --expect: every seed passed"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 

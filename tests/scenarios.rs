@@ -59,12 +59,19 @@ fn every_scenario_behaves_as_its_header_says() {
             continue;
         }
         assert_eq!(code, Some(if expected == "pass" { 0 } else { 1 }), "{rel}");
-        let (_, sweep) = distsim(&["sweep", &rel, "--seeds", SEEDS, "--json"]);
+        // `--expect` exits 0 when the sweep found what the scenario expects: every seed passes,
+        // or the expected violation was caught on some seed.
+        let (code, sweep) = distsim(&["sweep", &rel, "--seeds", SEEDS, "--json", "--expect"]);
         let counts = &sweep["counts"];
         let ok = match expected.as_str() {
             "pass" => counts["violation"] == 0 && counts["unknown"] == 0,
             _ => counts["violation"].as_u64().unwrap_or(0) > 0,
         };
+        assert_eq!(
+            code == Some(0),
+            ok,
+            "{rel}: sweep --expect exit {code:?} for {counts}"
+        );
         if !ok {
             failures.push(format!(
                 "{rel}: sweep {SEEDS} gave {counts} (expects {expected})"

@@ -8,6 +8,11 @@
 //! End check: once the network has healed (the scenario's quiet period), every value
 //! acknowledged to a client is on every server that is up.
 //!
+//! Reads are bounded: a read returns how many values the server holds and the
+//! [`READ_NEWEST`] newest of them, not the whole set (which made every reply grow with the
+//! run, and a 100-client run grow to 12 GB). The read check judges them: a read may only
+//! return values, and count values, that clients had added by the time it completed.
+//!
 //! Bug switches (one line each on the rule they break):
 //! - `no_retry`: a gossip message lost in a partition is never resent, so a value can miss a
 //!   server for ever (rule: retransmit until acknowledged).
@@ -19,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 use sim_core::time::{fmt_ns, Duration, MS};
 use sim_core::{
-    Checker, Ctx, EventType, History, Message, NodeId, Op, Process, RunOptions, RunResult,
+    Checker, Ctx, EventType, Finding, History, Message, NodeId, Op, Process, RunOptions, RunResult,
     Scenario, ScenarioError, Sim, SimConfig, TimerId, View,
 };
 
@@ -27,16 +32,7 @@ use crate::client::RequestTracker;
 use crate::Bug;
 
 /// The switchable bugs, one line each on the rule they break.
-pub const BUGS: &[Bug] = &[
-    Bug {
-        name: "no_retry",
-        rule: "gossip must be retransmitted until the peer acknowledges it",
-    },
-    Bug {
-        name: "ack_before_sync",
-        rule: "a value must be durable before the client is told it was added",
-    },
-];
+pub const BUGS: &[Bug] = BroadcastBug::ALL;
 
 /// `[params]` of a broadcast scenario.
 #[derive(Clone, Debug, Deserialize)]
@@ -60,14 +56,14 @@ impl Default for Params {
     }
 }
 
-/// Broadcast's bugs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BroadcastBug {
-    /// Never resend gossip.
-    NoRetry,
-    /// Acknowledge before syncing.
-    AckBeforeSync,
+crate::bug_switches! {
+    /// Broadcast's bugs.
+    pub enum BroadcastBug {
+        /// Never resend gossip.
+        NoRetry = ("no_retry", "gossip must be retransmitted until the peer acknowledges it"),
+        /// Acknowledge before syncing.
+        AckBeforeSync = ("ack_before_sync", "a value must be durable before the client is told it was added"),
+    }
 }
 
 /// Broadcast's messages.
@@ -90,12 +86,15 @@ pub enum Msg {
         /// Request id.
         req: u64,
     },
-    /// A server's values.
+    /// How many values a server holds, and the newest of them.
     ReadOk {
         /// Request id.
         req: u64,
-        /// The values.
-        values: Vec<u64>,
+        /// How many values the server holds.
+        count: u64,
+        /// The largest values it holds (values are numbered as clients add them, so these
+        /// are the newest), at most [`READ_NEWEST`], largest first.
+        newest: Vec<u64>,
     },
     /// Server to server: values to store.
     Gossip {
@@ -121,6 +120,9 @@ impl Message for Msg {
         }
     }
 }
+
+/// Most values a read returns: a bound on a reply's size, whatever the run's length.
+pub const READ_NEWEST: usize = 8;
 
 const RETRY_TIMER: u64 = 1;
 const SYNC_TIMER: u64 = 2;
@@ -253,8 +255,10 @@ impl Process for Node {
                 }
             }
             (Node::Server(s), Msg::Read { req }) => {
-                let values = s.values.iter().copied().collect();
-                ctx.send(from, Msg::ReadOk { req, values });
+                let newest: Vec<u64> = s.values.iter().rev().take(READ_NEWEST).copied().collect();
+                let count = s.values.len() as u64;
+                debug_assert!(newest.len() as u64 == count.min(READ_NEWEST as u64));
+                ctx.send(from, Msg::ReadOk { req, count, newest });
             }
             (Node::Server(s), Msg::Gossip { values }) => {
                 s.store(ctx, &values);
@@ -271,9 +275,9 @@ impl Process for Node {
                 c.tracker
                     .finish(ctx, req, EventType::Ok, serde_json::Value::Null);
             }
-            (Node::Client(c), Msg::ReadOk { req, values }) => {
-                c.tracker
-                    .finish(ctx, req, EventType::Ok, serde_json::json!(values));
+            (Node::Client(c), Msg::ReadOk { req, count, newest }) => {
+                let value = serde_json::json!({ "count": count, "newest": newest });
+                c.tracker.finish(ctx, req, EventType::Ok, value);
             }
             _ => {}
         }
@@ -319,52 +323,161 @@ impl Checker<Node> for AllDelivered {
         "broadcast-delivery"
     }
 
-    fn at_end(&mut self, view: &View<'_, Node>, history: &History) -> Vec<String> {
-        let mut invoked: BTreeMap<u64, u64> = BTreeMap::new();
-        let mut acked: Vec<(u64, u64, u64)> = Vec::new();
-        for e in &history.events {
+    fn at_end(&mut self, view: &View<'_, Node>, history: &History) -> Vec<Finding> {
+        // (value, invoke event index) of each add in flight, per process.
+        let mut invoked: BTreeMap<u64, (u64, usize)> = BTreeMap::new();
+        let mut acked: Vec<(u64, usize, u64, u64)> = Vec::new();
+        for (i, e) in history.events.iter().enumerate() {
             if e.f != "add" {
                 continue;
             }
             match e.kind {
                 EventType::Invoke => {
-                    invoked.insert(e.process, e.value.as_u64().unwrap_or(0));
+                    invoked.insert(e.process, (e.value.as_u64().unwrap_or(0), i));
                 }
                 EventType::Ok => {
-                    if let Some(v) = invoked.get(&e.process) {
-                        acked.push((*v, e.process, e.time_ns));
+                    if let Some((v, op)) = invoked.get(&e.process) {
+                        acked.push((*v, *op, e.process, e.time_ns));
                     }
                 }
                 _ => {}
             }
         }
         let mut out = Vec::new();
-        let mut missing_total = 0usize;
-        for (v, process, t) in &acked {
-            let missing: Vec<String> = view
+        // Every missing value goes into one summary finding, so reports can show them all.
+        let mut all = Finding::new(String::new());
+        for (v, op, process, t) in &acked {
+            let missing: Vec<NodeId> = view
                 .servers()
                 .filter(|(_, n)| !n.values().is_some_and(|s| s.contains(v)))
-                .map(|(i, _)| format!("n{i}"))
+                .map(|(i, _)| i)
                 .collect();
-            if !missing.is_empty() {
-                missing_total += 1;
-                if out.len() < 3 {
-                    out.push(format!(
-                        "value {v}, acknowledged to client process {process} at {}, is missing on {} at the end",
-                        fmt_ns(*t),
-                        missing.join(", ")
-                    ));
+            if missing.is_empty() {
+                continue;
+            }
+            all.ops.push(*op);
+            all.values.push((*v).into());
+            for m in &missing {
+                if !all.nodes.contains(m) {
+                    all.nodes.push(*m);
                 }
             }
+            if out.len() < 3 {
+                let client = view.client_of(*process);
+                out.push(
+                    Finding::new(format!(
+                        "value {v}, acknowledged to n{client} (client {}) at {}, is missing on {} at the end",
+                        client - view.servers_count(),
+                        fmt_ns(*t),
+                        missing.iter().map(|m| format!("n{m}")).collect::<Vec<_>>().join(", ")
+                    ))
+                    .nodes(missing.iter().copied().chain([client]))
+                    .ops([*op])
+                    .values([(*v).into()]),
+                );
+            }
         }
-        if missing_total > out.len() {
-            out.push(format!(
+        if all.ops.len() > out.len() {
+            all.nodes.sort_unstable();
+            all.message = format!(
                 "... {} acknowledged values in all are missing somewhere",
-                missing_total
-            ));
+                all.ops.len()
+            );
+            out.push(all);
         }
         out
     }
+}
+
+/// The `[params]` fields, for `distsim list`.
+pub const PARAMS: &[crate::ParamDoc] = &[
+    crate::ParamDoc {
+        name: "bug",
+        default: "none",
+        doc: "a switchable bug (see bugs)",
+    },
+    crate::ParamDoc {
+        name: "retry_interval",
+        default: "\"100ms\"",
+        doc: "how often unacknowledged gossip is resent",
+    },
+    crate::ParamDoc {
+        name: "batch_max",
+        default: "64",
+        doc: "most values in one gossip message",
+    },
+];
+/// A read returns only values that clients had added, and counts no more values than
+/// clients had added, by the time it completed.
+struct ReadsAdded;
+
+impl Checker<Node> for ReadsAdded {
+    fn name(&self) -> &'static str {
+        "broadcast-reads"
+    }
+
+    fn at_end(&mut self, _view: &View<'_, Node>, history: &History) -> Vec<Finding> {
+        judge_reads(history)
+    }
+}
+
+/// The read check over a history (at most three findings).
+fn judge_reads(history: &History) -> Vec<Finding> {
+    // Events are in time order: walk them once, knowing what had been added so far.
+    let mut added: BTreeSet<u64> = BTreeSet::new();
+    let mut out = Vec::new();
+    let mut invoked: BTreeMap<u64, usize> = BTreeMap::new();
+    for (i, e) in history.events.iter().enumerate() {
+        if e.kind == EventType::Invoke {
+            invoked.insert(e.process, i);
+        }
+        let op = invoked.get(&e.process).copied();
+        match (e.f.as_str(), e.kind) {
+            ("add", EventType::Invoke) => {
+                if let Some(v) = e.value.as_u64() {
+                    added.insert(v);
+                }
+            }
+            ("read", EventType::Ok) => {
+                let count = e.value["count"].as_u64().unwrap_or(0);
+                let newest = e.value["newest"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[]);
+                if count > added.len() as u64 {
+                    out.push(
+                        Finding::new(format!(
+                            "a read by client process {} at {} counted {count} values, but clients had added only {}",
+                            e.process,
+                            fmt_ns(e.time_ns),
+                            added.len()
+                        ))
+                        .ops(op),
+                    );
+                }
+                if let Some(v) = newest
+                    .iter()
+                    .filter_map(|v| v.as_u64())
+                    .find(|v| !added.contains(v))
+                {
+                    out.push(
+                        Finding::new(format!(
+                            "a read by client process {} at {} returned value {v}, which no client had added",
+                            e.process,
+                            fmt_ns(e.time_ns)
+                        ))
+                        .ops(op)
+                        .values([v.into()]),
+                    );
+                }
+            }
+            _ => {}
+        }
+        if out.len() >= 3 {
+            break;
+        }
+    }
+    out
 }
 
 /// Runs a broadcast scenario.
@@ -394,5 +507,46 @@ pub fn run(sc: &Scenario, seed: u64, opts: &RunOptions) -> Result<RunResult, Sce
         }
     });
     sim.add_checker(AllDelivered);
+    sim.add_checker(ReadsAdded);
     Ok(sim.run())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn history(lines: &str) -> History {
+        History::from_jsonl(lines).unwrap()
+    }
+
+    #[test]
+    fn reads_may_return_only_added_values() {
+        let added = r#"{"type":"invoke","process":1,"time_ns":1,"f":"add","value":7}
+{"type":"ok","process":1,"time_ns":2,"f":"add"}
+{"type":"invoke","process":2,"time_ns":3,"f":"read"}
+"#;
+        let good = format!(
+            "{added}{}",
+            r#"{"type":"ok","process":2,"time_ns":4,"f":"read","value":{"count":1,"newest":[7]}}"#
+        );
+        assert!(judge_reads(&history(&good)).is_empty());
+        let invented = format!(
+            "{added}{}",
+            r#"{"type":"ok","process":2,"time_ns":4,"f":"read","value":{"count":1,"newest":[8]}}"#
+        );
+        let f = judge_reads(&history(&invented));
+        assert!(
+            f[0].contains("returned value 8, which no client had added"),
+            "{f:?}"
+        );
+        let overcounted = format!(
+            "{added}{}",
+            r#"{"type":"ok","process":2,"time_ns":4,"f":"read","value":{"count":2,"newest":[7]}}"#
+        );
+        let f = judge_reads(&history(&overcounted));
+        assert!(
+            f[0].contains("counted 2 values, but clients had added only 1"),
+            "{f:?}"
+        );
+    }
 }

@@ -8,7 +8,7 @@
 
 use serde::Deserialize;
 use sim_core::{
-    Checker, Ctx, EventType, History, Message, NodeId, Op, Process, RunOptions, RunResult,
+    Checker, Ctx, EventType, Finding, History, Message, NodeId, Op, Process, RunOptions, RunResult,
     Scenario, ScenarioError, Sim, SimConfig, TimerId, View,
 };
 
@@ -16,10 +16,7 @@ use crate::client::RequestTracker;
 use crate::Bug;
 
 /// The switchable bugs, one line each on the rule they break.
-pub const BUGS: &[Bug] = &[Bug {
-    name: "corrupt",
-    rule: "an echo must return the value it was sent",
-}];
+pub const BUGS: &[Bug] = EchoBug::ALL;
 
 /// `[params]` of an echo scenario.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -30,12 +27,12 @@ pub struct Params {
     pub bug: Option<EchoBug>,
 }
 
-/// Echo's bugs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EchoBug {
-    /// Answer with value + 1.
-    Corrupt,
+crate::bug_switches! {
+    /// Echo's bugs.
+    pub enum EchoBug {
+        /// Answer with value + 1.
+        Corrupt = ("corrupt", "an echo must return the value it was sent"),
+    }
 }
 
 /// Echo's messages.
@@ -136,24 +133,30 @@ impl Checker<Node> for EchoCheck {
         "echo-integrity"
     }
 
-    fn at_end(&mut self, _view: &View<'_, Node>, history: &History) -> Vec<String> {
+    fn at_end(&mut self, view: &View<'_, Node>, history: &History) -> Vec<Finding> {
         let mut sent = std::collections::BTreeMap::new();
         let mut bad = Vec::new();
-        for e in &history.events {
+        for (i, e) in history.events.iter().enumerate() {
             match e.kind {
                 EventType::Invoke => {
-                    sent.insert(e.process, e.value.clone());
+                    sent.insert(e.process, (e.value.clone(), i));
                 }
                 EventType::Ok => {
-                    if let Some(v) = sent.get(&e.process) {
+                    if let Some((v, op)) = sent.get(&e.process) {
                         if *v != e.value && bad.len() < 5 {
-                            bad.push(format!(
-                                "process {} sent {} but the echo returned {} at {}",
-                                e.process,
-                                v,
-                                e.value,
-                                sim_core::time::fmt_ns(e.time_ns)
-                            ));
+                            let client = view.client_of(e.process);
+                            bad.push(
+                                Finding::new(format!(
+                                    "n{client} (client {}) sent {} but the echo returned {} at {}",
+                                    client - view.servers_count(),
+                                    v,
+                                    e.value,
+                                    sim_core::time::fmt_ns(e.time_ns)
+                                ))
+                                .nodes([client])
+                                .ops([*op])
+                                .values([v.clone(), e.value.clone()]),
+                            );
                         }
                     }
                 }
@@ -163,6 +166,13 @@ impl Checker<Node> for EchoCheck {
         bad
     }
 }
+
+/// The `[params]` fields, for `distsim list`.
+pub const PARAMS: &[crate::ParamDoc] = &[crate::ParamDoc {
+    name: "bug",
+    default: "none",
+    doc: "a switchable bug (see bugs)",
+}];
 
 /// Runs an echo scenario.
 pub fn run(sc: &Scenario, seed: u64, opts: &RunOptions) -> Result<RunResult, ScenarioError> {

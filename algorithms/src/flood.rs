@@ -8,7 +8,7 @@
 
 use serde::Deserialize;
 use sim_core::{
-    Checker, Ctx, History, Message, NodeId, Process, RunOptions, RunResult, Scenario,
+    Checker, Ctx, Finding, History, Message, NodeId, Process, RunOptions, RunResult, Scenario,
     ScenarioError, Sim, SimConfig, TimerId, View,
 };
 
@@ -89,13 +89,20 @@ impl Checker<Node> for Reached {
         "flood-reached"
     }
 
-    fn at_end(&mut self, view: &View<'_, Node>, _history: &History) -> Vec<String> {
+    fn at_end(&mut self, view: &View<'_, Node>, _history: &History) -> Vec<Finding> {
         view.servers()
             .filter(|(_, n)| n.received == 0 && view.servers_count() > 1)
-            .map(|(i, _)| format!("n{i} received no message at all"))
+            .map(|(i, _)| Finding::new(format!("n{i} received no message at all")).nodes([i]))
             .collect()
     }
 }
+
+/// The `[params]` fields, for `distsim list`.
+pub const PARAMS: &[crate::ParamDoc] = &[crate::ParamDoc {
+    name: "in_flight",
+    default: "100",
+    doc: "messages each server starts with",
+}];
 
 /// Runs a flood scenario.
 pub fn run(sc: &Scenario, seed: u64, opts: &RunOptions) -> Result<RunResult, ScenarioError> {

@@ -199,6 +199,17 @@ fn default_swizzle_hold() -> Duration {
 }
 
 impl FaultAction {
+    /// Whether the action injects a fault (rather than undoing one).
+    pub fn harms(&self) -> bool {
+        !matches!(
+            self,
+            FaultAction::Heal
+                | FaultAction::Restart { .. }
+                | FaultAction::Resume { .. }
+                | FaultAction::Unclog { .. }
+        )
+    }
+
     /// The action's name as written in scenarios.
     pub fn name(&self) -> &'static str {
         match self {
@@ -281,4 +292,244 @@ fn default_step_max() -> Duration {
 }
 fn default_drift_max() -> crate::scenario::Drift {
     crate::scenario::Drift(0.05)
+}
+
+/// A scripted fault that cannot act: which one (0-based), the field to point at, and why.
+pub(crate) type ScriptError = (usize, &'static str, String);
+
+/// Refuses scripted faults that could not act when they fire: a shape around a client, a
+/// crash of a client, a link to a node that does not exist, an undo with nothing to undo, a
+/// zero-length `for`. Roles are checked by the algorithm registry, which knows them.
+pub(crate) fn validate_script(
+    script: &[ScriptedFault],
+    nemesis: Option<&NemesisConfig>,
+    servers: usize,
+    clients: usize,
+) -> Result<(), ScriptError> {
+    let nemesis_has = |k: NemesisKind| nemesis.is_some_and(|n| n.kinds.contains(&k));
+    let mut order: Vec<usize> = (0..script.len()).collect();
+    order.sort_by_key(|i| script[*i].at);
+    for (pos, &i) in order.iter().enumerate() {
+        let before = || order[..pos].iter().map(|j| &script[*j].action);
+        validate_one(i, &script[i].action, servers, clients)?;
+        let undo = match &script[i].action {
+            FaultAction::Heal => Some((
+                before().any(|a| matches!(a, FaultAction::Partition { .. }))
+                    || nemesis_has(NemesisKind::Partition),
+                "heal",
+                "a partition",
+            )),
+            FaultAction::Restart { .. } => Some((
+                before().any(|a| matches!(a, FaultAction::Crash { .. }))
+                    || nemesis_has(NemesisKind::Crash),
+                "restart",
+                "a crash",
+            )),
+            FaultAction::Resume { .. } => Some((
+                before().any(|a| matches!(a, FaultAction::Pause { .. }))
+                    || nemesis_has(NemesisKind::Pause),
+                "resume",
+                "a pause",
+            )),
+            FaultAction::Unclog { .. } => Some((
+                before()
+                    .any(|a| matches!(a, FaultAction::Clog { .. } | FaultAction::Swizzle { .. }))
+                    || nemesis_has(NemesisKind::Clog)
+                    || nemesis_has(NemesisKind::Swizzle),
+                "unclog",
+                "a clog",
+            )),
+            _ => None,
+        };
+        if let Some((false, what, needs)) = undo {
+            return Err((
+                i,
+                "action",
+                format!(
+                    "this {what} has nothing to undo: no {needs} is scripted before it and the nemesis injects none; remove it or script {needs} earlier"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_one(
+    i: usize,
+    action: &FaultAction,
+    servers: usize,
+    clients: usize,
+) -> Result<(), ScriptError> {
+    let err = |field: &'static str, msg: String| Err((i, field, msg));
+    let server_range = format!("0 to {}", servers.saturating_sub(1));
+    let for_zero = |f: &Option<Duration>| f.is_some_and(|d| d.0 == 0);
+    match action {
+        FaultAction::Partition {
+            kind,
+            node,
+            cut,
+            for_,
+        } => {
+            if for_zero(for_) {
+                return err(
+                    "for",
+                    "`for` must be above zero (or left out: until a heal)".into(),
+                );
+            }
+            if *kind == PartitionKind::Links {
+                if cut.is_empty() {
+                    return err(
+                        "cut",
+                        "a links partition needs the links to cut: cut = [[0, 1], [1, 0]]".into(),
+                    );
+                }
+                if node.is_some() {
+                    return err(
+                        "node",
+                        "node does not go with kind = \"links\"; list the links in cut".into(),
+                    );
+                }
+                let total = servers + clients;
+                for [a, b] in cut {
+                    if *a >= total || *b >= total {
+                        return err(
+                            "cut",
+                            format!(
+                                "link [{a}, {b}] names a node that does not exist: this scenario has nodes 0 to {}",
+                                total.saturating_sub(1)
+                            ),
+                        );
+                    }
+                    if a == b {
+                        return err(
+                            "cut",
+                            format!("link [{a}, {b}] goes from a node to itself; name two nodes"),
+                        );
+                    }
+                }
+            } else if !cut.is_empty() {
+                return err(
+                    "cut",
+                    "cut goes with kind = \"links\" only; remove it or change the kind".into(),
+                );
+            }
+            if *kind == PartitionKind::Halves && node.is_some() {
+                return err(
+                    "node",
+                    "halves are drawn at random and take no node; remove node or use split".into(),
+                );
+            }
+            if servers < 2 && *kind != PartitionKind::Links {
+                return err(
+                    "kind",
+                    "a partition needs at least 2 servers to cut anything".into(),
+                );
+            }
+            if let Some(NodeRef::Index(x)) = node {
+                if *x >= servers {
+                    return err(
+                        "node",
+                        format!(
+                            "node {x} is a client; partition shapes are built around a server ({server_range}); to cut a client off, use kind = \"links\" with cut pairs"
+                        ),
+                    );
+                }
+            }
+        }
+        FaultAction::Crash { node, for_ } => {
+            if for_zero(for_) {
+                return err(
+                    "for",
+                    "`for` must be above zero (or left out: until a restart)".into(),
+                );
+            }
+            refuse_client(
+                i,
+                node,
+                servers,
+                "crash",
+                "clients do not crash; pause the client, or crash a server it talks to",
+            )?;
+        }
+        FaultAction::Restart { node } => {
+            refuse_client(
+                i,
+                node,
+                servers,
+                "restart",
+                "clients do not crash, so they never restart",
+            )?;
+        }
+        FaultAction::Pause { for_, .. } | FaultAction::Clog { for_, .. } if for_zero(for_) => {
+            return err(
+                "for",
+                "`for` must be above zero (or left out: until undone)".into(),
+            );
+        }
+        FaultAction::ClockStep { by, .. } if by.0 == 0 => {
+            return err(
+                "by",
+                "a clock step of 0 does nothing; write e.g. by = \"-2s\"".into(),
+            );
+        }
+        FaultAction::Swizzle { count, step, .. } => {
+            if let Some(c) = count {
+                if *c == 0 || *c > servers {
+                    return err(
+                        "count",
+                        format!("count {c} is out of range; use 1 to {servers} (the servers)"),
+                    );
+                }
+            }
+            if step.0 == 0 {
+                return err("step", "step must be above zero, e.g. \"100ms\"".into());
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn refuse_client(
+    i: usize,
+    node: &NodeRef,
+    servers: usize,
+    what: &str,
+    why: &str,
+) -> Result<(), ScriptError> {
+    match node {
+        NodeRef::Index(x) if *x >= servers => Err((
+            i,
+            "node",
+            format!(
+                "node {x} is a client and cannot {what}: {why}; servers are 0 to {}",
+                servers.saturating_sub(1)
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses a nemesis that could not act or would stall time.
+pub(crate) fn validate_nemesis(n: &NemesisConfig) -> Result<(), (&'static str, String)> {
+    if n.kinds.is_empty() {
+        return Err((
+            "kinds",
+            "the nemesis has no kinds, so it injects nothing; name some (kinds = [\"partition\", \"crash\"]) or remove [nemesis]".into(),
+        ));
+    }
+    if n.interval.0 == 0 {
+        return Err((
+            "interval",
+            "interval must be above zero (the mean time between faults, e.g. \"1s\"); 0 would inject faults forever without time passing".into(),
+        ));
+    }
+    if n.duration.0 == 0 {
+        return Err((
+            "duration",
+            "the nemesis's duration must be above zero (how long a fault lasts, e.g. \"800ms\")"
+                .into(),
+        ));
+    }
+    Ok(())
 }

@@ -8,6 +8,7 @@
 //! Checkers judge the run as it goes (invariants over the global state) and after it (client
 //! histories). sim-core knows no algorithm by name.
 
+pub mod assertion;
 pub mod clock;
 pub mod faults;
 pub mod hash;
@@ -26,6 +27,6 @@ pub mod trace;
 
 pub use history::{EventType, History, HistoryEvent};
 pub use process::{Ctx, Message, NodeId, Op, Process, TimerId};
-pub use result::{RunResult, Verdict, Violation};
+pub use result::{RunResult, Verdict, Violation, ViolationKind};
 pub use scenario::{Expect, Scenario, ScenarioError};
-pub use sim::{Checker, NodeInfo, RunOptions, Sim, SimConfig, View};
+pub use sim::{Checker, Finding, LivenessPhase, NodeInfo, RunOptions, Sim, SimConfig, View};

@@ -118,7 +118,9 @@ impl Latency {
         }
     }
 
-    /// Draws one latency.
+    /// Draws one latency. The float maths goes through `libm` (pure Rust, the same bits on every
+    /// platform and toolchain): the platform's `ln`, `cos` and `powf` may differ in their last
+    /// bits, and one differing bit can change a latency, hence the whole run.
     pub fn sample(&self, rng: &mut SimRng) -> Nanos {
         let ns = match self {
             Latency::Constant { value } => value.0,
@@ -127,17 +129,19 @@ impl Latency {
                 // Box-Muller; one draw is enough for us.
                 let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
                 let u2: f64 = rng.random();
-                let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+                let z =
+                    libm::sqrt(-2.0 * libm::log(u1)) * libm::cos(2.0 * std::f64::consts::PI * u2);
                 let v = mean.0 as f64 + z * stddev.0 as f64;
                 (v.max(min.0 as f64)) as Nanos
             }
             Latency::Exponential { mean, min } => {
                 let u: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
-                min.0 + (-(mean.0 as f64) * u.ln()) as Nanos
+                min.0
+                    .saturating_add((-(mean.0 as f64) * libm::log(u)) as Nanos)
             }
             Latency::Pareto { scale, shape } => {
                 let u: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
-                let v = scale.0 as f64 / u.powf(1.0 / shape);
+                let v = scale.0 as f64 / libm::pow(u, 1.0 / shape);
                 if v.is_finite() {
                     v as Nanos
                 } else {

@@ -3,7 +3,7 @@
 
 use crate::history::EventType;
 use crate::rng::SimRng;
-use crate::sim::World;
+use crate::sim::{Finding, World};
 use crate::storage::Storage;
 use crate::time::Nanos;
 
@@ -159,8 +159,18 @@ impl<M: Message> Ctx<'_, M> {
 
     /// Reports a safety violation that the node itself detected.
     pub fn violation(&mut self, message: String) {
+        self.report(Finding::new(message));
+    }
+
+    /// Reports a violation the node itself detected, with the nodes, operations and values it
+    /// involves (this node is added to the nodes).
+    pub fn report(&mut self, finding: Finding) {
+        let mut finding = finding;
+        if !finding.nodes.contains(&self.node) {
+            finding.nodes.insert(0, self.node);
+        }
         self.world
-            .report_violation(format!("n{}", self.node), message);
+            .report_violation(format!("n{}", self.node), finding);
     }
 
     /// Adds a note to the trace (kept only when tracing is on).

@@ -33,15 +33,60 @@ impl Verdict {
     }
 }
 
-/// One failed check.
+/// What kind of rule a violation broke.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ViolationKind {
+    /// Something bad happened (an invariant or end check failed).
+    #[default]
+    Safety,
+    /// Something good did not happen in time (no progress after the faults healed).
+    Liveness,
+    /// A scenario's `[[assert]]` did not hold.
+    Assertion,
+    /// The client history is not linearizable.
+    Linearizability,
+    /// The algorithm's clients wrote a history the checker cannot read.
+    Malformed,
+}
+
+impl ViolationKind {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ViolationKind::Safety => "safety",
+            ViolationKind::Liveness => "liveness",
+            ViolationKind::Assertion => "assertion",
+            ViolationKind::Linearizability => "linearizability",
+            ViolationKind::Malformed => "malformed",
+        }
+    }
+}
+
+/// One failed check, as data: reports and tools read the nodes, operations, values and keys it
+/// involves from here, never from the message.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Violation {
     /// True time at which it was detected.
     pub time_ns: Nanos,
     /// The check or node that found it.
     pub source: String,
+    /// The kind of rule broken.
+    pub kind: ViolationKind,
     /// What went wrong, with the operations and nodes involved.
     pub message: String,
+    /// Nodes involved.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<usize>,
+    /// Operations involved: indices into the history's events (their invoke events).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ops: Vec<usize>,
+    /// Values involved.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<serde_json::Value>,
+    /// Keys involved.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<String>,
 }
 
 /// One fault as it fired, for the log and the report's fault windows.
@@ -109,6 +154,13 @@ pub struct RunResult {
     pub faults: BTreeMap<String, FaultCounts>,
     /// Faults as they fired.
     pub fault_log: Vec<FaultRecord>,
+    /// What a person should know that is not a violation: a scripted fault that never bit,
+    /// no operation completed ok.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// How each `sometimes` assertion fared on this run (a sweep needs one seed where it held).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sometimes: Vec<crate::assertion::SometimesResult>,
     /// The linearizability checker's report, when the scenario asks for it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub linearizability: Option<serde_json::Value>,

@@ -12,6 +12,7 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::assertion::{Assertion, LivenessConfig};
 use crate::faults::{NemesisConfig, ScriptedFault};
 use crate::network::NetworkConfig;
 use crate::time::{Duration, Nanos, SignedDuration, MS, SEC};
@@ -144,15 +145,16 @@ impl Default for WorkloadConfig {
 pub struct ChecksConfig {
     /// Check the client history for linearizability against this model ("register", "kv", ...).
     pub linearizability: Option<String>,
-    /// Budget of the linearizability check (wall time); past it the verdict is unknown.
-    pub timeout: Duration,
+    /// Budget of the linearizability check, in states visited per part (never wall time, so
+    /// that a busy machine cannot change a verdict); past it the verdict is unknown.
+    pub max_states: u64,
 }
 
 impl Default for ChecksConfig {
     fn default() -> Self {
         ChecksConfig {
             linearizability: None,
-            timeout: Duration(30 * SEC),
+            max_states: crate::linearizability::DEFAULT_MAX_STATES,
         }
     }
 }
@@ -221,6 +223,12 @@ pub struct Scenario {
     /// Swarm bounds.
     #[serde(default)]
     pub swarm: SwarmConfig,
+    /// The liveness phase (on by default when `quiet` is set).
+    #[serde(default)]
+    pub liveness: LivenessConfig,
+    /// Course-test assertions, `[[assert]]`.
+    #[serde(default, rename = "assert")]
+    pub asserts: Vec<Assertion>,
     /// Where the scenario came from.
     #[serde(skip)]
     pub source: Option<Source>,
@@ -263,11 +271,11 @@ impl fmt::Display for ScenarioError {
             Some((line, col)) => {
                 write!(f, "{}:{}:{}: {}", self.file, line, col, self.message)?;
                 if let Some(text) = &self.line_text {
+                    let (excerpt, caret) = excerpt_around(text, col);
                     write!(
                         f,
-                        "\n  {line:>4} | {text}\n       | {:>width$}^",
-                        "",
-                        width = col.saturating_sub(1)
+                        "\n  {line:>4} | {excerpt}\n       | {}^",
+                        " ".repeat(caret)
                     )?;
                 }
                 Ok(())
@@ -278,6 +286,32 @@ impl fmt::Display for ScenarioError {
 }
 
 impl std::error::Error for ScenarioError {}
+
+/// At most this many characters of a source line are quoted under an error.
+const EXCERPT_CHARS: usize = 120;
+
+/// The part of a long line around a 1-based column, and the caret's offset in it (a minified
+/// JSON file is one line of any length).
+fn excerpt_around(text: &str, col: usize) -> (String, usize) {
+    let chars: Vec<char> = text.chars().collect();
+    let at = col.saturating_sub(1).min(chars.len());
+    if chars.len() <= EXCERPT_CHARS {
+        return (text.to_string(), at);
+    }
+    let start = at.saturating_sub(EXCERPT_CHARS / 2);
+    let end = (start + EXCERPT_CHARS).min(chars.len());
+    let mut out = String::new();
+    let mut caret = at - start;
+    if start > 0 {
+        out.push_str("...");
+        caret += 3;
+    }
+    out.extend(&chars[start..end]);
+    if end < chars.len() {
+        out.push_str("...");
+    }
+    (out, caret)
+}
 
 impl ScenarioError {
     /// An error without a location.
@@ -322,6 +356,34 @@ impl ScenarioError {
             message,
             line_text,
         }
+    }
+
+    /// Locates an error in the `index`-th (0-based) `[[table]]` of a file, at the line that
+    /// assigns `field` inside it when there is one, else at the table's header. JSON files
+    /// fall back to the first line naming the field.
+    pub fn at_table(src: &Source, table: &str, index: usize, field: &str, message: String) -> Self {
+        let header = format!("[[{table}]]");
+        let lines: Vec<&str> = src.text.lines().collect();
+        let start = lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.trim_start().starts_with(&header))
+            .nth(index)
+            .map(|(i, _)| i);
+        let Some(start) = start else {
+            return Self::at_field(src, field, message);
+        };
+        for (i, l) in lines.iter().enumerate().skip(start + 1) {
+            let t = l.trim_start();
+            if t.starts_with('[') {
+                break;
+            }
+            if field_of_line(t).as_deref() == Some(field) {
+                let col = l.len() - t.len() + 1;
+                return Self::at_line_col(src, i + 1, col, message);
+            }
+        }
+        Self::at_line_col(src, start + 1, 1, message)
     }
 
     /// Locates a value error at the first line assigning `field` (for checks made after
@@ -680,6 +742,12 @@ impl Scenario {
             }
         }
         if let Some(model) = &self.checks.linearizability {
+            if model.starts_with("kv") && self.workload.clients > 0 && self.workload.keys == 0 {
+                return err(
+                    "linearizability",
+                    format!("model {model} checks keyed operations but the workload has no keys; set [workload] keys = 1 (or more), or use model \"register\""),
+                );
+            }
             if crate::linearizability::model_by_name(model).is_none() {
                 return err(
                     "linearizability",
@@ -693,7 +761,100 @@ impl Scenario {
         if self.max_events == 0 {
             return err("max_events", "max_events must be above zero".into());
         }
+        self.validate_workload(src)?;
+        let quiet_at = self.duration.0 - self.quiet.0;
+        for (i, f) in self.faults.iter().enumerate() {
+            if self.quiet.0 > 0 && f.at.0 .0 >= quiet_at && f.action.harms() {
+                return Err(ScenarioError::at_table(
+                    src,
+                    "faults",
+                    i,
+                    "at",
+                    format!(
+                        "this {} at {} falls in the quiet period (from {}), where faults are healed and the system must recover; move it earlier or shorten quiet",
+                        f.action.name(),
+                        crate::time::fmt_ns(f.at.0 .0),
+                        crate::time::fmt_ns(quiet_at)
+                    ),
+                ));
+            }
+        }
+        let servers = self
+            .nodes
+            .max(self.swarm.nodes.map(|[_, hi]| hi).unwrap_or(0));
+        crate::faults::validate_script(
+            &self.faults,
+            self.nemesis.as_ref(),
+            self.nodes.min(servers),
+            self.workload.clients,
+        )
+        .map_err(|(i, field, msg)| ScenarioError::at_table(src, "faults", i, field, msg))?;
+        if let Some(n) = &self.nemesis {
+            crate::faults::validate_nemesis(n)
+                .map_err(|(field, msg)| ScenarioError::at_field(src, field, msg))?;
+        }
+        for (i, a) in self.asserts.iter().enumerate() {
+            a.validate(self.duration.0)
+                .map_err(|(field, msg)| ScenarioError::at_table(src, "assert", i, field, msg))?;
+        }
+        if let Some(w) = self.liveness.within {
+            if w.0 == 0 {
+                return err(
+                    "within",
+                    "the liveness bound must be above zero, e.g. \"2s\"".into(),
+                );
+            }
+            if self.liveness.enabled != Some(false) && w >= self.quiet {
+                return err(
+                    "within",
+                    format!(
+                        "the liveness bound {} does not fit in the quiet period ({}); make quiet longer than within, or set enabled = false",
+                        crate::time::fmt_ns(w.0),
+                        crate::time::fmt_ns(self.quiet.0)
+                    ),
+                );
+            }
+        }
+        if self.liveness.enabled == Some(true) && self.quiet.0 == 0 {
+            return err(
+                "enabled",
+                "the liveness phase starts with the quiet period, and this scenario has none; set quiet = \"3s\" (for example)".into(),
+            );
+        }
         Ok(())
+    }
+
+    fn validate_workload(&self, src: &Source) -> Result<(), ScenarioError> {
+        let w = &self.workload;
+        if w.clients == 0 {
+            return Ok(());
+        }
+        let err =
+            |field: &str, msg: &str| Err(ScenarioError::at_field(src, field, msg.to_string()));
+        if w.think.0 == 0 {
+            return err(
+                "think",
+                "think must be above zero (the mean pause between a reply and the next request, e.g. \"10ms\")",
+            );
+        }
+        if w.timeout.0 == 0 {
+            return err(
+                "timeout",
+                "timeout must be above zero: with 0 every operation times out before any reply; e.g. \"500ms\"",
+            );
+        }
+        if w.start >= self.duration {
+            return err(
+                "start",
+                "the clients start after the run ends; make start earlier than duration",
+            );
+        }
+        Ok(())
+    }
+
+    /// Whether the run has a liveness phase: on by default whenever there is a quiet period.
+    pub fn liveness_on(&self) -> bool {
+        self.quiet.0 > 0 && self.liveness.enabled != Some(false)
     }
 
     /// Reads the algorithm's `[params]` table into its own type (which should deny unknown

@@ -1,5 +1,15 @@
 //! The trace: every event of a run. The hash is always computed (it is cheap and proves
 //! determinism); the events themselves are kept only when asked for.
+//!
+//! A kept trace is bounded in memory like a run is bounded in events: once keeping one more
+//! event would pass `bytes_max` (default [`TRACE_BYTES_MAX_DEFAULT`]), the trace stops keeping
+//! events, ends the kept ones with a [`TraceKind::Truncated`] event that says why, and
+//! [`Trace::full`] tells the engine to stop the run with verdict unknown. Without a bound a
+//! long run grows until the kernel kills it. A kept event costs 112 bytes (80 for the
+//! [`TraceEvent`], 32 for its label's allocation; measured: 8,003,353 kept events of
+//! scenarios/bench/flood.toml raise peak memory by 897 MB), and a run records about two per
+//! event it processes (a delivery and the send it causes), so the default budget of 200 M
+//! events would need some 45 GiB; the default bound stops at about 19 M kept events.
 
 use serde::Serialize;
 
@@ -37,6 +47,9 @@ pub enum TraceKind {
     Note,
     /// An invariant or check failed.
     Violation,
+    /// The kept trace reached its memory bound and keeps no more events (the label says so).
+    /// Kept only, never hashed: a run's hash does not depend on whether its trace is kept.
+    Truncated,
 }
 
 impl TraceKind {
@@ -64,22 +77,108 @@ pub struct TraceEvent {
     pub msg_id: Option<u64>,
 }
 
+/// The default bound on a kept trace's memory, 2 GiB: well under a laptop's memory, and
+/// about 19 M kept events.
+pub const TRACE_BYTES_MAX_DEFAULT: u64 = 2 << 30;
+
 /// The running hash and, optionally, the kept events.
 #[derive(Clone, Debug, Default)]
 pub struct Trace {
     hasher: StableHasher,
     events: Option<Vec<TraceEvent>>,
     count: u64,
+    /// The bound on `kept_bytes`.
+    bytes_max: u64,
+    /// Estimated heap bytes of the kept events: the vector's capacity and the labels.
+    kept_bytes: u64,
+    /// Why the trace stopped keeping events, once it has.
+    full: Option<String>,
 }
 
+/// Heap bytes a label of `len` bytes takes: the allocator's chunk (16-byte granules with an
+/// 8-byte header, 32 bytes at least), nothing for an empty label.
+fn label_bytes(len: usize) -> u64 {
+    if len == 0 {
+        0
+    } else {
+        ((len as u64 + 8).div_ceil(16) * 16).max(32)
+    }
+}
+
+const EVENT_BYTES: u64 = std::mem::size_of::<TraceEvent>() as u64;
+
 impl Trace {
-    /// A trace that keeps its events when `keep` is true.
+    /// A trace that keeps its events when `keep` is true, within the default memory bound.
     pub fn new(keep: bool) -> Self {
+        Trace::with_bytes_max(keep, TRACE_BYTES_MAX_DEFAULT)
+    }
+
+    /// A trace that keeps its events when `keep` is true, in at most `bytes_max` bytes.
+    pub fn with_bytes_max(keep: bool, bytes_max: u64) -> Self {
         Trace {
             hasher: StableHasher::new(),
             events: if keep { Some(Vec::new()) } else { None },
             count: 0,
+            bytes_max,
+            kept_bytes: 0,
+            full: None,
         }
+    }
+
+    /// Once the kept trace has reached its memory bound: why, in a sentence for the user.
+    /// The engine should then stop the run with verdict unknown.
+    pub fn full(&self) -> Option<&str> {
+        self.full.as_deref()
+    }
+
+    /// Estimated heap bytes of the kept events (their vector's capacity and their labels).
+    pub fn kept_bytes(&self) -> u64 {
+        self.kept_bytes
+    }
+
+    /// Keeps one event within the bound, or marks the trace full.
+    fn keep(&mut self, ev: TraceEvent) {
+        let Some(events) = &mut self.events else {
+            return;
+        };
+        if self.full.is_some() {
+            return;
+        }
+        let label = label_bytes(ev.label.len());
+        let mut grow = 0;
+        if events.len() == events.capacity() {
+            // Grow by hand, so that the vector's doubling cannot overshoot the bound: room for
+            // as many more events like this one as the bound allows.
+            let room = self.bytes_max.saturating_sub(self.kept_bytes) / (EVENT_BYTES + label);
+            grow = (events.capacity() as u64).clamp(1024, 1 << 24).min(room);
+        }
+        let need = label + grow * EVENT_BYTES;
+        if (events.len() == events.capacity() && grow == 0)
+            || self.kept_bytes + need > self.bytes_max
+        {
+            let n = events.len();
+            let message = format!(
+                "the kept trace reached its memory bound of {} MiB after keeping {n} trace \
+                 entries, at {}; raise --trace-memory-max, run without --trace/--report, or shorten the run",
+                self.bytes_max >> 20,
+                crate::time::fmt_ns(ev.time_ns)
+            );
+            // The marker takes one slot past the capacity: grown exactly, not doubled.
+            events.reserve_exact(1);
+            events.push(TraceEvent {
+                time_ns: ev.time_ns,
+                kind: TraceKind::Truncated,
+                node: ev.node,
+                peer: None,
+                label: message.clone(),
+                msg_id: None,
+            });
+            self.full = Some(message);
+            return;
+        }
+        events.reserve_exact(grow as usize);
+        self.kept_bytes += need;
+        events.push(ev);
     }
 
     /// Whether events are kept.
@@ -106,8 +205,8 @@ impl Trace {
             kind.code() | ((node as u64) << 8) | ((peer.map(|p| p as u64 + 1).unwrap_or(0)) << 32),
         );
         h.write_str(label);
-        if let Some(events) = &mut self.events {
-            events.push(TraceEvent {
+        if self.events.is_some() {
+            self.keep(TraceEvent {
                 time_ns,
                 kind,
                 node,
@@ -183,5 +282,59 @@ impl Trace {
     /// Takes the kept events.
     pub fn take_events(&mut self) -> Option<Vec<TraceEvent>> {
         self.events.take()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fill(t: &mut Trace, n: u64) {
+        for i in 0..n {
+            t.record(i, TraceKind::Send, 1, Some(2), "append_entries", Some(i));
+        }
+    }
+
+    #[test]
+    fn a_kept_trace_stops_at_its_bound_and_says_why() {
+        let mut t = Trace::with_bytes_max(true, 1 << 20);
+        fill(&mut t, 100_000);
+        let msg = t
+            .full()
+            .expect("1 MiB holds fewer than 100,000 events")
+            .to_string();
+        assert!(msg.contains("memory bound of 1 MiB"), "{msg}");
+        assert!(t.kept_bytes() <= 1 << 20, "{}", t.kept_bytes());
+        assert_eq!(
+            t.count(),
+            100_000,
+            "every event is still counted and hashed"
+        );
+        let events = t.take_events().unwrap();
+        let last = events.last().unwrap();
+        assert_eq!(last.kind, TraceKind::Truncated);
+        assert_eq!(last.label, msg);
+        assert!(
+            events.len() > 5_000,
+            "the bound is used, not wasted: {}",
+            events.len()
+        );
+        assert!(events[..events.len() - 1]
+            .iter()
+            .all(|e| e.kind == TraceKind::Send));
+    }
+
+    #[test]
+    fn keeping_or_bounding_the_trace_does_not_change_the_hash() {
+        let mut off = Trace::new(false);
+        let mut kept = Trace::new(true);
+        let mut tiny = Trace::with_bytes_max(true, 4096);
+        for t in [&mut off, &mut kept, &mut tiny] {
+            fill(t, 10_000);
+        }
+        assert_eq!(off.hash(), kept.hash());
+        assert_eq!(off.hash(), tiny.hash());
+        assert!(kept.full().is_none() && tiny.full().is_some() && off.full().is_none());
+        assert_eq!(kept.take_events().unwrap().len(), 10_000);
     }
 }

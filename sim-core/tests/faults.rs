@@ -98,7 +98,7 @@ impl Checker<Probe> for Snapshot {
     fn name(&self) -> &'static str {
         "snapshot"
     }
-    fn at_end(&mut self, view: &View<'_, Probe>, _h: &History) -> Vec<String> {
+    fn at_end(&mut self, view: &View<'_, Probe>, _h: &History) -> Vec<sim_core::Finding> {
         *self.0.borrow_mut() = (0..view.servers_count())
             .map(|i| view.node(i).map(|p| p.seen.clone()))
             .collect();

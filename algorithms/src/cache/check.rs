@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use sim_core::time::{fmt_ns, Nanos};
-use sim_core::{Checker, EventType, History, NodeId, View};
+use sim_core::{Checker, EventType, Finding, History, NodeId, View};
 
 use super::Node;
 use crate::hashing::placement::key_index;
@@ -33,6 +33,8 @@ impl Staleness {
 /// One operation of the history.
 struct HOp {
     index: usize,
+    /// The invoke's position in the history's events.
+    event: usize,
     f: String,
     key: u32,
     arg: serde_json::Value,
@@ -43,11 +45,12 @@ struct HOp {
 fn ops_of(history: &History) -> Vec<HOp> {
     let mut open: BTreeMap<u64, usize> = BTreeMap::new();
     let mut ops: Vec<HOp> = Vec::new();
-    for e in &history.events {
+    for (event, e) in history.events.iter().enumerate() {
         if e.kind == EventType::Invoke {
             open.insert(e.process, ops.len());
             ops.push(HOp {
                 index: ops.len(),
+                event,
                 f: e.f.clone(),
                 key: e.key.as_deref().and_then(key_index).unwrap_or(usize::MAX) as u32,
                 arg: e.value.clone(),
@@ -66,7 +69,7 @@ impl Checker<Node> for Staleness {
         "cache-staleness"
     }
 
-    fn after_event(&mut self, view: &View<'_, Node>, node: NodeId) -> Option<String> {
+    fn after_event(&mut self, view: &View<'_, Node>, node: NodeId) -> Option<Finding> {
         if node == self.db {
             if let Some(Node::Db(d)) = view.node(self.db) {
                 if d.log.len() > self.log.len() {
@@ -79,7 +82,7 @@ impl Checker<Node> for Staleness {
         None
     }
 
-    fn at_end(&mut self, _view: &View<'_, Node>, history: &History) -> Vec<String> {
+    fn at_end(&mut self, view: &View<'_, Node>, history: &History) -> Vec<Finding> {
         // Versions per key in database order; a value never written has none.
         let mut version: BTreeMap<(u32, u64), u64> = BTreeMap::new();
         let mut per_key: BTreeMap<u32, u64> = BTreeMap::new();
@@ -89,13 +92,17 @@ impl Checker<Node> for Staleness {
             version.insert((*k, *v), *n);
         }
         let ops = ops_of(history);
-        // Completed writes per key: (completion time, version, op index, value).
-        let mut writes: BTreeMap<u32, Vec<(Nanos, u64, usize, u64)>> = BTreeMap::new();
+        let key = |k: u32| format!("k{k}");
+        // Completed writes per key: (completion time, version, op index, value, event).
+        let mut writes: BTreeMap<u32, Vec<(Nanos, u64, usize, u64, usize)>> = BTreeMap::new();
         for o in &ops {
             if let (Some((EventType::Ok, t, _)), "put") = (&o.done, o.f.as_str()) {
                 let v = o.arg.as_u64().unwrap_or(0);
                 let ver = version.get(&(o.key, v)).copied().unwrap_or(0);
-                writes.entry(o.key).or_default().push((*t, ver, o.index, v));
+                writes
+                    .entry(o.key)
+                    .or_default()
+                    .push((*t, ver, o.index, v, o.event));
             }
         }
         for w in writes.values_mut() {
@@ -112,10 +119,17 @@ impl Checker<Node> for Staleness {
                 Some(v) => match version.get(&(o.key, v)) {
                     Some(ver) => *ver,
                     None => {
-                        out.push(format!(
+                        let msg = format!(
                             "op #{} (get k{}) returned value {v}, which was never written to the database",
                             o.index, o.key
-                        ));
+                        );
+                        out.push(
+                            Finding::new(msg)
+                                .nodes([view.client_of(history.events[o.event].process)])
+                                .ops([o.event])
+                                .values([result.clone()])
+                                .keys([key(o.key)]),
+                        );
                         continue;
                     }
                 },
@@ -128,11 +142,11 @@ impl Checker<Node> for Staleness {
                 .iter()
                 .take_while(|w| w.0 <= deadline && o.invoked >= self.bound)
                 .max_by_key(|w| w.1);
-            if let Some(&(t_w, ver_w, idx_w, v_w)) = newest {
+            if let Some(&(t_w, ver_w, idx_w, v_w, ev_w)) = newest {
                 if got < ver_w {
                     stale += 1;
                     if out.len() < 3 {
-                        out.push(format!(
+                        let msg = format!(
                             "stale read: op #{} (get k{}) invoked at {} returned {} (version {got}), but op #{idx_w} had written value {v_w} (version {ver_w}) and completed at {}, more than the bound {} earlier; read completed at {}",
                             o.index,
                             o.key,
@@ -141,13 +155,22 @@ impl Checker<Node> for Staleness {
                             fmt_ns(t_w),
                             fmt_ns(self.bound),
                             fmt_ns(*t_done)
-                        ));
+                        );
+                        let reader = view.client_of(history.events[o.event].process);
+                        let writer = view.client_of(history.events[ev_w].process);
+                        out.push(
+                            Finding::new(msg)
+                                .nodes([reader, writer])
+                                .ops([o.event, ev_w])
+                                .values([result.clone(), serde_json::json!(v_w)])
+                                .keys([key(o.key)]),
+                        );
                     }
                 }
             }
         }
         if stale > 3 {
-            out.push(format!("... {stale} stale reads in all"));
+            out.push(Finding::new(format!("... {stale} stale reads in all")));
         }
         out
     }

@@ -105,6 +105,85 @@ const fn all_bugs() -> [Bug; 3] {
 /// The switchable bugs, derived from [`CacheBug`].
 pub const BUGS: &[Bug] = &all_bugs();
 
+/// The `[params]` fields, for `distsim list`.
+pub const PARAMS: &[crate::ParamDoc] = &[
+    crate::ParamDoc {
+        name: "bug",
+        default: "none",
+        doc: "a switchable bug (see bugs)",
+    },
+    crate::ParamDoc {
+        name: "capacity",
+        default: "1000",
+        doc: "entries per cache server (LRU)",
+    },
+    crate::ParamDoc {
+        name: "db_delay",
+        default: "10ms",
+        doc: "database reply delay",
+    },
+    crate::ParamDoc {
+        name: "lease_ttl",
+        default: "1s",
+        doc: "how long a lease blocks other fetchers of its key",
+    },
+    crate::ParamDoc {
+        name: "lease_wait",
+        default: "5ms",
+        doc: "how long a client told to wait waits",
+    },
+    crate::ParamDoc {
+        name: "ttl",
+        default: "none",
+        doc: "entry expiry",
+    },
+    crate::ParamDoc {
+        name: "staleness_bound",
+        default: "0ms",
+        doc: "check: reads invoked this long after a write completed see it",
+    },
+    crate::ParamDoc {
+        name: "strategy",
+        default: "ring",
+        doc: "placement of keys on cache servers",
+    },
+    crate::ParamDoc {
+        name: "vnodes",
+        default: "100",
+        doc: "ring points per cache server",
+    },
+    crate::ParamDoc {
+        name: "spares",
+        default: "[]",
+        doc: "cache servers that start outside the cluster",
+    },
+    crate::ParamDoc {
+        name: "changes",
+        default: "[]",
+        doc: "scheduled joins and leaves of cache servers",
+    },
+    crate::ParamDoc {
+        name: "heartbeat",
+        default: "100ms",
+        doc: "period of cache servers' heartbeats",
+    },
+    crate::ParamDoc {
+        name: "suspect_after",
+        default: "400ms",
+        doc: "silence after which a cache server leaves a view",
+    },
+    crate::ParamDoc {
+        name: "report_interval",
+        default: "250ms",
+        doc: "period of the panels' series",
+    },
+    crate::ParamDoc {
+        name: "delete_retry",
+        default: "50ms",
+        doc: "resend period of an unacknowledged invalidation",
+    },
+];
+
 /// `[params]` of a cache scenario.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use sim_core::{Checker, NodeId, View};
+use sim_core::{Checker, Finding, NodeId, View};
 
 use super::node::{ChangeReport, Node};
 
@@ -90,7 +90,7 @@ impl Checker<Node> for PlacementChecks {
         "hashing-placement"
     }
 
-    fn after_event(&mut self, view: &View<'_, Node>, node: NodeId) -> Option<String> {
+    fn after_event(&mut self, view: &View<'_, Node>, node: NodeId) -> Option<Finding> {
         let Some(Node::Server(s)) = view.node(node) else {
             return None;
         };
@@ -101,6 +101,13 @@ impl Checker<Node> for PlacementChecks {
         }
         let from = *seen;
         *seen = s.reports.len();
-        s.reports[from..].iter().find_map(|r| self.judge(node, r))
+        s.reports[from..].iter().find_map(|r| {
+            let msg = self.judge(node, r)?;
+            let mut nodes = vec![node, r.max_node.0];
+            nodes.extend(r.before.iter().chain(&r.after));
+            nodes.sort_unstable();
+            nodes.dedup();
+            Some(Finding::new(msg).nodes(nodes))
+        })
     }
 }

@@ -98,6 +98,65 @@ const fn all_bugs() -> [Bug; 3] {
 /// The switchable bugs, derived from [`HashingBug`].
 pub const BUGS: &[Bug] = &all_bugs();
 
+/// The `[params]` fields, for `distsim list`.
+pub const PARAMS: &[crate::ParamDoc] = &[
+    crate::ParamDoc {
+        name: "bug",
+        default: "none",
+        doc: "a switchable bug (see bugs)",
+    },
+    crate::ParamDoc {
+        name: "strategy",
+        default: "ring",
+        doc: "ring, jump, rendezvous or bounded",
+    },
+    crate::ParamDoc {
+        name: "vnodes",
+        default: "100",
+        doc: "ring points per server per unit of weight",
+    },
+    crate::ParamDoc {
+        name: "weights",
+        default: "[]",
+        doc: "per-server weights on the ring: [{ node = 0, weight = 2.0 }]",
+    },
+    crate::ParamDoc {
+        name: "c",
+        default: "1.25",
+        doc: "bounded loads: no server above ceil(c x keys / servers)",
+    },
+    crate::ParamDoc {
+        name: "spares",
+        default: "[]",
+        doc: "servers that start outside the cluster",
+    },
+    crate::ParamDoc {
+        name: "changes",
+        default: "[]",
+        doc: "scheduled joins and leaves: [{ at = \"2s\", join = [10], leave = [3] }]",
+    },
+    crate::ParamDoc {
+        name: "heartbeat",
+        default: "50ms",
+        doc: "period of members' heartbeats",
+    },
+    crate::ParamDoc {
+        name: "suspect_after",
+        default: "200ms",
+        doc: "silence after which a server leaves a view",
+    },
+    crate::ParamDoc {
+        name: "max_load_ratio",
+        default: "1.6",
+        doc: "check: largest load over mean",
+    },
+    crate::ParamDoc {
+        name: "max_moved_ratio",
+        default: "4.0",
+        doc: "check (bounded loads): largest keys moved over the ideal",
+    },
+];
+
 /// A server's weight on the ring.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use sim_core::time::{fmt_ns, Nanos, MS, SEC};
-use sim_core::{Checker, EventType, History, NodeId, View};
+use sim_core::{Checker, EventType, Finding, History, LivenessPhase, NodeId, View};
 
 use super::Node;
 
@@ -102,6 +102,8 @@ pub struct LockChecker {
     /// Tenures whose turn has passed, with the tenure that took over.
     closed: BTreeMap<(NodeId, u64), (Tenure, Tenure)>,
     last_token: u64,
+    /// Clients seen waiting for the lock in the liveness phase.
+    phase_waiters: Vec<NodeId>,
 }
 
 impl LockChecker {
@@ -126,6 +128,7 @@ impl LockChecker {
             current: None,
             closed: BTreeMap::new(),
             last_token: 0,
+            phase_waiters: Vec::new(),
         }
     }
 
@@ -139,6 +142,9 @@ impl LockChecker {
                     self.grants.entry((id, attempt)).or_insert(view.now);
                 } else if c.phase() == super::client::Phase::Acquiring {
                     waiting = true;
+                    if view.liveness().is_some() && !self.phase_waiters.contains(&id) {
+                        self.phase_waiters.push(id);
+                    }
                 }
             }
         }
@@ -151,7 +157,7 @@ impl Checker<Node> for LockChecker {
         "lock"
     }
 
-    fn after_event(&mut self, view: &View<'_, Node>, node: NodeId) -> Option<String> {
+    fn after_event(&mut self, view: &View<'_, Node>, node: NodeId) -> Option<Finding> {
         if self.free_waiting {
             self.stats.borrow_mut().free_while_waiting_ns += view.now - self.last_now;
         }
@@ -174,10 +180,14 @@ impl Checker<Node> for LockChecker {
             let kind = if e.write { "write" } else { "read" };
             if self.fencing {
                 if e.token < self.last_token {
-                    out.get_or_insert(format!(
-                        "fencing token went backwards: the resource accepted a {kind} with token {} from client n{} at {} after token {}",
-                        e.token, e.client, fmt_ns(view.now), self.last_token
-                    ));
+                    out.get_or_insert(
+                        Finding::new(format!(
+                            "fencing token went backwards: the resource accepted a {kind} with token {} from client n{} at {} after token {}",
+                            e.token, e.client, fmt_ns(view.now), self.last_token
+                        ))
+                        .nodes([e.client, self.resource])
+                        .values([e.token.into(), self.last_token.into()]),
+                    );
                 }
                 self.last_token = self.last_token.max(e.token);
             }
@@ -186,14 +196,18 @@ impl Checker<Node> for LockChecker {
                 continue;
             }
             if let Some((old, next)) = self.closed.get(&key) {
-                out.get_or_insert(format!(
-                    "mutual exclusion broken: the resource accepted a {kind} (value {}) at {} from {}, after the lock had passed to {}, which first used the resource at {}",
-                    e.value,
-                    fmt_ns(view.now),
-                    old.describe(),
-                    next.describe(),
-                    fmt_ns(next.first_use_ns)
-                ));
+                out.get_or_insert(
+                    Finding::new(format!(
+                        "mutual exclusion broken: the resource accepted a {kind} (value {}) at {} from {}, after the lock had passed to {}, which first used the resource at {}",
+                        e.value,
+                        fmt_ns(view.now),
+                        old.describe(),
+                        next.describe(),
+                        fmt_ns(next.first_use_ns)
+                    ))
+                    .nodes([old.client, next.client, self.resource])
+                    .values([e.value.into()]),
+                );
                 continue;
             }
             let t = Tenure {
@@ -213,30 +227,66 @@ impl Checker<Node> for LockChecker {
         out
     }
 
-    fn at_end(&mut self, view: &View<'_, Node>, history: &History) -> Vec<String> {
+    /// Locks' progress after the heal: if anyone waited for the lock, someone acquired it.
+    fn at_liveness(
+        &mut self,
+        _view: &View<'_, Node>,
+        phase: LivenessPhase,
+        _history: &History,
+    ) -> Vec<Finding> {
+        let acquired = self
+            .grants
+            .values()
+            .any(|t| (phase.start_ns..=phase.deadline_ns).contains(t));
+        if acquired || self.phase_waiters.is_empty() {
+            return Vec::new();
+        }
+        let mut waiters = self.phase_waiters.clone();
+        waiters.sort_unstable();
+        vec![Finding::liveness(format!(
+            "no client acquired the lock in the {} after the faults healed at {}, though {} waited for it",
+            fmt_ns(phase.deadline_ns - phase.start_ns),
+            fmt_ns(phase.start_ns),
+            waiters.iter().map(|n| format!("n{n}")).collect::<Vec<_>>().join(", ")
+        ))
+        .nodes(waiters)]
+    }
+
+    fn at_end(&mut self, view: &View<'_, Node>, history: &History) -> Vec<Finding> {
         let ok = history
             .events
             .iter()
             .filter(|e| e.kind == EventType::Ok && e.f == "incr")
             .count() as u64;
-        let info = history
+        // Unknown outcomes: timed out (info), or still pending when the run ended.
+        let invoked = history
             .events
             .iter()
-            .filter(|e| e.kind == EventType::Info && e.f == "incr")
+            .filter(|e| e.kind == EventType::Invoke && e.f == "incr")
             .count() as u64;
+        let failed = history
+            .events
+            .iter()
+            .filter(|e| e.kind == EventType::Fail && e.f == "incr")
+            .count() as u64;
+        let info = invoked.saturating_sub(ok + failed);
         let Some(Node::Resource(r)) = view.node(self.resource) else {
             return Vec::new();
         };
         let c = r.counter();
         if c < ok {
-            vec![format!(
+            vec![Finding::new(format!(
                 "lost update: the counter ends at {c} but {ok} increments were acknowledged ({} lost)",
                 ok - c
-            )]
+            ))
+            .nodes([self.resource])
+            .values([c.into(), ok.into()])]
         } else if c > ok + info {
-            vec![format!(
-                "the counter ends at {c}, above the {ok} acknowledged plus {info} unknown increments"
-            )]
+            vec![Finding::new(format!(
+                "the counter ends at {c}, above the {ok} acknowledged plus {info} unknown (timed out or pending) increments"
+            ))
+            .nodes([self.resource])
+            .values([c.into(), ok.into()])]
         } else {
             Vec::new()
         }

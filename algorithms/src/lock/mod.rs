@@ -52,24 +52,7 @@ pub use servers::{KvServer, Resource};
 pub use zk::{ZkMachine, ZkReplica};
 
 /// The switchable bugs, one line each on the rule they break.
-pub const BUGS: &[Bug] = &[
-    Bug {
-        name: "release_without_token",
-        rule: "release must delete the key only if it still holds your token (else you free another's lock)",
-    },
-    Bug {
-        name: "no_elapsed_check",
-        rule: "Redlock's validity must subtract the time spent acquiring (a stalled client holds an expired lock)",
-    },
-    Bug {
-        name: "wall_clock_expiry",
-        rule: "lease expiry must be measured by a clock that cannot jump (a stepped clock expires the lease early)",
-    },
-    Bug {
-        name: "herd",
-        rule: "a lock waiter must watch only its predecessor (watching the lock node wakes every waiter)",
-    },
-];
+pub const BUGS: &[Bug] = LockBug::ALL;
 
 /// The lock design.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -83,18 +66,18 @@ pub enum Design {
     Zookeeper,
 }
 
-/// The locks' bugs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LockBug {
-    /// Release deletes the key whoever holds it.
-    ReleaseWithoutToken,
-    /// Redlock's validity ignores the time spent acquiring.
-    NoElapsedCheck,
-    /// Lease servers compare expiry with their steppable local clock.
-    WallClockExpiry,
-    /// Every ZooKeeper waiter watches the lock node's children.
-    Herd,
+crate::bug_switches! {
+    /// The locks' bugs.
+    pub enum LockBug {
+        /// Release deletes the key whoever holds it.
+        ReleaseWithoutToken = ("release_without_token", "release must delete the key only if it still holds your token (else you free another's lock)"),
+        /// Redlock's validity ignores the time spent acquiring.
+        NoElapsedCheck = ("no_elapsed_check", "Redlock's validity must subtract the time spent acquiring (a stalled client holds an expired lock)"),
+        /// Lease servers compare expiry with their steppable local clock.
+        WallClockExpiry = ("wall_clock_expiry", "lease expiry must be measured by a clock that cannot jump (a stepped clock expires the lease early)"),
+        /// Every ZooKeeper waiter watches the lock node's children.
+        Herd = ("herd", "a lock waiter must watch only its predecessor (watching the lock node wakes every waiter)"),
+    }
 }
 
 /// `[params]` of a lock scenario.
@@ -439,6 +422,85 @@ fn validate(sc: &Scenario, p: &Params) -> Result<(), ScenarioError> {
     Ok(())
 }
 
+/// The `[params]` fields, for `distsim list`.
+pub const PARAMS: &[crate::ParamDoc] = &[
+    crate::ParamDoc {
+        name: "design",
+        default: "\"lease\"",
+        doc: "which lock: lease, redlock or zookeeper",
+    },
+    crate::ParamDoc {
+        name: "fencing",
+        default: "false",
+        doc: "whether the resource checks fencing tokens",
+    },
+    crate::ParamDoc {
+        name: "ttl",
+        default: "\"500ms\"",
+        doc: "lease time to live (lease and redlock)",
+    },
+    crate::ParamDoc {
+        name: "drift_factor",
+        default: "0.01",
+        doc: "Redlock's clock-drift allowance as a fraction of the ttl (2 ms are added)",
+    },
+    crate::ParamDoc {
+        name: "server_timeout",
+        default: "\"50ms\"",
+        doc: "how long to wait for each lock server's answer",
+    },
+    crate::ParamDoc {
+        name: "retry_delay",
+        default: "\"30ms\"",
+        doc: "pause between acquisition attempts (randomised 0.5x to 1.5x)",
+    },
+    crate::ParamDoc {
+        name: "acquire_timeout",
+        default: "\"2s\"",
+        doc: "how long a client keeps trying before the operation fails",
+    },
+    crate::ParamDoc {
+        name: "request_timeout",
+        default: "\"300ms\"",
+        doc: "timeout of a read or write on the resource",
+    },
+    crate::ParamDoc {
+        name: "work",
+        default: "\"20ms\"",
+        doc: "time between reading the counter and writing it back (the critical section)",
+    },
+    crate::ParamDoc {
+        name: "session_timeout",
+        default: "\"600ms\"",
+        doc: "ZooKeeper: a session with no heartbeat for this long expires",
+    },
+    crate::ParamDoc {
+        name: "heartbeat_interval",
+        default: "\"150ms\"",
+        doc: "ZooKeeper: how often clients send heartbeats",
+    },
+    crate::ParamDoc {
+        name: "replicas",
+        default: "3",
+        doc: "ZooKeeper: Raft replicas running the lock service (the resource follows them)",
+    },
+    crate::ParamDoc {
+        name: "service_retry",
+        default: "\"200ms\"",
+        doc: "ZooKeeper: an unanswered request is resent to the next replica after this",
+    },
+    crate::ParamDoc {
+        name: "validity_recheck",
+        default: "false",
+        doc: "lease/Redlock: re-check the lease on the local clock before each resource access",
+    },
+    crate::ParamDoc {
+        name: "bug",
+        default: "none",
+        doc: "a switchable bug (see bugs)",
+    },
+];
+
 /// Runs a lock scenario.
 pub fn run(sc: &Scenario, seed: u64, opts: &RunOptions) -> Result<RunResult, ScenarioError> {
     let params: Params = sc.params()?;
@@ -504,7 +566,7 @@ mod tests {
             env!("CARGO_MANIFEST_DIR")
         );
         let sc = Scenario::load(&path).expect("scenario loads");
-        run(&sc, seed, &RunOptions::default()).expect("runs")
+        crate::run(&sc, seed, &RunOptions::default()).expect("runs")
     }
 
     #[test]

@@ -17,7 +17,9 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use sim_core::time::{fmt_ns, Nanos};
-use sim_core::{Checker, EventType, History, Message, NodeId, Process, View};
+use sim_core::{
+    Checker, EventType, Finding, History, LivenessPhase, Message, NodeId, Process, View,
+};
 
 use super::kv::{KvState, StateMachine};
 use super::msg::{Command, Msg};
@@ -64,6 +66,17 @@ pub struct Invariants<N = Node, S: StateMachine = KvState, M = Msg> {
     /// (client, seq) of each write that took effect, with its index.
     took_effect: BTreeMap<(u32, u64), u64>,
     leaderless_since: Option<Nanos>,
+    /// Progress in the liveness phase.
+    progress: Progress,
+}
+
+/// What the liveness phase has seen: the commit index when it began, when a leader was first
+/// seen in it and when an entry first committed past that index.
+#[derive(Debug, Default)]
+struct Progress {
+    commit_base: Option<u64>,
+    leader_at: Option<Nanos>,
+    commit_at: Option<Nanos>,
 }
 
 impl Invariants {
@@ -90,6 +103,34 @@ impl<N: Process, S: StateMachine, M: Message + From<Msg<S>>> Invariants<N, S, M>
             applied: Vec::new(),
             took_effect: BTreeMap::new(),
             leaderless_since: Some(0),
+            progress: Progress::default(),
+        }
+    }
+
+    /// In the liveness phase: note when a leader appears and when anything new commits.
+    fn track_progress(&mut self, view: &View<'_, N>) {
+        if view.liveness().is_none() {
+            return;
+        }
+        let mut max_term = 0;
+        let mut leader_term = None;
+        let mut commit = 0;
+        for (_, n) in view.servers() {
+            if let Some(s) = (self.get)(n) {
+                max_term = max_term.max(s.term);
+                commit = commit.max(s.commit);
+                if s.role == Role::Leader {
+                    leader_term = leader_term.max(Some(s.term));
+                }
+            }
+        }
+        let p = &mut self.progress;
+        let base = *p.commit_base.get_or_insert(commit);
+        if leader_term == Some(max_term) {
+            p.leader_at.get_or_insert(view.now);
+        }
+        if commit > base {
+            p.commit_at.get_or_insert(view.now);
         }
     }
 
@@ -205,7 +246,52 @@ impl<N: Process, S: StateMachine, M: Message + From<Msg<S>>> Checker<N> for Inva
         "raft-invariants"
     }
 
-    fn after_event(&mut self, view: &View<'_, N>, node: NodeId) -> Option<String> {
+    fn after_event(&mut self, view: &View<'_, N>, node: NodeId) -> Option<Finding> {
+        self.track_progress(view);
+        self.invariants(view, node)
+            .map(|m| Finding::new(m).nodes([node]))
+    }
+
+    /// Raft's progress after the heal: a leader is elected and a new entry commits.
+    fn at_liveness(
+        &mut self,
+        view: &View<'_, N>,
+        phase: LivenessPhase,
+        _history: &History,
+    ) -> Vec<Finding> {
+        let within = fmt_ns(phase.deadline_ns - phase.start_ns);
+        let healed = fmt_ns(phase.start_ns);
+        let servers: Vec<NodeId> = view.servers().map(|(i, _)| i).collect();
+        let terms = view
+            .servers()
+            .filter_map(|(i, n)| {
+                (self.get)(n).map(|s| format!("n{i} term {} {:?}", s.term, s.role))
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let p = &self.progress;
+        if p.leader_at.is_none() {
+            return vec![Finding::liveness(format!(
+                "no leader: in the {within} after the faults healed at {healed} no server was elected leader of the highest term (at the deadline: {terms})"
+            ))
+            .nodes(servers)];
+        }
+        if p.commit_at.is_none() {
+            return vec![Finding::liveness(format!(
+                "no commit: a leader was elected at {} but no new entry committed past index {} by {} (at the deadline: {terms})",
+                fmt_ns(p.leader_at.unwrap_or(0)),
+                p.commit_base.unwrap_or(0),
+                fmt_ns(phase.deadline_ns)
+            ))
+            .nodes(servers)];
+        }
+        Vec::new()
+    }
+}
+
+impl<N: Process, S: StateMachine, M: Message + From<Msg<S>>> Invariants<N, S, M> {
+    /// Every Raft invariant after an event at `node`: the first one broken, explained.
+    fn invariants(&mut self, view: &View<'_, N>, node: NodeId) -> Option<String> {
         self.track_leaderless(view);
         let s = view.node(node).and_then(self.get)?;
         // Commits first, so that a leader elected in this event is judged against them.
@@ -286,7 +372,7 @@ impl Checker<Node> for FreshReads {
         "raft-fresh-reads"
     }
 
-    fn at_end(&mut self, _view: &View<'_, Node>, history: &History) -> Vec<String> {
+    fn at_end(&mut self, view: &View<'_, Node>, history: &History) -> Vec<Finding> {
         let sh = self.shared.borrow();
         let key_of = |k: &Option<String>| -> u32 {
             k.as_deref()
@@ -351,10 +437,18 @@ impl Checker<Node> for FreshReads {
                 Some(v) => match sh.value_index.get(&(key, v)) {
                     Some(i) => *i,
                     None => {
-                        out.push(format!(
-                            "process {process} read k{key} = {v} at {}, a value no committed entry wrote",
-                            fmt_ns(t)
-                        ));
+                        let client = view.client_of(process);
+                        out.push(
+                            Finding::new(format!(
+                                "n{client} (client {}) read k{key} = {v} at {}, a value no committed entry wrote",
+                                client - view.servers_count(),
+                                fmt_ns(t)
+                            ))
+                            .nodes([client])
+                            .ops([ipos])
+                            .keys([format!("k{key}")])
+                            .values([v.into()]),
+                        );
                         continue;
                     }
                 },
@@ -366,11 +460,18 @@ impl Checker<Node> for FreshReads {
             }
             let newest = ws[n - 1].1;
             if read_index < newest {
-                out.push(format!(
-                    "stale read: process {process} read k{key} = {} at {}, but the write committed at index {newest} had already completed (the value read was written at index {read_index})",
-                    value.map(|v| v.to_string()).unwrap_or_else(|| "nothing".into()),
-                    fmt_ns(t)
-                ));
+                let client = view.client_of(process);
+                out.push(
+                    Finding::new(format!(
+                        "stale read: n{client} (client {}) read k{key} = {} at {}, but the write committed at index {newest} had already completed (the value read was written at index {read_index})",
+                        client - view.servers_count(),
+                        value.map(|v| v.to_string()).unwrap_or_else(|| "nothing".into()),
+                        fmt_ns(t)
+                    ))
+                    .nodes([client])
+                    .ops([ipos, ws[n - 1].0])
+                    .keys([format!("k{key}")]),
+                );
             }
             if out.len() >= 3 {
                 break;
@@ -463,7 +564,7 @@ impl Checker<Node> for MembershipEnd {
         "raft-membership-end"
     }
 
-    fn at_end(&mut self, view: &View<'_, Node>, _history: &History) -> Vec<String> {
+    fn at_end(&mut self, view: &View<'_, Node>, _history: &History) -> Vec<Finding> {
         let ends: Vec<EndConfig> = view
             .servers()
             .filter(|(id, _)| !view.is_paused(*id))
@@ -479,6 +580,9 @@ impl Checker<Node> for MembershipEnd {
             })
             .collect();
         membership_end(&ends, self.target.as_ref())
+            .into_iter()
+            .map(Finding::from)
+            .collect()
     }
 }
 

@@ -51,49 +51,27 @@ use msg::Msg;
 use server::{Role, Server};
 
 /// The switchable bugs, one line each on the rule they break.
-pub const BUGS: &[Bug] = &[
-    Bug {
-        name: "vote_without_log_check",
-        rule: "a vote goes only to a candidate whose log is at least as up to date as the voter's (5.4.1)",
-    },
-    Bug {
-        name: "commit_old_term",
-        rule: "a leader commits by counting replicas only entries of its own term (5.4.2, Figure 8)",
-    },
-    Bug {
-        name: "vote_without_persist",
-        rule: "votedFor is on stable storage before the vote is granted, or a restart votes twice in one term",
-    },
-    Bug {
-        name: "apply_before_commit",
-        rule: "an entry is applied to the state machine only once it is committed",
-    },
-    Bug {
-        name: "read_without_confirm",
-        rule: "a leader serves a read only after confirming it still leads (a heartbeat round or a valid lease)",
-    },
-    Bug {
-        name: "no_dedup",
-        rule: "a retried command (same client id and sequence number) takes effect once",
-    },
-];
+pub const BUGS: &[Bug] = RaftBug::ALL;
 
-/// Raft's bugs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RaftBug {
-    /// Grant votes without comparing logs.
-    VoteWithoutLogCheck,
-    /// Commit earlier-term entries by counting replicas.
-    CommitOldTerm,
-    /// Grant a vote without persisting votedFor.
-    VoteWithoutPersist,
-    /// Apply entries as soon as they are appended.
-    ApplyBeforeCommit,
-    /// Serve reads from local state without confirming leadership.
-    ReadWithoutConfirm,
-    /// Apply every copy of a retried command.
-    NoDedup,
+crate::bug_switches! {
+    /// Raft's bugs.
+    pub enum RaftBug {
+        /// Grant votes without comparing logs.
+        VoteWithoutLogCheck = ("vote_without_log_check", "a vote goes only to a candidate whose log is at least as up to date as the voter's (5.4.1)"),
+        /// Commit earlier-term entries by counting replicas.
+        CommitOldTerm = ("commit_old_term", "a leader commits by counting replicas only entries of its own term (5.4.2, Figure 8)"),
+        /// Grant a vote without persisting votedFor.
+        VoteWithoutPersist = ("vote_without_persist", "votedFor is on stable storage before the vote is granted, or a restart votes twice in one term"),
+        /// Apply entries as soon as they are appended.
+        ApplyBeforeCommit = ("apply_before_commit", "an entry is applied to the state machine only once it is committed"),
+        /// Serve reads from local state without confirming leadership.
+        ReadWithoutConfirm = ("read_without_confirm", "a leader serves a read only after confirming it still leads (a heartbeat round or a valid lease)"),
+        /// Apply every copy of a retried command.
+        NoDedup = ("no_dedup", "a retried command (same client id and sequence number) takes effect once"),
+        /// Every election timeout is the minimum: candidates that split the vote time out
+        /// together again, forever. Breaks only liveness.
+        FixedElectionTimeout = ("fixed_election_timeout", "each election timeout is drawn at random from a range (5.2), so that split votes end"),
+    }
 }
 
 /// How a leader serves reads.
@@ -262,7 +240,28 @@ impl Params {
                 );
             }
         }
-        Ok(())
+        self.validate_members(sc, sc.nodes)
+    }
+
+    /// Membership changes name servers, not clients (node indexes past the servers are
+    /// clients). Checked at load against `nodes`, and again for the cluster size a swarm run
+    /// drew.
+    fn validate_members(&self, sc: &Scenario, servers: usize) -> Result<(), ScenarioError> {
+        match self
+            .membership
+            .iter()
+            .filter_map(|c| c.add.or(c.remove))
+            .find(|&n| n >= servers)
+        {
+            Some(n) => Err(sc.error_at(
+                "membership",
+                format!(
+                    "membership change names node {n}, but this run has {servers} servers, numbered 0 to {}; name a server",
+                    servers - 1
+                ),
+            )),
+            None => Ok(()),
+        }
     }
 }
 
@@ -312,12 +311,87 @@ impl Process for Node {
     }
 }
 
+/// The `[params]` fields, for `distsim list`.
+pub const PARAMS: &[crate::ParamDoc] = &[
+    crate::ParamDoc {
+        name: "bug",
+        default: "none",
+        doc: "a switchable bug (see bugs)",
+    },
+    crate::ParamDoc {
+        name: "election_timeout_min",
+        default: "\"150ms\"",
+        doc: "shortest election timeout",
+    },
+    crate::ParamDoc {
+        name: "election_timeout_max",
+        default: "\"300ms\"",
+        doc: "longest election timeout (each drawn uniformly between the two)",
+    },
+    crate::ParamDoc {
+        name: "heartbeat_interval",
+        default: "\"50ms\"",
+        doc: "how often the leader sends heartbeats",
+    },
+    crate::ParamDoc {
+        name: "pre_vote",
+        default: "false",
+        doc: "ask for pre-votes before starting an election (thesis 9.6)",
+    },
+    crate::ParamDoc {
+        name: "check_quorum",
+        default: "false",
+        doc: "a leader without a majority for an election timeout steps down",
+    },
+    crate::ParamDoc {
+        name: "read_mode",
+        default: "\"log\"",
+        doc: "how reads are served: log, read_index or lease",
+    },
+    crate::ParamDoc {
+        name: "lease",
+        default: "\"100ms\"",
+        doc: "leader lease length for read_mode = lease (keep below election_timeout_min)",
+    },
+    crate::ParamDoc {
+        name: "snapshot_entries",
+        default: "2000",
+        doc: "compact the log into a snapshot past this many entries (0: never)",
+    },
+    crate::ParamDoc {
+        name: "batch_max",
+        default: "64",
+        doc: "most entries in one AppendEntries",
+    },
+    crate::ParamDoc {
+        name: "client_retry",
+        default: "\"200ms\"",
+        doc: "a client that hears nothing for this long retries at the next server",
+    },
+    crate::ParamDoc {
+        name: "startup_timeout_max",
+        default: "none",
+        doc: "the first election timeout after a cold start is drawn up to this instead",
+    },
+    crate::ParamDoc {
+        name: "initial_members",
+        default: "all",
+        doc: "servers in the first configuration; the rest wait to be added",
+    },
+    crate::ParamDoc {
+        name: "membership",
+        default: "[]",
+        doc: "scripted single-server membership changes, in order",
+    },
+];
+
 /// Runs a Raft scenario.
 pub fn run(sc: &Scenario, seed: u64, opts: &RunOptions) -> Result<RunResult, ScenarioError> {
     let params: Params = sc.params()?;
     params.validate(sc)?;
     let cfg = SimConfig::new(sc, seed, opts);
     let servers_count = cfg.servers_count;
+    params.validate_members(sc, servers_count)?;
     let duration_ns = cfg.duration_ns;
     let timeout_ns = cfg.workload.timeout.0;
     let retry_ns = params.client_retry.0;

@@ -359,7 +359,11 @@ impl<S: StateMachine, M: Message + From<Msg<S>>> Server<S, M> {
             ctx.cancel_timer(t);
         }
         let lo = self.p.election_timeout_min.0;
-        let hi = max_ns.max(lo);
+        // The bug drops the randomness of the regular range; a cold start's wider draw
+        // (startup_timeout_max) is kept, so that a first leader can still be elected.
+        let fixed = self.p.bug == Some(RaftBug::FixedElectionTimeout)
+            && max_ns == self.p.election_timeout_max.0;
+        let hi = if fixed { lo } else { max_ns.max(lo) };
         let after = if hi > lo {
             ctx.rng().random_range(lo..=hi)
         } else {

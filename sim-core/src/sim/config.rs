@@ -17,6 +17,8 @@ pub struct RunOptions {
     pub swarm: bool,
     /// Keep running after the first violation (by default the run stops there).
     pub continue_after_violation: bool,
+    /// Bound on a kept trace's memory in bytes (None: [`crate::trace::TRACE_BYTES_MAX_DEFAULT`]).
+    pub trace_bytes_max: Option<u64>,
 }
 
 /// The resolved configuration of one run: the scenario, possibly changed by swarm testing.
@@ -38,6 +40,8 @@ pub struct SimConfig {
     pub quiet_ns: Nanos,
     /// Whether the quiet period restarts crashed nodes.
     pub quiet_restarts: bool,
+    /// The liveness bound after the quiet period begins, when the phase is on.
+    pub liveness_within_ns: Option<Nanos>,
     /// Event budget.
     pub max_events: u64,
     /// Network behaviour.
@@ -69,6 +73,16 @@ impl SimConfig {
             duration_ns: sc.duration.0,
             quiet_ns: sc.duration.0 - sc.quiet.0,
             quiet_restarts: sc.quiet_restarts,
+            // The registry fills `within` from the algorithm at load time; a library caller that
+            // skipped that gets the default bound, kept inside the quiet period so that the
+            // end checks still see a settled system.
+            liveness_within_ns: sc.liveness_on().then(|| {
+                sc.liveness.within.map(|w| w.0).unwrap_or(
+                    crate::assertion::DEFAULT_LIVENESS_WITHIN
+                        .0
+                        .min(sc.quiet.0 / 2),
+                )
+            }),
             max_events: sc.max_events,
             network: sc.network.clone(),
             workload: sc.workload.clone(),
@@ -113,7 +127,7 @@ impl SimConfig {
             kinds.push(offered[rng.random_range(0..offered.len())]);
         }
         let scale = |rng: &mut SimRng, d: Duration| {
-            Duration(((d.0 as f64) * 2f64.powf(rng.random_range(-2.0..=2.0))) as Nanos)
+            Duration(((d.0 as f64) * libm::pow(2.0, rng.random_range(-2.0..=2.0))) as Nanos)
         };
         let interval = scale(&mut rng, base.interval);
         let duration = scale(&mut rng, base.duration);

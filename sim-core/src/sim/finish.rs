@@ -1,4 +1,4 @@
-//! The end of a run: the quiet period, end checks, the history check, the verdict.
+//! The end of a run: end checks, the history check, the verdict.
 
 use super::*;
 use crate::history::History;
@@ -6,38 +6,12 @@ use crate::process::Process;
 use crate::result::{RunResult, Verdict};
 
 impl<P: Process> Sim<P> {
-    pub(crate) fn quiet(&mut self) {
-        let w = &mut self.world;
-        w.accepting_ops = false;
-        w.nemesis_on = false;
-        w.log_fault("quiet", vec![], "faults healed, no new operations".into());
-        if w.links.any_cut() {
-            self.heal("quiet period");
-        }
-        for node in 0..self.world.servers_count {
-            self.unclog(node);
-            self.resume(node);
-            if self.cfg.quiet_restarts && !self.world.up[node] {
-                self.restart(node);
-            }
-        }
-        for node in self.world.servers_count..self.procs.len() {
-            self.unclog(node);
-            self.resume(node);
-        }
-    }
-
     pub(crate) fn finish(mut self, unknown_reason: Option<String>) -> RunResult {
         let history = History {
             events: std::mem::take(&mut self.world.history),
         };
         if self.world.violations.is_empty() || self.cfg.options.continue_after_violation {
-            let view = View {
-                now: self.world.now,
-                procs: &self.procs,
-                paused: &self.world.paused,
-                servers_count: self.world.servers_count,
-            };
+            let view = view_of(&self.procs, &self.world);
             let mut found = Vec::new();
             for c in &mut self.checkers {
                 for msg in c.at_end(&view, &history) {
@@ -80,6 +54,15 @@ impl<P: Process> Sim<P> {
         if s.reordered > 0 {
             w.coverage.entry("reorder".into()).or_default().messages += s.reordered;
         }
+        let metrics = self.world.metrics.summary();
+        if self.world.violations.is_empty() || self.cfg.options.continue_after_violation {
+            for f in self.judge_metric_asserts(&metrics) {
+                self.world.report_violation("assert".into(), f);
+            }
+        }
+        self.vacuity_warnings(&metrics);
+        let sometimes = self.sometimes_results();
+        let w = &mut self.world;
         let verdict = if !w.violations.is_empty() {
             Verdict::Violation
         } else if unknown_reason.is_some() {
@@ -103,7 +86,9 @@ impl<P: Process> Sim<P> {
             wall_ns: 0,
             servers: w.servers_count,
             clients: w.clients_count,
-            metrics: w.metrics.summary(),
+            metrics,
+            warnings: std::mem::take(&mut w.warnings),
+            sometimes,
             violations: std::mem::take(&mut w.violations),
             faults: std::mem::take(&mut w.coverage),
             fault_log: std::mem::take(&mut w.fault_log),
@@ -129,8 +114,10 @@ impl<P: Process> Sim<P> {
         let name = checks.linearizability.as_deref()?;
         let model = lin::model_by_name(name)?;
         let opts = lin::CheckOptions {
-            timeout: Some(std::time::Duration::from_nanos(checks.timeout.0)),
-            max_states: Some(lin::DEFAULT_MAX_STATES),
+            // Budgets inside a run count states, never wall time: a busy machine must not turn
+            // a verdict into unknown.
+            timeout: None,
+            max_states: Some(checks.max_states),
             // One thread: sweeps already run one simulation per core.
             threads: 1,
         };
@@ -141,7 +128,10 @@ impl<P: Process> Sim<P> {
                 // algorithm's client, reported as a violation so that it is seen.
                 self.world.report_violation(
                     "linearizability".into(),
-                    format!("the client history is malformed for model {name}: {e}"),
+                    Finding::new(format!(
+                        "the client history is malformed for model {name}: {e}"
+                    ))
+                    .kind(ViolationKind::Malformed),
                 );
                 return None;
             }
@@ -150,8 +140,17 @@ impl<P: Process> Sim<P> {
             lin::Verdict::Linearizable => {}
             lin::Verdict::NotLinearizable => {
                 let text = report.render_text();
+                let finding = Finding::new(text.trim_end().to_string())
+                    .kind(ViolationKind::Linearizability)
+                    .ops(report.failures().flat_map(|p| {
+                        // OpRef.event is the 1-based position of the invoke in the history.
+                        p.failure
+                            .iter()
+                            .flat_map(|f| f.cannot_place.iter().map(|o| o.event - 1))
+                    }))
+                    .keys(report.failures().filter_map(|p| p.key.clone()));
                 self.world
-                    .report_violation("linearizability".into(), text.trim_end().to_string());
+                    .report_violation("linearizability".into(), finding);
             }
             lin::Verdict::Unknown => {
                 if unknown_reason.is_none() {
@@ -166,5 +165,46 @@ impl<P: Process> Sim<P> {
             .metrics
             .count("lin.visited_states", report.visited_states as f64);
         serde_json::to_value(&report).ok()
+    }
+}
+
+impl<P: Process> Sim<P> {
+    /// Warnings for a run that may have passed only because nothing was tested: no operation
+    /// completed ok, or a scripted fault cut, dropped or delayed no message.
+    fn vacuity_warnings(&mut self, metrics: &BTreeMap<String, f64>) {
+        let w = &mut self.world;
+        let ops_ok = metrics.get("ops.ok").copied().unwrap_or(0.0);
+        if w.clients_count > 0 && !w.workload.mix.is_empty() && ops_ok == 0.0 {
+            let invoked = metrics.get("ops.invoked").copied().unwrap_or(0.0);
+            w.warnings.push(format!(
+                "no operation completed ok ({invoked} invoked): the clients' results tested nothing"
+            ));
+        }
+        for (i, f) in self.cfg.scenario.faults.iter().enumerate() {
+            let at = fmt_ns(f.at.0 .0);
+            if let Some(why) = &w.bites.skipped[i] {
+                w.warnings.push(format!(
+                    "scripted fault #{} ({} at {at}) did nothing: {why}",
+                    i + 1,
+                    f.action.name()
+                ));
+                continue;
+            }
+            let bites_messages = matches!(
+                f.action,
+                FaultAction::Partition { .. }
+                    | FaultAction::Crash { .. }
+                    | FaultAction::Pause { .. }
+                    | FaultAction::Clog { .. }
+            );
+            let fired = f.at.0 .0 <= w.now;
+            if bites_messages && fired && w.bites.effect[i] == 0 {
+                w.warnings.push(format!(
+                    "scripted fault #{} ({} at {at}) cut, dropped or delayed no message: it did not bite",
+                    i + 1,
+                    f.action.name()
+                ));
+            }
+        }
     }
 }

@@ -46,8 +46,9 @@ impl<P: Process> Sim<P> {
             | FaultAction::Unclog { node: n } => match self.resolve(n) {
                 Some(i) => Some(i),
                 None => {
-                    self.world
-                        .log_fault(name, vec![], format!("skipped: no server is {n}"));
+                    let why = format!("skipped: no server is {n}");
+                    self.world.bites.skip(format!("{name} {why}"));
+                    self.world.log_fault(name, vec![], why);
                     return;
                 }
             },
@@ -145,6 +146,12 @@ impl<P: Process> Sim<P> {
     }
 
     pub(crate) fn heal(&mut self, why: &str) {
+        if !self.world.links.any_cut() {
+            self.world
+                .bites
+                .skip("heal skipped: nothing was cut".to_string());
+        }
+        self.world.bites.set_partition(false);
         self.world.links.heal();
         self.world.partition_label = None;
         self.world.partition_gen += 1;
@@ -153,9 +160,13 @@ impl<P: Process> Sim<P> {
 
     pub(crate) fn crash(&mut self, node: NodeId) {
         if !self.world.up[node] {
+            self.world
+                .bites
+                .skip(format!("crash skipped: n{node} was already down"));
             return;
         }
         let w = &mut self.world;
+        w.bites.set_crash(node, true);
         w.up[node] = false;
         w.paused[node] = false;
         w.held_paused[node].clear();
@@ -172,8 +183,12 @@ impl<P: Process> Sim<P> {
 
     pub(crate) fn restart(&mut self, node: NodeId) {
         if self.world.up[node] {
+            self.world
+                .bites
+                .skip(format!("restart skipped: n{node} was up"));
             return;
         }
+        self.world.bites.set_crash(node, false);
         self.world.cover("restart");
         self.world.log_fault(
             "restart",
@@ -185,8 +200,12 @@ impl<P: Process> Sim<P> {
 
     pub(crate) fn pause(&mut self, node: NodeId) {
         if !self.world.up[node] || self.world.paused[node] {
+            self.world
+                .bites
+                .skip(format!("pause skipped: n{node} was down or already paused"));
             return;
         }
+        self.world.bites.set_pause(node, true);
         self.world.paused[node] = true;
         self.world.cover("pause");
         self.world
@@ -197,6 +216,7 @@ impl<P: Process> Sim<P> {
         if !self.world.paused[node] {
             return;
         }
+        self.world.bites.set_pause(node, false);
         self.world.paused[node] = false;
         let held = std::mem::take(&mut self.world.held_paused[node]);
         self.world.log_fault(
@@ -211,6 +231,7 @@ impl<P: Process> Sim<P> {
     }
 
     pub(crate) fn clog(&mut self, node: NodeId) {
+        self.world.bites.set_clog(node, true);
         self.world.links.set_clogged(node, true);
         self.world.cover("clog");
         self.world.log_fault(
@@ -225,6 +246,7 @@ impl<P: Process> Sim<P> {
             return;
         }
         self.world.links.set_clogged(node, false);
+        self.world.bites.set_clog(node, false);
         self.world
             .log_fault("unclog", vec![node], format!("n{node} unclogged"));
         self.release_clogged();

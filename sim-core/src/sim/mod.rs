@@ -9,17 +9,20 @@
 //! derived from the seed ([`crate::rng`]); a crashed node has no process instance and no live
 //! timers; a paused node runs nothing until it resumes.
 
+mod asserts;
+mod bites;
 mod check;
 mod config;
 mod finish;
 mod inject;
+mod liveness;
 mod nemesis;
 mod partition;
 mod queue;
 mod workload;
 mod world;
 
-pub use check::{Checker, View};
+pub use check::{Checker, Finding, LivenessPhase, View};
 pub use config::{RunOptions, SimConfig};
 use nemesis::exp_draw;
 use queue::{Event, QueueKey};
@@ -32,15 +35,16 @@ use std::collections::{BTreeMap, BinaryHeap, HashSet};
 use rand::Rng;
 
 use crate::clock::Clock;
-use crate::history::{EventType, HistoryEvent};
+use crate::faults::FaultAction;
+use crate::history::{EventType, History, HistoryEvent};
 use crate::metrics::Metrics;
 use crate::network::Links;
 use crate::process::{Ctx, Message, NodeId, Process, TimerId};
-use crate::result::RunResult;
+use crate::result::{RunResult, ViolationKind};
 use crate::rng::{stream, Stream};
 use crate::scenario::{Scenario, ScenarioError};
 use crate::storage::Storage;
-use crate::time::fmt_ns;
+use crate::time::{fmt_ns, Nanos};
 use crate::trace::{Trace, TraceKind};
 
 /// What a factory is told about the node it builds.
@@ -64,6 +68,9 @@ pub struct Sim<P: Process> {
     checkers: Vec<Box<dyn Checker<P>>>,
     cfg: SimConfig,
     events: u64,
+    asserts: Vec<asserts::AssertState>,
+    /// Whether any temporal assertion needs watching after each event.
+    watch: bool,
 }
 
 impl<P: Process> Sim<P> {
@@ -134,19 +141,30 @@ impl<P: Process> Sim<P> {
             accepting_ops: true,
             nemesis_on: cfg.nemesis.is_some(),
             metrics: Metrics::default(),
-            trace: Trace::new(cfg.options.keep_trace),
+            trace: Trace::with_bytes_max(
+                cfg.options.keep_trace,
+                cfg.options
+                    .trace_bytes_max
+                    .unwrap_or(crate::trace::TRACE_BYTES_MAX_DEFAULT),
+            ),
             violations: Vec::new(),
             fault_log: Vec::new(),
             coverage: BTreeMap::new(),
             partition_label: None,
             partition_gen: 0,
             stats: NetStats::default(),
+            liveness: None,
+            quiet_started: false,
+            warnings: Vec::new(),
+            bites: bites::Bites::new(cfg.scenario.faults.len(), n),
         };
         Sim {
             world,
             procs: (0..n).map(|_| None).collect(),
             factory: Box::new(factory),
             checkers: Vec::new(),
+            asserts: asserts::AssertState::all(&cfg.scenario, cfg.duration_ns),
+            watch: cfg.scenario.asserts.iter().any(|a| a.condition().is_some()),
             cfg,
             events: 0,
         }
@@ -184,10 +202,11 @@ impl<P: Process> Sim<P> {
                     .push(start + jitter, Event::Invoke(self.world.servers_count + c));
             }
         }
-        let mut script = self.cfg.scenario.faults.clone();
-        script.sort_by_key(|f| f.at);
-        for f in script {
-            self.world.push(f.at.0 .0, Event::Fault(f.action));
+        let script = &self.cfg.scenario.faults;
+        let mut order: Vec<usize> = (0..script.len()).collect();
+        order.sort_by_key(|i| script[*i].at);
+        for i in order {
+            self.world.push(script[i].at.0 .0, Event::Scripted(i));
         }
         if let Some(nem) = &self.cfg.nemesis {
             if !nem.kinds.is_empty() {
@@ -198,6 +217,7 @@ impl<P: Process> Sim<P> {
         if self.cfg.quiet_ns < self.cfg.duration_ns {
             self.world.push(self.cfg.quiet_ns, Event::Quiet);
         }
+        self.schedule_asserts();
     }
 
     /// Runs to the end and judges the run.
@@ -221,6 +241,13 @@ impl<P: Process> Sim<P> {
             self.world.now = time;
             self.events += 1;
             self.dispatch(ev);
+            if let Some(why) = self.world.trace.full() {
+                unknown_reason = Some(why.to_string());
+                break;
+            }
+            if self.watch {
+                self.watch_asserts();
+            }
             if !self.world.violations.is_empty() && !self.cfg.options.continue_after_violation {
                 break;
             }
@@ -259,6 +286,7 @@ impl<P: Process> Sim<P> {
                         tag,
                     });
                     self.world.stats.held_pause += 1;
+                    self.world.bites.paused(node);
                     return;
                 }
                 self.world.trace.record(
@@ -276,7 +304,20 @@ impl<P: Process> Sim<P> {
                 self.world.held_paused[client].push(Event::Invoke(client));
             }
             Event::Invoke(client) => self.invoke(client),
-            Event::Fault(action) => self.apply_fault(action),
+            Event::Fault(action) => {
+                // A fault the nemesis scheduled earlier (a swizzle's later clogs) must not
+                // strike once the quiet period has healed everything; undos still run.
+                if self.world.quiet_started && action.harms() {
+                    return;
+                }
+                self.apply_fault(action)
+            }
+            Event::Scripted(i) => {
+                let action = self.cfg.scenario.faults[i].action.clone();
+                self.world.bites.current = Some(i);
+                self.apply_fault(action);
+                self.world.bites.current = None;
+            }
             Event::HealIf(gen) => {
                 if gen == self.world.partition_gen && self.world.links.any_cut() {
                     self.heal("the partition's time is up");
@@ -285,6 +326,8 @@ impl<P: Process> Sim<P> {
             Event::DriftReset(node, drift) => self.set_drift(node, drift, "back to"),
             Event::NemesisTick => self.nemesis_tick(),
             Event::Quiet => self.quiet(),
+            Event::LivenessDeadline => self.liveness_deadline(),
+            Event::AssertDeadline(i) => self.assert_deadline(i),
         }
     }
 
@@ -305,12 +348,7 @@ impl<P: Process> Sim<P> {
         if self.checkers.is_empty() {
             return;
         }
-        let view = View {
-            now: self.world.now,
-            procs: &self.procs,
-            paused: &self.world.paused,
-            servers_count: self.world.servers_count,
-        };
+        let view = view_of(&self.procs, &self.world);
         let mut found = Vec::new();
         for c in &mut self.checkers {
             if let Some(msg) = c.after_event(&view, node) {
@@ -353,12 +391,14 @@ impl<P: Process> Sim<P> {
         if w.links.is_clogged(from) || w.links.is_clogged(to) {
             w.stats.held_clog += 1;
             w.cover_messages("clog", 1);
+            w.bites.clogged(from, to);
             w.held_clog.push((from, to, msg, id));
             return;
         }
         if !w.up[to] {
             w.stats.dropped_down += 1;
             w.cover_messages("crash", 1);
+            w.bites.down(to);
             w.trace.record(
                 w.now,
                 TraceKind::DropDown,
@@ -372,6 +412,7 @@ impl<P: Process> Sim<P> {
         if w.paused[to] {
             w.stats.held_pause += 1;
             w.cover_messages("pause", 1);
+            w.bites.paused(to);
             w.held_paused[to].push(Event::Deliver { from, to, msg, id });
             return;
         }
@@ -419,4 +460,16 @@ pub fn params_of<T: serde::de::DeserializeOwned + Default>(
     sc: &Scenario,
 ) -> Result<T, ScenarioError> {
     sc.params::<T>()
+}
+
+/// The read-only view checkers get of every node.
+fn view_of<'a, P: Process>(procs: &'a [Option<P>], world: &'a World<P::Msg>) -> View<'a, P> {
+    View {
+        now: world.now,
+        procs,
+        paused: &world.paused,
+        servers_count: world.servers_count,
+        clients_count: world.clients_count,
+        liveness: world.liveness,
+    }
 }

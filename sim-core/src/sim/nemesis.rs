@@ -100,5 +100,5 @@ impl<P: Process> Sim<P> {
 
 pub(crate) fn exp_draw(rng: &mut SimRng, mean: Nanos) -> Nanos {
     let u: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
-    (-(mean as f64) * u.ln()) as Nanos
+    (-(mean as f64) * libm::log(u)) as Nanos
 }

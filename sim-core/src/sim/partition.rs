@@ -121,6 +121,7 @@ impl<P: Process> Sim<P> {
         }
         touched.sort_unstable();
         touched.dedup();
+        self.world.bites.set_partition(true);
         self.world.partition_gen += 1;
         let label = format!("partition:{}", partition_name(kind));
         self.world.cover(&label);

@@ -45,6 +45,12 @@ pub(crate) enum Event<M> {
     DriftReset(NodeId, f64),
     NemesisTick,
     Quiet,
+    /// A scripted fault, by its index in the scenario's `[[faults]]`.
+    Scripted(usize),
+    /// The end of the liveness phase: progress must have been made by now.
+    LivenessDeadline,
+    /// The end of an `eventually` assertion's window.
+    AssertDeadline(usize),
 }
 
 impl<M: Message> World<M> {

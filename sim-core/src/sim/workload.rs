@@ -38,7 +38,7 @@ impl WorkloadGen {
 
     pub(crate) fn think(&self, rng: &mut SimRng) -> Nanos {
         let u: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
-        (-(self.cfg.think.0 as f64) * u.ln()) as Nanos
+        (-(self.cfg.think.0 as f64) * libm::log(u)) as Nanos
     }
 
     pub(crate) fn fresh_value(&mut self, rng: &mut SimRng) -> serde_json::Value {

@@ -73,6 +73,15 @@ pub struct World<M: Message> {
     pub(crate) partition_label: Option<String>,
     pub(crate) partition_gen: u64,
     pub(crate) stats: NetStats,
+    /// Whether the quiet period has begun.
+    pub(crate) quiet_started: bool,
+    /// The liveness phase, once it has begun.
+    pub(crate) liveness: Option<LivenessPhase>,
+    /// Things a person should know about the run that are not violations (a fault that never
+    /// bit, no operation completed).
+    pub(crate) warnings: Vec<String>,
+    /// Whether each scripted fault bit.
+    pub(crate) bites: super::bites::Bites,
 }
 
 impl<M: Message> World<M> {
@@ -141,6 +150,7 @@ impl<M: Message> World<M> {
     }
 
     pub(crate) fn drop_cut(&mut self, from: NodeId, to: NodeId, label: &str, id: u64) {
+        self.bites.cut();
         self.stats.dropped_cut += 1;
         if let Some(p) = &self.partition_label {
             self.coverage.entry(p.clone()).or_default().messages += 1;
@@ -219,13 +229,24 @@ impl<M: Message> World<M> {
         }
     }
 
-    pub(crate) fn report_violation(&mut self, source: String, message: String) {
-        self.trace
-            .record(self.now, TraceKind::Violation, 0, None, &message, None);
+    pub(crate) fn report_violation(&mut self, source: String, finding: Finding) {
+        self.trace.record(
+            self.now,
+            TraceKind::Violation,
+            finding.nodes.first().copied().unwrap_or(0),
+            None,
+            &finding.message,
+            None,
+        );
         self.violations.push(Violation {
             time_ns: self.now,
             source,
-            message,
+            kind: finding.kind,
+            message: finding.message,
+            nodes: finding.nodes,
+            ops: finding.ops,
+            values: finding.values,
+            keys: finding.keys,
         });
     }
 
