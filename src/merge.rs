@@ -284,6 +284,7 @@ mod tests {
             }),
             missing: Vec::new(),
             metric_names: Vec::new(),
+            sometimes: Vec::new(),
             counts: Default::default(),
             runs: Vec::new(),
         };

@@ -34,7 +34,17 @@ pub fn print_run(r: &RunResult, reproduce: &str, quiet: bool) {
     }
     if r.verdict == Verdict::Violation {
         for v in r.violations.iter().take(5) {
-            outln!("  [{}] at {}: {}", v.source, fmt_ns(v.time_ns), v.message);
+            let kind = match v.kind {
+                sim_core::ViolationKind::Safety => String::new(),
+                k if k.as_str() == v.source => String::new(),
+                k => format!("{} ", k.as_str()),
+            };
+            outln!(
+                "  [{}] {kind}at {}: {}",
+                v.source,
+                fmt_ns(v.time_ns),
+                v.message
+            );
         }
         if r.violations.len() > 5 {
             outln!("  ... and {} more", r.violations.len() - 5);
@@ -42,6 +52,16 @@ pub fn print_run(r: &RunResult, reproduce: &str, quiet: bool) {
     }
     if let Some(reason) = &r.unknown_reason {
         outln!("  unknown because {reason}");
+    }
+    for w in &r.warnings {
+        outln!("  warning: {w}");
+    }
+    for s in &r.sometimes {
+        outln!(
+            "  sometimes `{}`: {} on this seed (a sweep needs one seed where it holds)",
+            s.name,
+            if s.held { "held" } else { "did not hold" }
+        );
     }
     if r.verdict != Verdict::Pass {
         outln!("reproduce: {reproduce}");

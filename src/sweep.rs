@@ -88,6 +88,16 @@ pub struct SweepRun {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     /// The other trace hash, when a second run differed.
     pub nondeterministic: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Whether each `sometimes` assertion held on this seed, in the scenario's order.
+    pub sometimes: Vec<bool>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    /// How many warnings the run gave (a fault that never bit, no operation completed).
+    pub warnings: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A range of seeds, `start..end` with `end` excluded (as `--seeds A..B` writes it).
@@ -145,6 +155,9 @@ pub struct SweepReport {
     pub missing: Vec<SeedRange>,
     /// The `--metric` names summarized.
     pub metric_names: Vec<String>,
+    /// The scenario's `sometimes` assertions, in order: each must hold on at least one seed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sometimes: Vec<String>,
     /// Seeds per verdict.
     pub counts: BTreeMap<String, u64>,
     /// Every seed's outcome, in seed order.
@@ -210,6 +223,8 @@ fn summarize_run(r: &sim_core::RunResult, metric_names: &[String]) -> SweepRun {
             .filter_map(|m| r.metrics.get(m).map(|v| (m.clone(), *v)))
             .collect(),
         nondeterministic: None,
+        sometimes: r.sometimes.iter().map(|s| s.held).collect(),
+        warnings: r.warnings.len() as u64,
     }
 }
 
@@ -278,6 +293,12 @@ pub fn cmd_sweep(a: SweepArgs) -> u8 {
         shard,
         missing: Vec::new(),
         metric_names,
+        sometimes: sc
+            .asserts
+            .iter()
+            .filter(|a| a.form() == sim_core::assertion::AssertionForm::Sometimes)
+            .map(|a| a.label())
+            .collect(),
         counts: count(&runs),
         runs,
     };
@@ -438,7 +459,18 @@ pub fn finish(report: &SweepReport, json: bool, show: usize, expect: bool) -> u8
         eprintln!("NONDETERMINISM: {nondet} seed(s) gave different trace hashes on a second run");
         return EXIT_VIOLATION;
     }
-    let code = exit_code(report, expect);
+    let never = never_held(report);
+    for name in &never {
+        eprintln!(
+            "assertion `{name}` held on none of the {} seeds: the sweep's faults or workload never made it true",
+            report.runs.len()
+        );
+    }
+    let mut code = exit_code(report, expect);
+    // A `sometimes` that never held means the sweep did not test what it claims.
+    if !never.is_empty() && code == EXIT_PASS {
+        code = EXIT_VIOLATION;
+    }
     if expect {
         eprintln!(
             "--expect: {}",
@@ -456,6 +488,22 @@ pub fn finish(report: &SweepReport, json: bool, show: usize, expect: bool) -> u8
         );
     }
     code
+}
+
+/// The `sometimes` assertions that held on no seed of the sweep.
+pub fn never_held(report: &SweepReport) -> Vec<String> {
+    report
+        .sometimes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| {
+            !report
+                .runs
+                .iter()
+                .any(|r| r.sometimes.get(*i).copied().unwrap_or(false))
+        })
+        .map(|(_, name)| name.clone())
+        .collect()
 }
 
 /// One rule for every command: 0 pass, 1 violation, 3 unknown. A sweep with any violation

@@ -536,7 +536,7 @@ mod tests {
         );
         let f = judge_reads(&history(&invented));
         assert!(
-            f[0].contains("returned value 8, which no client had added"),
+            f[0].message.contains("returned value 8, which no client had added"),
             "{f:?}"
         );
         let overcounted = format!(
@@ -545,7 +545,7 @@ mod tests {
         );
         let f = judge_reads(&history(&overcounted));
         assert!(
-            f[0].contains("counted 2 values, but clients had added only 1"),
+            f[0].message.contains("counted 2 values, but clients had added only 1"),
             "{f:?}"
         );
     }
