@@ -30,6 +30,9 @@ impl Staleness {
     }
 }
 
+/// A completed write: (completion time, version, op index, value, invoke event index).
+type Write = (Nanos, u64, usize, u64, usize);
+
 /// One operation of the history.
 struct HOp {
     index: usize,
@@ -94,7 +97,7 @@ impl Checker<Node> for Staleness {
         let ops = ops_of(history);
         let key = |k: u32| format!("k{k}");
         // Completed writes per key: (completion time, version, op index, value, event).
-        let mut writes: BTreeMap<u32, Vec<(Nanos, u64, usize, u64, usize)>> = BTreeMap::new();
+        let mut writes: BTreeMap<u32, Vec<Write>> = BTreeMap::new();
         for o in &ops {
             if let (Some((EventType::Ok, t, _)), "put") = (&o.done, o.f.as_str()) {
                 let v = o.arg.as_u64().unwrap_or(0);
