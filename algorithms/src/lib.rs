@@ -162,8 +162,8 @@ pub const ALGORITHMS: &[Algorithm] = &[
         operations: &["put", "get"],
         roles: &[],
         params: hashing::PARAMS,
-        // Puts and gets take milliseconds; the quiet periods of its scenarios are short.
-        liveness_within: Duration(80 * sim_core::time::MS),
+        // Longer than the clients' 500 ms timeout: a request to a server that crashed must time out.
+        liveness_within: Duration(700 * sim_core::time::MS),
         run: hashing::run,
     },
     Algorithm {
@@ -173,7 +173,7 @@ pub const ALGORITHMS: &[Algorithm] = &[
         operations: &["get", "put"],
         roles: &[],
         params: cache::PARAMS,
-        liveness_within: Duration(300 * sim_core::time::MS),
+        liveness_within: Duration(700 * sim_core::time::MS),
         run: cache::run,
     },
     Algorithm {
