@@ -14,11 +14,13 @@ use sim_core::{Ctx, Message, NodeId, RunOptions, RunResult, Scenario, ScenarioEr
 mod bug_switches;
 
 pub mod broadcast;
+pub mod cache;
 pub mod client;
 pub mod commit;
 pub mod concurrency;
 pub mod echo;
 pub mod flood;
+pub mod hashing;
 pub mod lock;
 pub mod paxos;
 pub mod primary_backup;
@@ -223,6 +225,27 @@ pub const ALGORITHMS: &[Algorithm] = &[
         params: concurrency::PARAMS,
         liveness_within: Duration(SEC / 2),
         run: concurrency::run,
+    },
+    Algorithm {
+        name: "hashing",
+        summary: "consistent hashing (ring, jump, rendezvous, bounded loads) under joins, leaves and crashes",
+        bugs: hashing::BUGS,
+        operations: &["put", "get"],
+        roles: &[],
+        params: hashing::PARAMS,
+        // Longer than the clients' 500 ms timeout: a request to a server that crashed must time out.
+        liveness_within: Duration(700 * sim_core::time::MS),
+        run: hashing::run,
+    },
+    Algorithm {
+        name: "cache",
+        summary: "an LRU cache cluster on a consistent-hash ring in front of a slow database, cache-aside, with memcache leases",
+        bugs: cache::BUGS,
+        operations: &["get", "put"],
+        roles: &[],
+        params: cache::PARAMS,
+        liveness_within: Duration(700 * sim_core::time::MS),
+        run: cache::run,
     },
     Algorithm {
         name: "flood",

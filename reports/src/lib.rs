@@ -60,10 +60,12 @@ use plotters::prelude::*;
 use sim_core::time::fmt_ns;
 use sim_core::{History, RunResult};
 
+pub mod cache;
 pub mod contention;
 pub mod data;
 pub mod font;
 pub mod plots;
+pub mod ring;
 pub mod rows;
 pub mod txn;
 
@@ -390,6 +392,7 @@ pub fn write_run_report(
             &mut drawn,
         );
     }
+    family_panels(dir, r, &faults, end_ns, &mut out, &mut drawn);
     for (i, (name, points)) in r.series.iter().enumerate() {
         if rows::is_row_series(name) {
             let plot = rows::RowsPlot {
@@ -401,6 +404,9 @@ pub fn write_run_report(
             let title = format!("Algorithm panel: {name}");
             render(dir, &file, &title, &plot, &mut out, &mut drawn);
             continue;
+        }
+        if name.starts_with("ring.") {
+            continue; // drawn as a ring by family_panels
         }
         render(
             dir,
@@ -428,6 +434,44 @@ pub fn write_run_report(
     let title = format!("distsim: {} seed {}", r.scenario, r.seed);
     write_index(dir, &title, &summary, &drawn, &mut out)?;
     Ok(out)
+}
+
+/// The panels that combine several series of one family: the ring (`ring.points`) and the
+/// cache's hit ratio and database load (`cache.hit_ratio`).
+fn family_panels(
+    dir: &Path,
+    r: &RunResult,
+    faults: &[FaultWindow],
+    end_ns: u64,
+    out: &mut Written,
+    drawn: &mut Vec<Drawn>,
+) {
+    let series = |n: &str| r.series.get(n).map(|v| v.as_slice());
+    if let Some(points) = series("ring.points") {
+        let p = ring::RingPlot {
+            points,
+            loads: series("load.keys"),
+        };
+        render(
+            dir,
+            "panel-ring",
+            "Algorithm panel: the ring",
+            &p,
+            out,
+            drawn,
+        );
+    }
+    if let Some(hit_ratio) = series("cache.hit_ratio") {
+        let p = cache::CachePlot {
+            hit_ratio,
+            db_reads: series("db.reads_per_s").unwrap_or(&[]),
+            member: series("state.member").unwrap_or(&[]),
+            faults,
+            end_ns,
+        };
+        let title = "Algorithm panel: cache hit ratio and database load";
+        render(dir, "panel-cache", title, &p, out, drawn);
+    }
 }
 
 fn run_summary_html(

@@ -18,7 +18,7 @@ use crate::font::FAMILY;
 type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
 /// The frame shared by the plots: caption, margins, label areas and the two ranges.
-fn frame<'a, DB: DrawingBackend>(
+pub(crate) fn frame<'a, DB: DrawingBackend>(
     root: &'a DrawingArea<DB, Shift>,
     caption: impl AsRef<str>,
     y_label_area: u32,
@@ -35,7 +35,7 @@ fn frame<'a, DB: DrawingBackend>(
 }
 
 /// The mesh of a plot with a numeric y axis: both axis titles, light grid lines.
-fn value_mesh<'a, DB: DrawingBackend + 'a>(
+pub(crate) fn value_mesh<'a, DB: DrawingBackend + 'a>(
     chart: &mut Chart<'a, DB>,
     x_desc: &str,
     y_desc: &str,
@@ -106,7 +106,7 @@ fn outcome_color(o: Outcome) -> RGBColor {
     }
 }
 
-fn node_color(i: usize) -> RGBColor {
+pub(crate) fn node_color(i: usize) -> RGBColor {
     NODE_COLORS[i % NODE_COLORS.len()]
 }
 
@@ -120,16 +120,19 @@ fn fault_color(kind: &str) -> RGBColor {
     }
 }
 
-fn font(size: u32) -> TextStyle<'static> {
+pub(crate) fn font(size: u32) -> TextStyle<'static> {
     TextStyle::from((FAMILY, size).into_font())
 }
 
-fn s_of(ns: u64) -> f64 {
+pub(crate) fn s_of(ns: u64) -> f64 {
     ns as f64 / 1e9
 }
 
 /// Draws a note at the bottom left of the plot (aggregation, sampling, window).
-fn note<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, text: &str) -> Result<(), String> {
+pub(crate) fn note<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    text: &str,
+) -> Result<(), String> {
     if text.is_empty() {
         return Ok(());
     }
@@ -148,7 +151,7 @@ type Chart2<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoo
 
 /// Shades fault windows across the whole y range and labels them at the top; instants are
 /// vertical lines. Labels are given to at most `labels_max` windows.
-fn shade_faults<DB: DrawingBackend>(
+pub(crate) fn shade_faults<DB: DrawingBackend>(
     chart: &mut Chart2<'_, DB>,
     faults: &[FaultWindow],
     (x0, x1): (f64, f64),

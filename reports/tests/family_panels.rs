@@ -1,0 +1,56 @@
+//! The ring panel and the cache panel appear, as PNG and SVG, for the families that record
+//! their series, and the ring's `ring.points` series is not also drawn as a step line.
+
+mod common;
+
+use reports::{write_run_report, ReportOptions};
+
+fn report_of(scenario: &str, dir: &str) -> std::path::PathBuf {
+    let r = common::run(&common::root().join(scenario));
+    let dir = common::fresh_dir(dir);
+    let w = write_run_report(&dir, &r, "distsim run x", &ReportOptions::default())
+        .unwrap_or_else(|e| panic!("{scenario}: {e}"));
+    // Notes such as "history: 500 keys; showing 6" are fine; a plot that failed is not.
+    let failed: Vec<&String> = w
+        .problems
+        .iter()
+        .filter(|p| p.contains("not drawn"))
+        .collect();
+    assert!(failed.is_empty(), "{scenario}: {failed:?}");
+    dir
+}
+
+#[test]
+fn the_ring_panel_draws_arcs_and_shares() {
+    let dir = report_of("scenarios/hashing/weighted-ring.toml", "panel-ring");
+    for f in ["panel-ring.png", "panel-ring.svg"] {
+        assert!(dir.join(f).exists(), "no {f}");
+    }
+    let svg = std::fs::read_to_string(dir.join("panel-ring.svg")).unwrap();
+    assert!(svg.contains("the ring at"), "caption missing");
+    // Six servers, 100 points each except n0 (200) and n1 (50): 650 arcs plus the wrap.
+    assert!(svg.matches("<polygon").count() >= 650, "arcs missing");
+    let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    assert!(
+        !html.contains("ring.points per node"),
+        "ring drawn as a step line too"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_cache_panel_marks_membership_changes() {
+    let dir = report_of("scenarios/cache/membership.toml", "panel-cache");
+    let svg = std::fs::read_to_string(dir.join("panel-cache.svg")).unwrap();
+    assert!(svg.contains("cache hit ratio"), "hit ratio strip missing");
+    assert!(
+        svg.contains("database reads per second"),
+        "database strip missing"
+    );
+    assert!(
+        svg.contains("n4 joins") && svg.contains("n1 leaves"),
+        "changes unmarked"
+    );
+    assert!(dir.join("panel-cache.png").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
