@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sim_core::result::FaultRecord;
+use sim_core::result::{FaultRecord, Violation};
 use sim_core::{EventType, History};
 
 /// How an operation ended.
@@ -280,40 +280,70 @@ fn op_index_of_events(history: &History) -> Vec<Option<usize>> {
         .collect()
 }
 
-/// The operations violation messages name, by two conventions a checker can follow: `op #N`
-/// (or `operation #N`) names the operation with index N (the N-th `invoke` of the history,
-/// from 0); `value V` names the operations whose argument is V (the write or add of that
-/// value). At most `max` operations, the lowest indices first.
-pub fn named_ops(messages: &[&str], ops: &[Op], max: usize) -> BTreeSet<usize> {
-    let mut indices = BTreeSet::new();
-    let mut values = BTreeSet::new();
-    for m in messages {
-        for (word, is_index) in [("op #", true), ("operation #", true), ("value ", false)] {
-            for part in m.split(word).skip(1) {
-                let digits: String = part.chars().take_while(|c| c.is_ascii_digit()).collect();
-                if let Ok(n) = digits.parse::<u64>() {
-                    if is_index {
-                        indices.insert(n);
-                    } else {
-                        values.insert(n);
-                    }
-                }
-            }
+/// The operations the run's typed violations point at, read from their data, never from
+/// their prose: `ops` (indices of invoke events in the history) map straight to operations;
+/// a violation that names no operation but names client nodes points at the operations those
+/// clients had open at the moment of the violation (a lock's stale write: the paused client's
+/// pending operation, and the new holder's; the written value alone is ambiguous, since a lost
+/// update writes the same value twice); failing that, at the operations (of the named clients,
+/// or of all when it names none) whose argument or result (or the result's `wrote`, as locks
+/// answer) is one of its `values`. `servers` and `clients` number the nodes as the engine
+/// does (`View::client_of`: client node = servers + process % clients).
+pub fn violation_ops(
+    violations: &[Violation],
+    history: &History,
+    ops: &[Op],
+    servers: usize,
+    clients: usize,
+) -> BTreeSet<usize> {
+    let op_of_event = op_index_of_events(history);
+    let mut out = BTreeSet::new();
+    for v in violations {
+        let direct: Vec<usize> = v
+            .ops
+            .iter()
+            .filter_map(|e| op_of_event.get(*e).copied().flatten())
+            .collect();
+        if !direct.is_empty() {
+            out.extend(direct);
+            continue;
         }
-    }
-    let mut out: BTreeSet<usize> = indices
-        .into_iter()
-        .map(|i| i as usize)
-        .filter(|i| *i < ops.len())
-        .collect();
-    if !values.is_empty() {
-        for op in ops {
-            if op.arg.as_u64().is_some_and(|v| values.contains(&v)) {
-                out.insert(op.index);
-            }
+        let node_of = |op: &Op| servers + (op.process % clients.max(1) as u64) as usize;
+        let named: BTreeSet<usize> = v.nodes.iter().copied().filter(|n| *n >= servers).collect();
+        // What the named clients were doing when the rule broke: their open operations.
+        let open: Vec<usize> = ops
+            .iter()
+            .filter(|op| named.contains(&node_of(op)))
+            .filter(|op| op.invoke_ns <= v.time_ns)
+            .filter(|op| op.complete_ns.is_none_or(|c| c >= v.time_ns))
+            .map(|op| op.index)
+            .collect();
+        if !open.is_empty() {
+            out.extend(open);
+            continue;
         }
+        let of_named = |op: &&Op| named.is_empty() || named.contains(&node_of(op));
+        out.extend(
+            ops.iter()
+                .filter(of_named)
+                .filter(|op| v.values.iter().any(|val| carries(op, val)))
+                .map(|op| op.index),
+        );
     }
-    out.into_iter().take(max).collect()
+    out
+}
+
+/// Whether `op` carries `value`: as its argument, its result, or a field of an object result.
+fn carries(op: &Op, value: &serde_json::Value) -> bool {
+    if value.is_null() {
+        return false;
+    }
+    op.arg == *value
+        || op.result == *value
+        || op
+            .result
+            .as_object()
+            .is_some_and(|o| o.get("wrote") == Some(value))
 }
 
 #[cfg(test)]
@@ -330,6 +360,51 @@ mod tests {
             key: None,
             value: serde_json::json!(1),
         }
+    }
+
+    fn violation(time_ns: u64, nodes: Vec<usize>, ops: Vec<usize>, values: Vec<u64>) -> Violation {
+        Violation {
+            time_ns,
+            source: "test".into(),
+            kind: sim_core::ViolationKind::Safety,
+            message: "value 7 op #0 (prose is not read)".into(),
+            nodes,
+            ops,
+            values: values.into_iter().map(|v| serde_json::json!(v)).collect(),
+            keys: vec![],
+        }
+    }
+
+    #[test]
+    fn violations_point_at_ops_by_their_typed_data() {
+        // Two servers, two clients: process 0 is n2, process 1 is n3.
+        let mut h = History::default();
+        let mut at = |kind, process, time_ns, value: u64| {
+            let mut e = ev(kind, process, time_ns);
+            e.value = serde_json::json!(value);
+            h.events.push(e);
+        };
+        at(EventType::Invoke, 0, 10, 5); // event 0, op 0
+        at(EventType::Invoke, 1, 20, 7); // event 1, op 1
+        at(EventType::Ok, 0, 30, 5); // event 2
+        at(EventType::Invoke, 0, 40, 9); // event 3, op 2 (pending)
+        let ops = ops_of(&h);
+        let got = |v: Violation| violation_ops(&[v], &h, &ops, 2, 2);
+        // Event indices of invokes map to their operations (a completion's index to its own).
+        assert_eq!(got(violation(0, vec![], vec![3], vec![])), [2].into());
+        assert_eq!(got(violation(0, vec![], vec![2], vec![])), [0].into());
+        // Values pick the operations carrying them, restricted to the named clients.
+        assert_eq!(got(violation(0, vec![], vec![], vec![7])), [1].into());
+        assert!(got(violation(0, vec![2], vec![], vec![]))
+            .iter()
+            .all(|i| ops[*i].process == 0));
+        // Named clients: their operations open at the violation's time, before any value.
+        assert_eq!(got(violation(50, vec![0, 2], vec![], vec![5])), [2].into());
+        assert_eq!(got(violation(25, vec![3], vec![], vec![99])), [1].into());
+        // Nothing open: the value, among the named client's operations.
+        assert_eq!(got(violation(35, vec![2], vec![], vec![5])), [0].into());
+        // The message's prose ("value 7", "op #0") is never read.
+        assert!(got(violation(0, vec![], vec![], vec![])).is_empty());
     }
 
     #[test]
@@ -386,29 +461,6 @@ mod tests {
                 (6, 100, "pause")
             ]
         );
-    }
-
-    #[test]
-    fn violations_name_ops_by_index_or_value() {
-        let h = History {
-            events: vec![
-                ev(EventType::Invoke, 0, 10),
-                ev(EventType::Ok, 0, 11),
-                HistoryEvent {
-                    value: serde_json::json!(151),
-                    ..ev(EventType::Invoke, 1, 20)
-                },
-                ev(EventType::Invoke, 2, 30),
-            ],
-        };
-        let ops = ops_of(&h);
-        let got = named_ops(
-            &["value 151, acknowledged, is missing", "see op #2"],
-            &ops,
-            10,
-        );
-        assert_eq!(got, [1, 2].into_iter().collect());
-        assert!(named_ops(&["op #99 does not exist"], &ops, 10).is_empty());
     }
 
     #[test]

@@ -71,7 +71,7 @@ pub mod txn;
 
 pub use txn::write_txn_report;
 
-use data::{fault_windows, named_ops, ops_of, unplaced_ops, FaultWindow, Op};
+use data::{fault_windows, ops_of, unplaced_ops, violation_ops, FaultWindow, Op};
 use plots::{
     DistributionPlot, HistoryPlot, LatencyPlot, PanelPlot, Plot, SpaceTimePlot, ThroughputPlot,
     VerdictPlot, HISTORY_OPS_MAX,
@@ -317,8 +317,8 @@ pub fn write_run_report(
     let violation_ns = r.violations.first().map(|v| v.time_ns);
     let unplaced_list = unplaced_ops(r.linearizability.as_ref(), &r.history);
     let end_ns = r.simulated_ns.max(1);
-    let messages: Vec<&str> = r.violations.iter().map(|v| v.message.as_str()).collect();
-    let mut unplaced: BTreeMap<usize, &'static str> = named_ops(&messages, &ops, 50)
+    let named = violation_ops(&r.violations, &r.history, &ops, r.servers, r.clients);
+    let mut unplaced: BTreeMap<usize, &'static str> = named
         .into_iter()
         .map(|i| (i, "named by a violation"))
         .collect();
