@@ -249,6 +249,8 @@ fn default_max_events() -> u64 {
 
 /// Largest cluster a scenario may ask for.
 pub const NODES_MAX: usize = 64;
+/// Most keys a workload may draw from (algorithms size tables by it).
+pub const KEYS_MAX: usize = 10_000_000;
 /// Most clients a scenario may ask for.
 pub const CLIENTS_MAX: usize = 1000;
 
@@ -826,6 +828,13 @@ impl Scenario {
 
     fn validate_workload(&self, src: &Source) -> Result<(), ScenarioError> {
         let w = &self.workload;
+        if w.keys > KEYS_MAX {
+            return Err(ScenarioError::at_field(
+                src,
+                "keys",
+                format!("keys = {} is out of range; use 0 to {KEYS_MAX}", w.keys),
+            ));
+        }
         if w.clients == 0 {
             return Ok(());
         }
