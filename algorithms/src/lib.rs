@@ -359,7 +359,25 @@ fn fault_node(a: &FaultAction) -> Option<&NodeRef> {
 pub fn run(sc: &Scenario, seed: u64, opts: &RunOptions) -> Result<RunResult, ScenarioError> {
     let mut sc = sc.clone();
     let alg = prepare(&mut sc)?;
-    (alg.run)(&sc, seed, opts)
+    let mut r = (alg.run)(&sc, seed, opts)?;
+    // Metric assertions are judged last, on every metric the family added after the
+    // simulation ended.
+    if r.violations.is_empty() || opts.continue_after_violation {
+        for f in sim_core::assertion::judge_metric_asserts(&sc.asserts, &r.metrics) {
+            r.violations.push(sim_core::Violation {
+                time_ns: r.simulated_ns,
+                source: "assert".into(),
+                kind: f.kind,
+                message: f.message,
+                nodes: f.nodes,
+                ops: f.ops,
+                values: f.values,
+                keys: f.keys,
+            });
+            r.verdict = sim_core::Verdict::Violation;
+        }
+    }
+    Ok(r)
 }
 
 /// The server a fault took out of the cluster: the node a crash stopped, or the node a

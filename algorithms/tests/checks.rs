@@ -176,3 +176,20 @@ fn the_liveness_bug_switch_is_caught_and_only_by_liveness() {
     }
     assert!(caught >= 5, "caught on {caught} of 30 seeds");
 }
+
+#[test]
+fn metric_assertions_see_the_metrics_a_family_adds_after_the_run() {
+    // `lock.watch_messages_per_handover` is computed by the lock family once the simulation
+    // has ended; the herd bug raises it far above the bound, the correct recipe stays under.
+    let assert = "\n[[assert]]\nmetric = \"lock.watch_messages_per_handover\"\nmax = 5\n";
+    let herd = run_text(&(file("lock/zk-herd.toml") + assert), 1);
+    assert_eq!(herd.verdict, Verdict::Violation);
+    assert_eq!(herd.violations[0].kind, ViolationKind::Assertion);
+    assert!(
+        herd.violations[0].message.contains("the value is"),
+        "{:?}",
+        herd.violations
+    );
+    let calm = run_text(&(file("lock/zk-no-herd.toml") + assert), 1);
+    assert_eq!(calm.verdict, Verdict::Pass, "{:?}", calm.violations);
+}

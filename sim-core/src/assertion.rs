@@ -3,9 +3,13 @@
 //!
 //! This module holds the data and its validation; the engine ([`crate::sim`]) evaluates them.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
+use crate::result::ViolationKind;
 use crate::scenario::NodeIndex;
+use crate::sim::Finding;
 use crate::time::{fmt_ns, Duration, Nanos};
 
 /// The liveness bound when neither the scenario nor the algorithm gives one.
@@ -329,6 +333,62 @@ impl Assertion {
             })?;
         }
         Ok(())
+    }
+}
+
+/// Metric assertions (`[[assert]] metric = ...`), judged on a run's final metrics. The
+/// algorithm registry calls this once the family has added its own metrics (a ratio such as
+/// `lock.watch_messages_per_handover` is computed after the simulation ends).
+pub fn judge_metric_asserts(
+    asserts: &[Assertion],
+    metrics: &BTreeMap<String, f64>,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let value = |name: &str| -> Result<f64, String> {
+        match metrics.get(name) {
+            Some(v) => Ok(*v),
+            // The engine's operation counters exist from the start, at 0.
+            None if name.starts_with("ops.") => Ok(0.0),
+            None => Err(format!(
+                "metric `{name}` was not recorded in this run (recorded: {})",
+                metrics.keys().cloned().collect::<Vec<_>>().join(", ")
+            )),
+        }
+    };
+    for a in asserts {
+        if a.form() != AssertionForm::Metric {
+            continue;
+        }
+        let label = a.label();
+        let v = value(a.metric.as_deref().unwrap_or_default()).and_then(|v| match &a.per {
+            None => Ok(v),
+            Some(p) => value(p).and_then(|d| {
+                if d == 0.0 {
+                    Err(format!(
+                        "`{p}` is 0 in this run, so `per` has nothing to divide by"
+                    ))
+                } else {
+                    Ok(v / d)
+                }
+            }),
+        });
+        let msg = match v {
+            Err(e) => format!("assertion `{label}` cannot be judged: {e}"),
+            Ok(v) if a.min.is_some_and(|lo| v < lo) || a.max.is_some_and(|hi| v > hi) => {
+                format!("assertion `{label}` failed: the value is {}", fmt_value(v))
+            }
+            Ok(_) => continue,
+        };
+        out.push(Finding::new(msg).kind(ViolationKind::Assertion));
+    }
+    out
+}
+
+fn fmt_value(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v:.3}")
     }
 }
 

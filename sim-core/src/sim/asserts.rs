@@ -151,49 +151,6 @@ impl<P: Process> Sim<P> {
         );
     }
 
-    /// Metric assertions, judged on the final metrics.
-    pub(crate) fn judge_metric_asserts(&self, metrics: &BTreeMap<String, f64>) -> Vec<Finding> {
-        let mut out = Vec::new();
-        let value = |name: &str| -> Result<f64, String> {
-            match metrics.get(name) {
-                Some(v) => Ok(*v),
-                // The engine's operation counters exist from the start, at 0.
-                None if name.starts_with("ops.") => Ok(0.0),
-                None => Err(format!(
-                    "metric `{name}` was not recorded in this run (recorded: {})",
-                    metrics.keys().cloned().collect::<Vec<_>>().join(", ")
-                )),
-            }
-        };
-        for a in &self.cfg.scenario.asserts {
-            if a.form() != AssertionForm::Metric {
-                continue;
-            }
-            let label = a.label();
-            let v = value(a.metric.as_deref().unwrap_or_default()).and_then(|v| match &a.per {
-                None => Ok(v),
-                Some(p) => value(p).and_then(|d| {
-                    if d == 0.0 {
-                        Err(format!(
-                            "`{p}` is 0 in this run, so `per` has nothing to divide by"
-                        ))
-                    } else {
-                        Ok(v / d)
-                    }
-                }),
-            });
-            let msg = match v {
-                Err(e) => format!("assertion `{label}` cannot be judged: {e}"),
-                Ok(v) if a.min.is_some_and(|lo| v < lo) || a.max.is_some_and(|hi| v > hi) => {
-                    format!("assertion `{label}` failed: the value is {}", fmt_value(v))
-                }
-                Ok(_) => continue,
-            };
-            out.push(Finding::new(msg).kind(ViolationKind::Assertion));
-        }
-        out
-    }
-
     /// How each `sometimes` assertion fared on this run.
     pub(crate) fn sometimes_results(&self) -> Vec<SometimesResult> {
         self.cfg
@@ -207,13 +164,5 @@ impl<P: Process> Sim<P> {
                 held: s.held,
             })
             .collect()
-    }
-}
-
-fn fmt_value(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{}", v as i64)
-    } else {
-        format!("{v:.3}")
     }
 }

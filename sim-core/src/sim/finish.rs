@@ -58,11 +58,6 @@ impl<P: Process> Sim<P> {
             w.coverage.entry("reorder".into()).or_default().messages += s.reordered;
         }
         let metrics = self.world.metrics.summary();
-        if self.world.violations.is_empty() || self.cfg.options.continue_after_violation {
-            for f in self.judge_metric_asserts(&metrics) {
-                self.world.report_violation("assert".into(), f);
-            }
-        }
         self.vacuity_warnings(&metrics);
         let sometimes = self.sometimes_results();
         let w = &mut self.world;
