@@ -62,7 +62,8 @@ fn each_bug_is_caught_by_its_scenario() {
             1,
             "leader completeness",
         ),
-        ("churn-vote-without-persist.toml", 2, "election safety"),
+        ("churn-vote-without-persist.toml", 2, "one vote per term"),
+        ("nemesis-vote-without-persist.toml", 43, "one vote per term"),
         ("clock-skew-lease.toml", 1, "stale read"),
     ] {
         let (v, why) = verdict(name, seed);

@@ -2,6 +2,8 @@
 //! every node), and the end-of-run read check over the client history.
 //!
 //! - election safety: at most one leader per term;
+//! - one vote per term: a server never votes for two candidates in one term, across crashes
+//!   (the rule election safety rests on: votedFor is durable before a vote is granted);
 //! - log matching: two logs holding an entry with the same index and term hold identical
 //!   prefixes up to it (compared through each entry's chain hash);
 //! - leader completeness: a new leader holds every entry committed before its term, and a
@@ -53,6 +55,8 @@ pub struct Invariants<N = Node, S: StateMachine = KvState, M = Msg> {
     get: fn(&N) -> Option<&Server<S, M>>,
     shared: Rc<RefCell<Shared>>,
     leader_of_term: BTreeMap<u64, NodeId>,
+    /// Per server: the highest term in which it voted, and for whom.
+    vote_of: Vec<(u64, Option<NodeId>)>,
     /// Chain hash of the committed entry at each index (index 1 at 0); 0 = not seen.
     committed: Vec<u64>,
     /// The term of the server that first showed each index committed: an upper bound of the
@@ -97,6 +101,7 @@ impl<N: Process, S: StateMachine, M: Message + From<Msg<S>>> Invariants<N, S, M>
             get,
             shared,
             leader_of_term: BTreeMap::new(),
+            vote_of: vec![(0, None); servers_count],
             committed: Vec::new(),
             committed_term: Vec::new(),
             commit_seen: vec![(0, 0); servers_count],
@@ -204,6 +209,23 @@ impl<N: Process, S: StateMachine, M: Message + From<Msg<S>>> Invariants<N, S, M>
         None
     }
 
+    /// One vote per term: once a server has voted in a term, it votes for no one else in it,
+    /// even after a crash and restart.
+    fn check_vote(&mut self, s: &Server<S, M>, node: NodeId) -> Option<String> {
+        let vote = s.voted_for()?;
+        let seen = self.vote_of.get_mut(node)?;
+        match *seen {
+            (term, Some(earlier)) if term == s.term && earlier != vote => Some(format!(
+                "one vote per term: n{node} voted for n{earlier} and then for n{vote} in term {term} (a vote must be on disk before it is granted, or a restart forgets it)"
+            )),
+            (term, _) if term > s.term => None,
+            _ => {
+                *seen = (s.term, Some(vote));
+                None
+            }
+        }
+    }
+
     fn check_new_leader(&mut self, s: &Server<S, M>, node: NodeId, now: Nanos) -> Option<String> {
         match self.leader_of_term.get(&s.term) {
             Some(&other) if other != node => {
@@ -294,6 +316,9 @@ impl<N: Process, S: StateMachine, M: Message + From<Msg<S>>> Invariants<N, S, M>
     fn invariants(&mut self, view: &View<'_, N>, node: NodeId) -> Option<String> {
         self.track_leaderless(view);
         let s = view.node(node).and_then(self.get)?;
+        if let Some(v) = self.check_vote(s, node) {
+            return Some(v);
+        }
         // Commits first, so that a leader elected in this event is judged against them.
         if let Some(v) = self.record_commits(s, node) {
             return Some(v);

@@ -189,6 +189,11 @@ impl<S: StateMachine, M: Message + From<Msg<S>>> Server<S, M> {
     }
 
     /// The term of the entry at `index`, if this server still knows it.
+    /// The candidate this server voted for in its current term, if any.
+    pub fn voted_for(&self) -> Option<NodeId> {
+        self.voted_for
+    }
+
     pub fn term_at(&self, index: u64) -> Option<u64> {
         self.known_at(index, self.snap.term, |e| e.term)
     }
