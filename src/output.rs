@@ -58,7 +58,7 @@ pub fn print_run(r: &RunResult, reproduce: &str, quiet: bool) {
     }
     for s in &r.sometimes {
         outln!(
-            "  sometimes `{}`: {} on this seed (a sweep needs one seed where it holds)",
+            "  assertion `{}`: {} on this seed (a sweep needs one seed where it holds)",
             s.name,
             if s.held { "held" } else { "did not hold" }
         );

@@ -562,6 +562,14 @@ fn print_summary(r: &SweepReport, show: usize) {
         c("unknown"),
         r.expected.as_str()
     );
+    for (i, name) in r.sometimes.iter().enumerate() {
+        let held = r
+            .runs
+            .iter()
+            .filter(|x| x.sometimes.get(i).copied().unwrap_or(false))
+            .count();
+        outln!("assertion `{name}`: held on {held} of {n} seeds");
+    }
     let bad: Vec<&SweepRun> = r
         .runs
         .iter()
