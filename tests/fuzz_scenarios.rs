@@ -6,10 +6,14 @@
 //!
 //!     cargo test --release --test fuzz_scenarios                       # 3,000 cases (CI)
 //!     FUZZ_CASES=1000000 FUZZ_SEED=7 cargo test --release --test fuzz_scenarios
+//!     FUZZ_FROM=41000 FUZZ_CASES=41001 FUZZ_SEED=7 ...   # replay one case of a long run
 //!
 //! Each run is capped at `EVENTS_MAX` events so that a case costs milliseconds. A failing case
 //! is written to target/fuzz-scenarios/ (the mutated file, replayable with `distsim run`) and
-//! the test fails listing them all, with the panic's message and place.
+//! the test fails listing them all, with the panic's message and place. Before each case runs,
+//! it is written to target/fuzz-scenarios/last-case.{toml,json} with its name in last-case.txt,
+//! so that a case that kills the process (an abort, the kernel's out-of-memory killer) is still
+//! on disk to replay.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -348,6 +352,11 @@ fn mutated_scenarios_give_a_verdict_or_a_located_error_never_a_panic() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
+    // Cases before this index are drawn (the generator must pass through them) but not run.
+    let from: u64 = std::env::var("FUZZ_FROM")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let corpus = corpus();
     std::panic::set_hook(Box::new(|info| {
         let place = info
@@ -371,6 +380,23 @@ fn mutated_scenarios_give_a_verdict_or_a_located_error_never_a_panic() {
         let fuzz_path = format!("fuzz/{name}");
         // One case in four lets the seed draw the fault mix and cluster size, as --swarm does.
         let swarm = g.below(4) == 0;
+        if case < from {
+            continue;
+        }
+        std::fs::create_dir_all(&out_dir).unwrap();
+        std::fs::write(
+            out_dir.join(format!("last-case.{}", if json { "json" } else { "toml" })),
+            &mutated,
+        )
+        .unwrap();
+        std::fs::write(
+            out_dir.join("last-case.txt"),
+            format!(
+                "{name}{} from {path}\n",
+                if swarm { " --swarm" } else { "" }
+            ),
+        )
+        .unwrap();
         let outcome = std::panic::catch_unwind(|| run_case(&fuzz_path, &mutated, swarm));
         let problem = match outcome {
             Err(_) => {
@@ -415,8 +441,9 @@ fn mutated_scenarios_give_a_verdict_or_a_located_error_never_a_panic() {
     for (what, n) in &known {
         eprintln!("KNOWN PANIC, fix pending, hit {n} time(s): {what}");
     }
+    let tried = cases.saturating_sub(from);
     assert!(
-        ran > cases / 20 && refused > cases / 20,
+        ran > tried / 20 && refused > tried / 20,
         "the mutations should give both runs and refusals: {ran} ran, {refused} refused"
     );
     assert!(
