@@ -51,6 +51,9 @@ pub struct CheckArgs {
 /// Runs `distsim check`.
 pub fn cmd_check(a: CheckArgs) -> u8 {
     let start = Instant::now();
+    if let Some(code) = stream_txn(&a, start) {
+        return code;
+    }
     let text = match std::fs::read(&a.history) {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(e) => return bad_input(format!("{}: cannot read the history: {e}", a.history)),
@@ -177,9 +180,89 @@ fn check_txn(
         Err(e) => return bad_input(hint(&e)),
     };
     let parse_ns = parse_ns + t.elapsed().as_nanos() as u64;
+    judge_txn(a, &h, model, consistency, parse_ns, note)
+}
+
+/// A JSON Lines history of transactions is read straight into the checker's flat arrays, a
+/// line at a time, never as a whole `History` of JSON values (a million transactions would
+/// cost gigabytes): when `--model` is a transactional model, or no model is given and the
+/// first event is a `txn`. `None` when the file is not such a history, or does not read as
+/// one: the general path then reads it and explains what is wrong, with its hints.
+fn stream_txn(a: &CheckArgs, start: Instant) -> Option<u8> {
+    use std::io::{BufRead, BufReader, Seek};
+    let lower = a.history.to_ascii_lowercase();
+    if lower.ends_with(".edn") {
+        return None;
+    }
+    let given = a.model.as_deref().map(txn::TxnModel::by_name);
+    if matches!(given, Some(None)) {
+        return None;
+    }
+    let mut file = std::fs::File::open(&a.history).ok()?;
+    if given.is_none() {
+        // Sniff the first event: a JSON object whose `f` is "txn".
+        let mut r = BufReader::new(&mut file);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            if r.read_until(b'\n', &mut line).ok()? == 0 {
+                return None;
+            }
+            if !line.trim_ascii().is_empty() {
+                break;
+            }
+        }
+        let first: sim_core::history::HistoryEvent = serde_json::from_slice(&line).ok()?;
+        if first.f != "txn" {
+            return None;
+        }
+        file.rewind().ok()?;
+    }
+    let h = txn::read_txn_jsonl(BufReader::with_capacity(1 << 20, file)).ok()?;
+    let parse_ns = start.elapsed().as_nanos() as u64;
+    let (model, note) = match given {
+        Some(Some(m)) => (m, None),
+        _ => {
+            let appends = h.mops.iter().any(|m| m.kind == txn::MopKind::Append);
+            let (name, why) = if appends {
+                (
+                    "list-append",
+                    "operations are txn with append micro-operations",
+                )
+            } else {
+                ("rw-register", "operations are txn without appends")
+            };
+            let note =
+                format!("model {name} chosen because {why} (give --model to choose another)");
+            if !a.json {
+                eprintln!("note: {note}");
+            }
+            (txn::TxnModel::by_name(name)?, Some(note))
+        }
+    };
+    let Some(consistency) = txn::Consistency::by_name(&a.consistency) else {
+        let names: Vec<&str> = txn::CONSISTENCIES.iter().map(|c| c.as_str()).collect();
+        return Some(bad_input(format!(
+            "--consistency {}: unknown; use one of: {}",
+            a.consistency,
+            names.join(", ")
+        )));
+    };
+    Some(judge_txn(a, &h, model, consistency, parse_ns, note))
+}
+
+/// Checks a transactional history read into memory, and prints the verdict.
+fn judge_txn(
+    a: &CheckArgs,
+    h: &txn::TxnHistory,
+    model: txn::TxnModel,
+    consistency: txn::Consistency,
+    parse_ns: u64,
+    note: Option<String>,
+) -> u8 {
     let t = Instant::now();
     let report = txn::check(
-        &h,
+        h,
         &txn::TxnCheckOptions {
             model,
             consistency,

@@ -4,13 +4,16 @@
 //! retired after 32 appends as Jepsen's workload does, 4 micro-operations per transaction),
 //! checked for strict serializability; then the same with stale reads injected. Prints
 //! generation, file round trip, check time and peak resident memory (VmHWM).
+//!
+//! `DISTSIM_TXN_FILE=target/txn-1m.jsonl cargo bench -p sim-core --bench txncheck -- valid` also
+//! writes the valid history there, for timing `distsim check` on it end to end.
 
 use std::time::Instant;
 
 use sim_core::history::History;
 use sim_core::txn::{
-    check, generate_txn_history, parse_txn_history, Consistency, TxnCheckOptions, TxnGenOptions,
-    TxnModel,
+    check, generate_txn_history, parse_txn_history, read_txn_jsonl, Consistency, TxnCheckOptions,
+    TxnGenOptions, TxnModel,
 };
 
 /// A line of /proc/self/status in MiB (VmHWM: peak, VmRSS: now).
@@ -47,15 +50,34 @@ fn main() {
         });
         let gen = t.elapsed();
         if parse {
-            // Through a JSON Lines file and back, as `distsim check` reads it.
+            // Through a JSON Lines file and back, as `distsim check` reads it: a line at a
+            // time into the flat arrays (and, for comparison, the whole file as JSON values).
             let text = h.to_history(false).to_jsonl();
+            if let Ok(path) = std::env::var("DISTSIM_TXN_FILE") {
+                std::fs::write(&path, &text).expect("write the history file");
+                println!("{name}: written to {path}");
+            }
+            let _ = std::fs::write("/proc/self/clear_refs", "5");
+            let t = Instant::now();
+            let back = read_txn_jsonl(std::io::Cursor::new(text.as_bytes())).expect("txn history");
+            println!(
+                "{name}: read JSONL ({:.0} MiB) a line at a time {:.2} s, peak RSS {} (with the file text held)",
+                text.len() as f64 / 1048576.0,
+                t.elapsed().as_secs_f64(),
+                peak_rss_mib()
+            );
+            assert_eq!(
+                (back.txns.len(), back.mops.len()),
+                (h.txns.len(), h.mops.len())
+            );
+            drop(back);
+            let _ = std::fs::write("/proc/self/clear_refs", "5");
             let t = Instant::now();
             let plain = History::from_jsonl(&text).expect("jsonl");
             let back = parse_txn_history(&plain).expect("txn history");
             drop(plain);
             println!(
-                "{name}: parse JSONL ({:.0} MiB) {:.2} s, peak RSS {}",
-                text.len() as f64 / 1048576.0,
+                "{name}: read JSONL as JSON values first {:.2} s, peak RSS {}",
                 t.elapsed().as_secs_f64(),
                 peak_rss_mib()
             );

@@ -221,11 +221,60 @@ impl TxnHistory {
 /// Reads the transactions of a [`History`] whose operations are all `txn`. Errors name the
 /// 1-based event and say what is wrong.
 pub fn parse_txn_history(history: &History) -> Result<TxnHistory, String> {
-    let mut h = TxnHistory::default();
-    let mut key_ids: HashMap<String, u32> = HashMap::new();
-    let mut open: HashMap<u64, usize> = HashMap::new();
-    for (i, e) in history.events.iter().enumerate() {
+    let mut b = TxnBuilder::default();
+    for e in &history.events {
+        b.push(e)?;
+    }
+    Ok(b.finish())
+}
+
+/// Reads a JSON Lines transactional history straight into a [`TxnHistory`], one line at a
+/// time: no line's JSON outlives its line, so a million-transaction file costs the flat arrays
+/// of the result, not a tree of JSON values per event. Blank lines are skipped; invalid UTF-8
+/// is read as U+FFFD, as the whole-file reader does. Errors name the 1-based line and event.
+pub fn read_txn_jsonl<R: std::io::BufRead>(mut r: R) -> Result<TxnHistory, String> {
+    let mut b = TxnBuilder::default();
+    let mut buf = Vec::new();
+    let mut line_no = 0usize;
+    loop {
+        buf.clear();
+        let n = r
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| format!("line {}: cannot read: {e}", line_no + 1))?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        let line = String::from_utf8_lossy(&buf);
+        if line.trim().is_empty() {
+            continue;
+        }
+        let e: HistoryEvent =
+            serde_json::from_str(&line).map_err(|err| format!("line {line_no}: {err}"))?;
+        b.push(&e).map_err(|err| format!("line {line_no}: {err}"))?;
+    }
+    Ok(b.finish())
+}
+
+/// Builds a [`TxnHistory`] one history event at a time (the events in the order they
+/// happened).
+#[derive(Debug, Default)]
+pub struct TxnBuilder {
+    h: TxnHistory,
+    key_ids: HashMap<String, u32>,
+    /// Per process: its outstanding transaction.
+    open: HashMap<u64, usize>,
+    /// Events pushed so far.
+    events: usize,
+}
+
+impl TxnBuilder {
+    /// Adds the next event. Errors name the 1-based event and say what is wrong.
+    pub fn push(&mut self, e: &HistoryEvent) -> Result<(), String> {
+        let i = self.events;
+        self.events += 1;
         let at = |m: String| format!("event {}: {m}", i + 1);
+        let h = &mut self.h;
         if e.f != "txn" {
             return Err(at(format!(
                 "operation {:?} in a transactional history: every operation must be \"txn\" \
@@ -236,7 +285,7 @@ pub fn parse_txn_history(history: &History) -> Result<TxnHistory, String> {
         }
         match e.kind {
             EventType::Invoke => {
-                if let Some(&t) = open.get(&e.process) {
+                if let Some(&t) = self.open.get(&e.process) {
                     return Err(at(format!(
                         "process {} invokes a txn while its txn from event {} is still \
                          outstanding (a process runs one transaction at a time)",
@@ -245,10 +294,10 @@ pub fn parse_txn_history(history: &History) -> Result<TxnHistory, String> {
                     )));
                 }
                 let mop_start = h.mops.len() as u32;
-                let mops = parse_mops(&e.value, false, &mut h, &mut key_ids).map_err(at)?;
+                let mops = parse_mops(&e.value, false, h, &mut self.key_ids).map_err(at)?;
                 let n = mops.len() as u32;
                 h.mops.extend(mops);
-                open.insert(e.process, h.txns.len());
+                self.open.insert(e.process, h.txns.len());
                 h.txns.push(Txn {
                     process: e.process,
                     status: TxnStatus::Info,
@@ -261,18 +310,23 @@ pub fn parse_txn_history(history: &History) -> Result<TxnHistory, String> {
                 });
             }
             kind => {
-                let Some(t) = open.remove(&e.process) else {
+                let Some(t) = self.open.remove(&e.process) else {
                     return Err(at(format!(
                         "{} of a txn by process {}, which has no outstanding invocation",
                         kind.as_str(),
                         e.process
                     )));
                 };
-                complete(&mut h, t, i, e, &mut key_ids).map_err(at)?;
+                complete(h, t, i, e, &mut self.key_ids).map_err(at)?;
             }
         }
+        Ok(())
     }
-    Ok(h)
+
+    /// The history built; transactions still outstanding stay `info`.
+    pub fn finish(self) -> TxnHistory {
+        self.h
+    }
 }
 
 /// Records a completion: the status, the time, and for `ok` the read results.

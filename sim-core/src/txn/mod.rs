@@ -45,7 +45,9 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 pub use generate::{generate_txn_history, TxnGenOptions};
-pub use history::{parse_txn_history, Mop, MopKind, Txn, TxnHistory, TxnStatus};
+pub use history::{
+    parse_txn_history, read_txn_jsonl, Mop, MopKind, Txn, TxnBuilder, TxnHistory, TxnStatus,
+};
 
 /// What the keys hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -309,6 +309,10 @@ fn generated_histories_are_strictly_serializable_and_round_trip() {
                 &crate::history::History::from_jsonl(&plain.to_jsonl()).expect("jsonl"),
             )
             .expect("txn");
+            // The streaming reader builds exactly what the whole-file path builds.
+            let streamed =
+                super::read_txn_jsonl(std::io::Cursor::new(plain.to_jsonl())).expect("stream");
+            assert_eq!(streamed, from_jsonl, "seed {seed}");
             for back in [from_edn, from_jsonl] {
                 assert_eq!(back.txns.len(), h.txns.len());
                 assert_eq!(
@@ -493,4 +497,23 @@ fn agrees_with_brute_force_on_small_histories() {
             "{valid:?} {invalid:?}"
         );
     }
+}
+
+#[test]
+fn the_streaming_reader_names_the_line_of_a_bad_event() {
+    let text = concat!(
+        r#"{"type":"invoke","process":0,"time_ns":1,"f":"txn","value":[["append",1,1]]}"#,
+        "\n\n",
+        r#"{"type":"ok","process":0,"time_ns":2,"f":"txn","value":[["append",1,1]]}"#,
+        "\n",
+        r#"{"type":"ok","process":0,"time_ns":3,"f":"txn","value":[["append",1,2]]}"#,
+        "\n",
+    );
+    let e = super::read_txn_jsonl(std::io::Cursor::new(text)).unwrap_err();
+    assert!(
+        e.starts_with("line 4: event 3: ok of a txn by process 0, which has no outstanding"),
+        "{e}"
+    );
+    let e = super::read_txn_jsonl(std::io::Cursor::new("{\"type\": 7}\n")).unwrap_err();
+    assert!(e.starts_with("line 1: "), "{e}");
 }
