@@ -100,11 +100,3 @@ fn bad_parameters_are_refused_at_load_time() {
         assert!(err.message.contains(words), "{rest}: {}", err.message);
     }
 }
-
-#[test]
-fn the_bug_list_is_the_enum() {
-    assert_eq!(concurrency::BUGS.len(), concurrency::CcBug::ALL.len());
-    for (b, e) in concurrency::BUGS.iter().zip(concurrency::CcBug::ALL) {
-        assert_eq!(b.name, e.name());
-    }
-}

@@ -57,24 +57,22 @@ pub use client::Client;
 pub use orchestrator::Orchestrator;
 pub use service::{Entry, Service, StepKind};
 
-bug_switches! {
+/// The switchable bugs, one line each on the rule they break.
+pub const BUGS: &[crate::Bug] = SagaBug::ALL;
+
+crate::bug_switches! {
     /// The saga bug switches.
     pub enum SagaBug {
         /// A duplicate or retried compensation is applied again.
-        NonIdempotentCompensation = "non_idempotent_compensation":
-            "a compensation is applied at most once per (saga, step): a retried or duplicated one must change nothing",
+        NonIdempotentCompensation = ("non_idempotent_compensation", "a compensation is applied at most once per (saga, step): a retried or duplicated one must change nothing"),
         /// The orchestrator acts before its log is durable.
-        LogNotPersisted = "log_not_persisted":
-            "the orchestrator syncs its saga log before every action, or a crash forgets a saga that has effects",
+        LogNotPersisted = ("log_not_persisted", "the orchestrator syncs its saga log before every action, or a crash forgets a saga that has effects"),
         /// Compensations run first step first.
-        CompensationsInWrongOrder = "compensations_in_wrong_order":
-            "compensations run in reverse order of the steps, so a saga's effect is always a prefix of its steps",
+        CompensationsInWrongOrder = ("compensations_in_wrong_order", "compensations run in reverse order of the steps, so a saga's effect is always a prefix of its steps"),
         /// A retried step is applied again.
-        StepRetriedWithoutDedup = "step_retried_without_dedup":
-            "a step is applied at most once per (saga, step): a retry must be recognised (or the customer pays twice)",
+        StepRetriedWithoutDedup = ("step_retried_without_dedup", "a step is applied at most once per (saga, step): a retry must be recognised (or the customer pays twice)"),
         /// Services ignore the pending flag of another saga.
-        NoSemanticLock = "no_semantic_lock":
-            "a record a saga has changed but not finished is locked for other sagas (a semantic lock), or a compensation overwrites their update",
+        NoSemanticLock = ("no_semantic_lock", "a record a saga has changed but not finished is locked for other sagas (a semantic lock), or a compensation overwrites their update"),
     }
 }
 
