@@ -45,7 +45,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
-use sim_core::time::{Duration, MS};
+use sim_core::time::{fmt_ns, Duration, MS};
 use sim_core::{
     Ctx, Message, NodeId, Op, Process, RunOptions, RunResult, Scenario, ScenarioError, Sim,
     SimConfig, TimerId,
@@ -448,6 +448,21 @@ fn validate(sc: &Scenario, p: &Params) -> Result<(), ScenarioError> {
             "bug",
             "this bug is the orchestrator's; it has no meaning with style = \"choreographed\" (use style = \"orchestrated\")".into(),
         ));
+    }
+    if let (true, Some(within)) = (sc.liveness_on(), sc.liveness.within) {
+        let bound = check::saga_bound_ns(p);
+        if sc.quiet.0 < within.0 + bound {
+            return Err(sc.error_at(
+                "quiet",
+                format!(
+                    "the quiet period ({}) must hold the liveness phase ({}) and then one saga's bound ({}, (busy_retries + 11) x retry), so that a saga started just before the deadline can end before the end checks; use quiet = \"{}ms\" or more",
+                    fmt_ns(sc.quiet.0),
+                    fmt_ns(within.0),
+                    fmt_ns(bound),
+                    (within.0 + bound).div_ceil(MS)
+                ),
+            ));
+        }
     }
     if sc.workload.mix.keys().any(|f| f != "order") {
         return Err(sc.error_at(
