@@ -12,6 +12,9 @@ use super::{shard_of, write_tag, Control, LockResult, Msg, Params, TxnId};
 const RETRY_TIMER: u64 = 1;
 const BACKOFF_TIMER: u64 = 2;
 
+/// An attempt's writes: its [`write_tag`] and the keys it sent writes for.
+pub type AttemptWrites = (i64, Vec<u32>);
+
 /// Where the current attempt stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Phase {
@@ -47,8 +50,8 @@ pub struct Client {
     reads: BTreeMap<u32, (i64, u64, Option<i64>)>,
     /// Keys this attempt has sent a write for (two-phase locking writes in place).
     written: Vec<u32>,
-    /// Aborted attempts of the current operation that sent writes: (write tag, keys).
-    aborted: Vec<(i64, Vec<u32>)>,
+    /// Aborted attempts of the current operation that sent writes.
+    aborted: Vec<AttemptWrites>,
     /// Shards (or keys) still to answer in this phase, with the message to resend.
     waiting: BTreeMap<u32, (NodeId, Msg)>,
     votes_no: bool,
@@ -295,7 +298,7 @@ impl Client {
 
     /// The aborted attempts of the operation in hand that sent writes, as (tag, keys), and
     /// the attempt still open (when one is): a transaction the run ended in the middle of.
-    pub fn unfinished(&self) -> (&[(i64, Vec<u32>)], Option<(i64, Vec<u32>)>) {
+    pub fn unfinished(&self) -> (&[AttemptWrites], Option<AttemptWrites>) {
         let open = matches!(&self.phase, Some(p) if *p != Phase::Backoff)
             .then(|| (write_tag(self.txn), self.written.clone()))
             .filter(|(_, w)| !w.is_empty());
