@@ -3,7 +3,7 @@
 //! message that names it, and bad parameters are refused at load time.
 
 use algorithms::saga;
-use sim_core::{RunOptions, RunResult, Scenario, Verdict};
+use sim_core::{RunOptions, RunResult, Scenario, Verdict, ViolationKind};
 
 fn run_file(name: &str, seed: u64) -> RunResult {
     let path = format!(
@@ -11,7 +11,8 @@ fn run_file(name: &str, seed: u64) -> RunResult {
         env!("CARGO_MANIFEST_DIR")
     );
     let sc = Scenario::load(&path).expect("scenario loads");
-    saga::run(&sc, seed, &RunOptions::default()).expect("runs")
+    // As a user runs it: prepared against the registry, so the liveness phase is on.
+    algorithms::run(&sc, seed, &RunOptions::default()).expect("runs")
 }
 
 /// One check per case: the verdict, and the words the first violation must contain.
@@ -151,12 +152,42 @@ fn bad_parameters_are_refused_at_load_time() {
     }
 }
 
+/// The liveness phase: shipping crashes and the quiet period does not restart it, so every
+/// saga started after the heal waits at its shipping step. The finding names the saga, the
+/// step and how long it has been open, and comes before the engine's generic one.
 #[test]
-fn the_bug_list_is_the_enum() {
-    assert_eq!(saga::BUGS.len(), saga::SagaBug::ALL.len());
-    assert!(saga::BUGS.len() >= 5);
-    for (b, e) in saga::BUGS.iter().zip(saga::SagaBug::ALL) {
-        assert_eq!(b.name, e.name());
-        assert_eq!(b.rule, e.rule());
+fn a_saga_stuck_after_the_heal_is_a_liveness_violation_naming_its_step() {
+    let text = "description = \"d\"\nalgorithm = \"saga\"\nnodes = 4\nduration = \"10s\"\nquiet = \"6s\"\nquiet_restarts = false\n[params]\nitems = 50\naccounts = 50\n[workload]\nclients = 2\nthink = \"20ms\"\ntimeout = \"2s\"\nmix = { order = 1 }\n[[faults]]\nat = \"1s\"\naction = \"crash\"\nnode = 3\n";
+    let sc = Scenario::parse("t.toml", text).expect("parses");
+    let r = algorithms::run(&sc, 1, &RunOptions::default()).expect("runs");
+    assert_eq!(r.verdict, Verdict::Violation);
+    let v = &r.violations[0];
+    assert_eq!(v.kind, ViolationKind::Liveness, "{v:?}");
+    assert_eq!(v.source, "saga");
+    for words in [
+        "after the heal at 4.000s",
+        "is stuck running step 2 (shipping)",
+        "open for",
+        "longer than the 1.860s",
+    ] {
+        assert!(v.message.contains(words), "{words}: {}", v.message);
     }
+    assert_eq!(v.nodes, vec![0, 3]);
+    // The same run with shipping restarted at the heal passes.
+    let healed = Scenario::parse("t.toml", &text.replace("quiet_restarts = false\n", "")).unwrap();
+    let r = algorithms::run(&healed, 1, &RunOptions::default()).expect("runs");
+    assert_eq!(r.verdict, Verdict::Pass, "{:?}", r.violations);
+}
+
+#[test]
+fn a_quiet_period_too_short_for_the_last_saga_is_refused_at_load() {
+    let text =
+        "description = \"d\"\nalgorithm = \"saga\"\nnodes = 4\nduration = \"8s\"\nquiet = \"4s\"\n";
+    let sc = Scenario::parse("t.toml", text).expect("parses");
+    let e = algorithms::run(&sc, 1, &RunOptions::default()).expect_err("refused");
+    assert!(
+        e.message.contains("use quiet = \"5360ms\" or more"),
+        "{}",
+        e.message
+    );
 }

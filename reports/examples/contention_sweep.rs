@@ -36,6 +36,9 @@ think = "1ms"
 mix = {{ incr = 1 }}
 keys = {keys}
 timeout = "10s"
+# Load runs for exactly the first 4 s: no liveness phase extends it into the quiet second.
+[liveness]
+enabled = false
 "#
     );
     Scenario::parse("contention.toml", &text).expect("the sweep's scenario is valid")

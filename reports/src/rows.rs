@@ -87,6 +87,7 @@ fn saga_rows(points: &[SeriesPoint], end_ns: u64) -> Rows {
         c.into_iter().map(|(_, s)| s).collect()
     };
     let mut chosen: Vec<u64> = compensated.into_iter().take(ROWS_MAX / 2).collect();
+    let compensating_shown = chosen.len();
     let mut by_time: Vec<(u64, u64)> = first.iter().map(|(s, t)| (*t, *s)).collect();
     by_time.sort();
     for (_, s) in by_time {
@@ -120,9 +121,10 @@ fn saga_rows(points: &[SeriesPoint], end_ns: u64) -> Rows {
         .map(|s| format!("n{}#{}", s >> 32, s & 0xffff_ffff))
         .collect();
     let note = format!(
-        "lanes per saga: inventory, payment, shipping. green done, orange compensating, grey compensated. {} of {} sagas shown (those that compensated first)",
+        "lanes per saga: inventory, payment, shipping. green done, orange compensating, grey compensated. {} of {} sagas shown: the first {} that compensated, then the earliest others",
         chosen.len(),
-        first.len()
+        first.len(),
+        compensating_shown
     );
     (labels, bars, Vec::new(), note)
 }

@@ -7,10 +7,13 @@ use rand::Rng;
 use serde_json::json;
 use sim_core::{Ctx, EventType, NodeId, Op};
 
-use super::{shard_of, Control, LockResult, Msg, Params, TxnId};
+use super::{shard_of, write_tag, Control, LockResult, Msg, Params, TxnId};
 
 const RETRY_TIMER: u64 = 1;
 const BACKOFF_TIMER: u64 = 2;
+
+/// An attempt's writes: its [`write_tag`] and the keys it sent writes for.
+pub type AttemptWrites = (i64, Vec<u32>);
 
 /// Where the current attempt stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,8 +46,12 @@ pub struct Client {
     txn: TxnId,
     ts: u64,
     phase: Option<Phase>,
-    /// Values (and versions) read in this attempt.
-    reads: BTreeMap<u32, (i64, u64)>,
+    /// Values, versions and writers ([`write_tag`]) read in this attempt.
+    reads: BTreeMap<u32, (i64, u64, Option<i64>)>,
+    /// Keys this attempt has sent a write for (two-phase locking writes in place).
+    written: Vec<u32>,
+    /// Aborted attempts of the current operation that sent writes.
+    aborted: Vec<AttemptWrites>,
     /// Shards (or keys) still to answer in this phase, with the message to resend.
     waiting: BTreeMap<u32, (NodeId, Msg)>,
     votes_no: bool,
@@ -67,6 +74,8 @@ impl Client {
             ts: 0,
             phase: None,
             reads: BTreeMap::new(),
+            written: Vec::new(),
+            aborted: Vec::new(),
             waiting: BTreeMap::new(),
             votes_no: false,
             retry_armed: false,
@@ -91,6 +100,7 @@ impl Client {
             vec![(key, 1)]
         };
         self.attempt = 0;
+        self.aborted.clear();
         // Older transactions have smaller timestamps; the client id breaks ties.
         self.ts = ctx.now_local() * 1024 + self.id as u64 % 1024;
         self.begin(ctx);
@@ -101,6 +111,7 @@ impl Client {
         self.txns += 1;
         self.txn = ((self.id as u64) << 32) | self.txns;
         self.reads.clear();
+        self.written.clear();
         self.waiting.clear();
         self.votes_no = false;
         ctx.count("cc.attempts", 1.0);
@@ -163,7 +174,7 @@ impl Client {
         let txn = self.txn;
         if self.keys.len() == 1 {
             let (k, d) = self.keys[0];
-            let (v, version) = self.reads[&k];
+            let (v, version, _) = self.reads[&k];
             let msg = Msg::Cas {
                 txn,
                 key: k,
@@ -175,7 +186,7 @@ impl Client {
         }
         let mut by_shard: BTreeMap<NodeId, Vec<(u32, u64, i64)>> = BTreeMap::new();
         for (k, d) in &self.keys {
-            let (v, version) = self.reads[k];
+            let (v, version, _) = self.reads[k];
             by_shard
                 .entry(shard_of(*k, self.shards))
                 .or_default()
@@ -206,10 +217,11 @@ impl Client {
                     key,
                     value,
                     version,
+                    writer,
                     ..
                 },
             ) if self.waiting.remove(&key).is_some() => {
-                self.reads.insert(key, (value, version));
+                self.reads.insert(key, (value, version, writer));
                 if self.waiting.is_empty() {
                     self.after_reads(ctx);
                 }
@@ -218,8 +230,9 @@ impl Client {
             (Phase::Locking(i), Msg::LockReply { key, result, .. }) if key == self.keys[i].0 => {
                 self.waiting.remove(&key);
                 match result {
-                    LockResult::Granted(v) => {
-                        self.reads.insert(key, (v, 0));
+                    LockResult::Granted(v, writer) => {
+                        self.reads.insert(key, (v, 0, writer));
+                        self.written.push(key);
                         self.phase = Some(Phase::Writing(i));
                         let msg = Msg::Write {
                             txn,
@@ -270,27 +283,52 @@ impl Client {
         }
     }
 
+    /// What the transactional checker reads: Jepsen-style micro-operations on registers whose
+    /// values are writes' tags (`["r", key, tag read or null]`, `["w", key, own tag]`).
+    fn micro_ops(&self) -> Vec<serde_json::Value> {
+        let tag = write_tag(self.txn);
+        self.keys
+            .iter()
+            .flat_map(|(k, _)| {
+                let read = self.reads.get(k).and_then(|r| r.2);
+                [json!(["r", k, read]), json!(["w", k, tag])]
+            })
+            .collect()
+    }
+
+    /// The aborted attempts of the operation in hand that sent writes, as (tag, keys), and
+    /// the attempt still open (when one is): a transaction the run ended in the middle of.
+    pub fn unfinished(&self) -> (&[AttemptWrites], Option<AttemptWrites>) {
+        let open = matches!(&self.phase, Some(p) if *p != Phase::Backoff)
+            .then(|| (write_tag(self.txn), self.written.clone()))
+            .filter(|(_, w)| !w.is_empty());
+        (&self.aborted, open)
+    }
+
     fn finish_attempt(&mut self, ctx: &mut Ctx<'_, Msg>, committed: bool) {
         self.waiting.clear();
+        let aborted = json!(self.aborted);
         if committed {
             ctx.count("cc.commits", 1.0);
             self.phase = None;
-            let micro: Vec<serde_json::Value> = self
-                .keys
-                .iter()
-                .flat_map(|(k, d)| {
-                    let v = self.reads.get(k).map_or(0, |r| r.0);
-                    [json!(["r", k, v]), json!(["w", k, v + d])]
-                })
-                .collect();
-            let value = json!({ "f": self.f, "keys": self.keys, "txn": micro });
+            let value = json!({
+                "f": self.f, "keys": self.keys, "txn": self.micro_ops(), "aborted": aborted,
+            });
             ctx.complete(EventType::Ok, value);
             return;
         }
         ctx.count("cc.aborts", 1.0);
+        if !self.written.is_empty() {
+            let w = std::mem::take(&mut self.written);
+            self.aborted.push((write_tag(self.txn), w));
+        }
         if self.attempt >= self.params.attempts_max {
             self.phase = None;
-            ctx.complete(EventType::Fail, json!({ "f": self.f, "keys": self.keys }));
+            let aborted = json!(self.aborted);
+            ctx.complete(
+                EventType::Fail,
+                json!({ "f": self.f, "keys": self.keys, "aborted": aborted }),
+            );
             return;
         }
         self.phase = Some(Phase::Backoff);

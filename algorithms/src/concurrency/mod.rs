@@ -46,18 +46,18 @@ pub use check::CcChecker;
 pub use client::Client;
 pub use shard::Shard;
 
-bug_switches! {
+/// The switchable bugs, one line each on the rule they break.
+pub const BUGS: &[crate::Bug] = CcBug::ALL;
+
+crate::bug_switches! {
     /// The concurrency-control bug switches.
     pub enum CcBug {
         /// Optimistic commits write whatever version is current.
-        SkipVersionCheck = "skip_version_check":
-            "an optimistic write commits only if the version it read is still current (compare-and-set), or concurrent updates are lost",
+        SkipVersionCheck = ("skip_version_check", "an optimistic write commits only if the version it read is still current (compare-and-set), or concurrent updates are lost"),
         /// Locks are released as soon as a key is written.
-        EarlyLockRelease = "early_lock_release":
-            "strict two-phase locking holds every lock until commit or abort, or others read uncommitted data an abort then erases",
+        EarlyLockRelease = ("early_lock_release", "strict two-phase locking holds every lock until commit or abort, or others read uncommitted data an abort then erases"),
         /// Lock waits are never broken.
-        NoDeadlockHandling = "no_deadlock_handling":
-            "lock waits must be broken (wait-die, wound-wait or a timeout), or two transactions wait for each other for ever",
+        NoDeadlockHandling = ("no_deadlock_handling", "lock waits must be broken (wait-die, wound-wait or a timeout), or two transactions wait for each other for ever"),
     }
 }
 
@@ -174,11 +174,23 @@ impl Params {
 /// A transaction's identity: the client's node in the high bits, a counter in the low ones.
 pub type TxnId = u64;
 
+/// A write's name in the history the transactional checker reads: the client node times a
+/// million plus the transaction's counter, e.g. `9000012` for `n9#12`. Unique per write, so a
+/// read names the one write it saw (Elle's rw-register).
+pub fn write_tag(txn: TxnId) -> i64 {
+    let counter = txn & 0xffff_ffff;
+    assert!(
+        counter < 1_000_000,
+        "write tags number a client's transactions below a million"
+    );
+    ((txn >> 32) * 1_000_000 + counter) as i64
+}
+
 /// What a lock request got.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LockResult {
-    /// Granted, with the key's value.
-    Granted(i64),
+    /// Granted, with the key's value and the write that produced it.
+    Granted(i64, Option<i64>),
     /// Wait-die: the requester is younger than the holder, so it dies.
     Died,
     /// The wait outlasted `lock_timeout`.
@@ -205,6 +217,8 @@ pub enum Msg {
         value: i64,
         /// Its version.
         version: u64,
+        /// The write that produced the value ([`write_tag`]; `None` for the initial value).
+        writer: Option<i64>,
     },
     /// Optimistic, one key: write `value` if the version is still `version`.
     Cas {

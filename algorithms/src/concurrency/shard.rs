@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use sim_core::{Ctx, NodeId};
 
-use super::{CcBug, Deadlock, LockResult, Msg, Params, TxnId};
+use super::{write_tag, CcBug, Deadlock, LockResult, Msg, Params, TxnId};
 
 /// A key's committed (or, under two-phase locking, written-in-place) value.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -15,6 +15,9 @@ pub struct Cell {
     pub value: i64,
     /// Bumped by every committed write.
     pub version: u64,
+    /// The write that produced the value ([`write_tag`] of its transaction; `None` for the
+    /// initial value): what the transactional checker reads as the key's register.
+    pub writer: Option<i64>,
 }
 
 /// An optimistic write: (key, version read, new value).
@@ -53,8 +56,8 @@ pub struct Shard {
     prepared: BTreeMap<TxnId, (bool, Vec<Planned>)>,
     /// Pessimistic: the lock table.
     pub locks: BTreeMap<u32, Lock>,
-    /// Pessimistic: per transaction, the values its writes replaced.
-    pub undo: BTreeMap<TxnId, Vec<(u32, i64)>>,
+    /// Pessimistic: per transaction, the cells its writes replaced.
+    pub undo: BTreeMap<TxnId, Vec<(u32, Cell)>>,
     /// Decided transactions: committed (true) or aborted.
     pub decided: BTreeMap<TxnId, bool>,
     /// Timeout timers: tag -> (key, transaction).
@@ -83,6 +86,7 @@ impl Shard {
         self.cells.get(&key).copied().unwrap_or(Cell {
             value: self.params.initial,
             version: 0,
+            writer: None,
         })
     }
 
@@ -91,19 +95,20 @@ impl Shard {
     pub fn committed(&self, key: u32) -> i64 {
         for writes in self.undo.values() {
             if let Some((_, old)) = writes.iter().find(|(k, _)| *k == key) {
-                return *old;
+                return old.value;
             }
         }
         self.cell(key).value
     }
 
-    fn write(&mut self, key: u32, value: i64) {
+    fn write(&mut self, key: u32, value: i64, txn: TxnId) {
         let c = self.cell(key);
         self.cells.insert(
             key,
             Cell {
                 value,
                 version: c.version + 1,
+                writer: Some(write_tag(txn)),
             },
         );
     }
@@ -112,7 +117,7 @@ impl Shard {
         match msg {
             Msg::Read { txn, key } => {
                 let c = self.cell(key);
-                let (value, version) = (c.value, c.version);
+                let (value, version, writer) = (c.value, c.version, c.writer);
                 ctx.send(
                     from,
                     Msg::ReadReply {
@@ -120,6 +125,7 @@ impl Shard {
                         key,
                         value,
                         version,
+                        writer,
                     },
                 );
             }
@@ -159,7 +165,7 @@ impl Shard {
         }
         let yes = self.version_ok(key, version) && !self.marks.contains_key(&key);
         if yes {
-            self.write(key, value);
+            self.write(key, value, txn);
         }
         self.decided.insert(txn, yes);
         yes
@@ -196,7 +202,7 @@ impl Shard {
                     self.marks.remove(&k);
                 }
                 if commit {
-                    self.write(k, v);
+                    self.write(k, v, txn);
                 }
             }
         }
@@ -207,8 +213,8 @@ impl Shard {
                     self.cells.insert(
                         k,
                         Cell {
-                            value: old,
                             version: c.version + 1,
+                            ..old
                         },
                     );
                 }
@@ -246,7 +252,7 @@ impl Shard {
         let next = l.queue.remove(0);
         l.holder = Some(next);
         self.timers.remove(&next.timer);
-        let value = self.cell(key).value;
+        let c = self.cell(key);
         lock_series(ctx, key, next.client, 1);
         self.dirty_read_check(ctx, key, next.txn);
         ctx.send(
@@ -254,7 +260,7 @@ impl Shard {
             Msg::LockReply {
                 txn: next.txn,
                 key,
-                result: LockResult::Granted(value),
+                result: LockResult::Granted(c.value, c.writer),
             },
         );
         self.recheck_waiters(ctx, key);
@@ -322,14 +328,20 @@ impl Shard {
         match l.holder {
             None => {
                 l.holder = Some(me);
-                let value = self.cell(key).value;
+                let c = self.cell(key);
                 lock_series(ctx, key, client, 1);
                 self.dirty_read_check(ctx, key, txn);
-                reply(ctx, LockResult::Granted(value));
+                reply(ctx, LockResult::Granted(c.value, c.writer));
             }
             Some(h) if h.txn == txn => {
-                let value = self.cell(key).value;
-                reply(ctx, LockResult::Granted(value));
+                // A resent request: the cell as it was granted, unless this transaction has
+                // written it since (then the undo record holds what it read).
+                let c = self
+                    .undo
+                    .get(&txn)
+                    .and_then(|u| u.iter().find(|(k, _)| *k == key))
+                    .map_or(self.cell(key), |(_, old)| *old);
+                reply(ctx, LockResult::Granted(c.value, c.writer));
             }
             Some(h) if l.queue.iter().any(|w| w.txn == txn) => {
                 // A resent request while waiting: resend the wound too, in case it was lost.
@@ -398,14 +410,14 @@ impl Shard {
             .locks
             .get(&key)
             .is_some_and(|l| l.holder.is_some_and(|h| h.txn == txn));
-        let old = self.cell(key).value;
+        let old = self.cell(key);
         let undo = self.undo.entry(txn).or_default();
         if undo.iter().any(|(k, _)| *k == key) {
             return; // a resent write, already applied
         }
         assert!(holds, "two-phase locking: a write needs the key's lock");
         undo.push((key, old));
-        self.write(key, value);
+        self.write(key, value, txn);
         if self.params.has(CcBug::EarlyLockRelease) {
             self.release(ctx, key, txn, false);
         }

@@ -19,18 +19,16 @@
 //! compensated) and `saga.lost_updates` (a compensation restored a before-image over another
 //! saga's write).
 //!
-//! [`SagaChecker::liveness_findings`] is the liveness-phase predicate (sagas started after the
-//! heal ended by a deadline). It is not yet wired to `at_liveness`: with the default phase
-//! (`within` 500 ms) a saga started near the deadline cannot end in time when a busy record
-//! makes it wait, so the predicate needs a per-saga bound first; until then the end check
-//! (every saga ended once quiet) covers progress.
+//! In the liveness phase (faults healed, crashed nodes restarted), at its deadline: every saga
+//! started after the heal that has been open longer than [`saga_bound_ns`] is a liveness
+//! violation naming the saga, the step it is at and how long it has been open.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use sim_core::time::{fmt_ns, Nanos};
-use sim_core::{Checker, Finding, History, NodeId, View};
+use sim_core::{Checker, Finding, History, LivenessPhase, NodeId, View};
 
 use super::orchestrator::Phase;
 use super::service::{Entry, EntryState, Service, StepKind};
@@ -70,11 +68,67 @@ pub struct SagaChecker {
     stats: Rc<RefCell<SagaStats>>,
     /// True time each saga was first seen started at node 0.
     starts: BTreeMap<u64, Nanos>,
+    /// How long a saga started after the heal may stay open.
+    bound_ns: Nanos,
+}
+
+/// How long a saga started in the quiet period may take to end: a saga that keeps finding
+/// records busy gives up after `busy_retries` answers, one per `retry` period (resends go out
+/// on the orchestrator's or the outbox's tick), and ten more periods cover its steps, its
+/// compensations and the resends of lost messages. With the defaults, 31 x 60 ms = 1.86 s.
+pub fn saga_bound_ns(p: &Params) -> Nanos {
+    (u64::from(p.busy_retries) + 1 + 10) * p.retry.0
 }
 
 /// A saga's name for people: the client node and its order number.
 pub fn saga_name(saga: u64) -> String {
     format!("n{}#{}", saga >> 32, saga & 0xffff_ffff)
+}
+
+/// How the per-saga bound is made, for the liveness message.
+const BOUND_WHY: &str = "(busy_retries + 11) x retry";
+
+/// The step a saga is at, in words, and the service node it waits on (when node 0 knows).
+fn where_stuck(view: &View<'_, Node>, saga: u64) -> (String, Option<NodeId>) {
+    let step_at = |verb: &str, step: usize| {
+        (
+            format!("{verb} step {} ({})", step, STEPS[step].name()),
+            Some(step + 1),
+        )
+    };
+    match view.node(0) {
+        Some(Node::Orchestrator(o)) => match o.sagas.get(&saga).map(|r| (r.phase, &r.plan)) {
+            Some((Phase::Running(s), _)) => step_at("running", s),
+            Some((Phase::Compensating(i), plan)) => step_at("compensating", plan[i]),
+            Some((Phase::Releasing, _)) => ("releasing its semantic locks".into(), None),
+            Some((Phase::Done(_), _)) => ("ended".into(), None),
+            None => ("unknown to the orchestrator".into(), None),
+        },
+        Some(Node::Order(_)) => {
+            // No node knows a choreographed saga whole: forward, the first step not applied;
+            // once a step refused or compensated, the last step still applied.
+            let es = entries(view, saga);
+            let applied = |e: &Option<Option<Entry>>| matches!(e, Some(Some(x)) if x.state == EntryState::Applied);
+            let backward = es
+                .iter()
+                .any(|e| matches!(e, Some(Some(x)) if x.state != EntryState::Applied));
+            let at = if backward {
+                es.iter().rposition(applied).map(|s| ("compensating", s))
+            } else {
+                es.iter()
+                    .position(|e| !applied(e))
+                    .map(|s| ("waiting at", s))
+            };
+            match at {
+                Some((verb, s)) => step_at(verb, s),
+                None => (
+                    "waiting for the order service to hear it ended".into(),
+                    None,
+                ),
+            }
+        }
+        _ => ("with node 0 down".into(), None),
+    }
 }
 
 fn service<'a>(view: &'a View<'_, Node>, step: usize) -> Option<&'a Service> {
@@ -156,6 +210,7 @@ impl SagaChecker {
     /// A checker for a run whose quiet period starts at `quiet_ns`.
     pub fn new(params: Params, quiet_ns: Nanos, stats: Rc<RefCell<SagaStats>>) -> Self {
         SagaChecker {
+            bound_ns: saga_bound_ns(&params),
             params,
             quiet_ns,
             stats,
@@ -232,28 +287,46 @@ impl SagaChecker {
         None
     }
 
-    /// Sagas started in `[start, deadline)` that had not ended at the deadline: the liveness
-    /// phase's progress predicate (called at the deadline).
-    pub fn liveness_findings(
-        &self,
-        view: &View<'_, Node>,
-        start: Nanos,
-        deadline: Nanos,
-    ) -> Vec<String> {
-        self.starts
+    /// Sagas started after the heal and open for longer than the per-saga bound at `now`:
+    /// the liveness phase's progress predicate, each naming the saga, the step it is at and
+    /// how long it has been open.
+    pub fn stuck_sagas(&self, view: &View<'_, Node>, phase: LivenessPhase) -> Vec<Finding> {
+        let now = view.now;
+        let stuck: Vec<(u64, Nanos)> = self
+            .starts
             .iter()
-            .filter(|(_, t)| (start..deadline).contains(*t))
+            .filter(|(_, t)| **t >= phase.start_ns && now.saturating_sub(**t) > self.bound_ns)
             .filter(|(saga, _)| !matches!(node0(view, **saga).0, Some(Some(_))))
+            .map(|(s, t)| (*s, *t))
+            .collect();
+        let mut out: Vec<Finding> = stuck
+            .iter()
+            .take(4)
             .map(|(saga, t)| {
-                format!(
-                    "saga started at {} (after the heal at {}) had not ended by {}: {}",
+                let (at, node) = where_stuck(view, *saga);
+                Finding::liveness(format!(
+                    "saga {} started at {} (after the heal at {}) is stuck {at}: open for {} at {}, longer than the {} a saga may take ({}); {}",
+                    saga_name(*saga),
                     fmt_ns(*t),
-                    fmt_ns(start),
-                    fmt_ns(deadline),
+                    fmt_ns(phase.start_ns),
+                    fmt_ns(now - t),
+                    fmt_ns(now),
+                    fmt_ns(self.bound_ns),
+                    BOUND_WHY,
                     describe(view, *saga)
-                )
+                ))
+                .nodes([0].into_iter().chain(node))
+                .values([serde_json::json!(saga)])
             })
-            .collect()
+            .collect();
+        if stuck.len() > 4 {
+            out.push(Finding::liveness(format!(
+                "... {} sagas started after the heal were stuck at {}",
+                stuck.len(),
+                fmt_ns(now)
+            )));
+        }
+        out
     }
 
     fn sagas(&self, view: &View<'_, Node>) -> BTreeSet<u64> {
@@ -353,6 +426,15 @@ impl Checker<Node> for SagaChecker {
     }
     fn after_event(&mut self, view: &View<'_, Node>, node: NodeId) -> Option<Finding> {
         self.after_event_text(view, node).map(Finding::from)
+    }
+
+    fn at_liveness(
+        &mut self,
+        view: &View<'_, Node>,
+        phase: LivenessPhase,
+        _history: &History,
+    ) -> Vec<Finding> {
+        self.stuck_sagas(view, phase)
     }
 
     fn at_end(&mut self, view: &View<'_, Node>, history: &History) -> Vec<Finding> {

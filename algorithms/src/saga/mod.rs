@@ -45,7 +45,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
-use sim_core::time::{Duration, MS};
+use sim_core::time::{fmt_ns, Duration, MS};
 use sim_core::{
     Ctx, Message, NodeId, Op, Process, RunOptions, RunResult, Scenario, ScenarioError, Sim,
     SimConfig, TimerId,
@@ -57,24 +57,22 @@ pub use client::Client;
 pub use orchestrator::Orchestrator;
 pub use service::{Entry, Service, StepKind};
 
-bug_switches! {
+/// The switchable bugs, one line each on the rule they break.
+pub const BUGS: &[crate::Bug] = SagaBug::ALL;
+
+crate::bug_switches! {
     /// The saga bug switches.
     pub enum SagaBug {
         /// A duplicate or retried compensation is applied again.
-        NonIdempotentCompensation = "non_idempotent_compensation":
-            "a compensation is applied at most once per (saga, step): a retried or duplicated one must change nothing",
+        NonIdempotentCompensation = ("non_idempotent_compensation", "a compensation is applied at most once per (saga, step): a retried or duplicated one must change nothing"),
         /// The orchestrator acts before its log is durable.
-        LogNotPersisted = "log_not_persisted":
-            "the orchestrator syncs its saga log before every action, or a crash forgets a saga that has effects",
+        LogNotPersisted = ("log_not_persisted", "the orchestrator syncs its saga log before every action, or a crash forgets a saga that has effects"),
         /// Compensations run first step first.
-        CompensationsInWrongOrder = "compensations_in_wrong_order":
-            "compensations run in reverse order of the steps, so a saga's effect is always a prefix of its steps",
+        CompensationsInWrongOrder = ("compensations_in_wrong_order", "compensations run in reverse order of the steps, so a saga's effect is always a prefix of its steps"),
         /// A retried step is applied again.
-        StepRetriedWithoutDedup = "step_retried_without_dedup":
-            "a step is applied at most once per (saga, step): a retry must be recognised (or the customer pays twice)",
+        StepRetriedWithoutDedup = ("step_retried_without_dedup", "a step is applied at most once per (saga, step): a retry must be recognised (or the customer pays twice)"),
         /// Services ignore the pending flag of another saga.
-        NoSemanticLock = "no_semantic_lock":
-            "a record a saga has changed but not finished is locked for other sagas (a semantic lock), or a compensation overwrites their update",
+        NoSemanticLock = ("no_semantic_lock", "a record a saga has changed but not finished is locked for other sagas (a semantic lock), or a compensation overwrites their update"),
     }
 }
 
@@ -450,6 +448,21 @@ fn validate(sc: &Scenario, p: &Params) -> Result<(), ScenarioError> {
             "bug",
             "this bug is the orchestrator's; it has no meaning with style = \"choreographed\" (use style = \"orchestrated\")".into(),
         ));
+    }
+    if let (true, Some(within)) = (sc.liveness_on(), sc.liveness.within) {
+        let bound = check::saga_bound_ns(p);
+        if sc.quiet.0 < within.0 + bound {
+            return Err(sc.error_at(
+                "quiet",
+                format!(
+                    "the quiet period ({}) must hold the liveness phase ({}) and then one saga's bound ({}, (busy_retries + 11) x retry), so that a saga started just before the deadline can end before the end checks; use quiet = \"{}ms\" or more",
+                    fmt_ns(sc.quiet.0),
+                    fmt_ns(within.0),
+                    fmt_ns(bound),
+                    (within.0 + bound).div_ceil(MS)
+                ),
+            ));
+        }
     }
     if sc.workload.mix.keys().any(|f| f != "order") {
         return Err(sc.error_at(

@@ -64,10 +64,9 @@ impl<P: Process> Sim<P> {
             return;
         };
         self.world.accepting_ops = false;
+        // The algorithm's own findings come first: they say why nothing progressed (a
+        // waits-for cycle, a saga stuck at a step), which the generic check cannot.
         let mut found: Vec<(String, Finding)> = Vec::new();
-        if let Some(f) = self.operations_progress(phase) {
-            found.push(("liveness".into(), f));
-        }
         let history = History {
             events: std::mem::take(&mut self.world.history),
         };
@@ -80,6 +79,9 @@ impl<P: Process> Sim<P> {
             }
         }
         self.world.history = history.events;
+        if let Some(f) = self.operations_progress(phase) {
+            found.push(("liveness".into(), f));
+        }
         for (name, f) in found {
             self.world.report_violation(name, f);
         }
