@@ -11,8 +11,9 @@
 //! Each run is capped at `EVENTS_MAX` events so that a case costs milliseconds. A failing case
 //! is written to target/fuzz-scenarios/ (the mutated file, replayable with `distsim run`) and
 //! the test fails listing them all, with the panic's message and place. Before each case runs,
-//! it is written to target/fuzz-scenarios/last-case.{toml,json} with its name in last-case.txt,
-//! so that a case that kills the process (an abort, the kernel's out-of-memory killer) is still
+//! it is written to target/fuzz-scenarios/last-case-SEED-FROM.{toml,json} with its name in
+//! last-case-SEED-FROM.txt (one file per process, so ranges can run side by side), so that a
+//! case that kills the process (an abort, the kernel's out-of-memory killer) is still
 //! on disk to replay.
 
 use std::fmt::Write as _;
@@ -385,12 +386,15 @@ fn mutated_scenarios_give_a_verdict_or_a_located_error_never_a_panic() {
         }
         std::fs::create_dir_all(&out_dir).unwrap();
         std::fs::write(
-            out_dir.join(format!("last-case.{}", if json { "json" } else { "toml" })),
+            out_dir.join(format!(
+                "last-case-{seed}-{from}.{}",
+                if json { "json" } else { "toml" }
+            )),
             &mutated,
         )
         .unwrap();
         std::fs::write(
-            out_dir.join("last-case.txt"),
+            out_dir.join(format!("last-case-{seed}-{from}.txt")),
             format!(
                 "{name}{} from {path}\n",
                 if swarm { " --swarm" } else { "" }
