@@ -263,7 +263,9 @@ pub(crate) fn txn_ref(h: &TxnHistory, t: usize, model: TxnModel) -> TxnRef {
                 MopKind::Read => match h.read_of(m) {
                     None => format!("[r {key} ?]"),
                     Some(_) if m.read_len == NIL_READ => format!("[r {key} nil]"),
-                    Some(r) if model == TxnModel::RwRegister => format!("[r {key} {}]", r[0]),
+                    // A register read holds one value; a list here (from a hand-written
+                    // history, or an empty one built by `TxnHistory::push`) is shown as is.
+                    Some([v]) if model == TxnModel::RwRegister => format!("[r {key} {v}]"),
                     Some(r) => format!("[r {key} {}]", fmt_list(r)),
                 },
             }

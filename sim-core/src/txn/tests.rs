@@ -517,3 +517,21 @@ fn the_streaming_reader_names_the_line_of_a_bad_event() {
     let e = super::read_txn_jsonl(std::io::Cursor::new("{\"type\": 7}\n")).unwrap_err();
     assert!(e.starts_with("line 1: "), "{e}");
 }
+
+#[test]
+fn a_register_read_of_a_list_is_shown_not_a_panic() {
+    let mut h = TxnHistory::default();
+    h.keys.push("5".into());
+    h.push(
+        0,
+        TxnStatus::Ok,
+        &[
+            (MopKind::Read, 0, 0, Some(vec![])),
+            (MopKind::Read, 0, 0, Some(vec![1, 2])),
+        ],
+        1,
+        Some(2),
+    );
+    let r = super::explain::txn_ref(&h, 0, TxnModel::RwRegister);
+    assert_eq!(r.ops, "[r 5 []] [r 5 [1 2]]");
+}
