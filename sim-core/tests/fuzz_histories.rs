@@ -137,11 +137,17 @@ fn mutate(rng: &mut ChaCha8Rng, text: &[u8]) -> Vec<u8> {
 
 /// What `distsim check` does with a file, without printing: Ok(verdict name) or Err(message).
 fn check_like_the_cli(name: &str, bytes: &[u8]) -> Result<String, String> {
+    // A JSON Lines file goes through the streaming transactional reader first, as the CLI
+    // tries it: it must not panic, and when it reads the file, the general path must agree.
+    let streamed = (!name.ends_with(".edn")).then(|| txn::read_txn_jsonl(bytes));
     let text = String::from_utf8_lossy(bytes);
     let history = lin::parse_history_file(name, &text)?;
     let detected = lin::detect_model(&history);
     if let Some(model) = txn::TxnModel::by_name(detected.model) {
         let h = txn::parse_txn_history(&history)?;
+        if let Some(Ok(s)) = &streamed {
+            assert_eq!(s, &h, "the streaming reader and the general path disagree");
+        }
         let r = txn::check(
             &h,
             &txn::TxnCheckOptions {
