@@ -342,6 +342,12 @@ fn validate(p: &Params, sc: &Scenario) -> Result<(), ScenarioError> {
             "the cache needs at least one cache server and the database: nodes >= 2".into(),
         ));
     }
+    if p.vnodes == 0 || p.vnodes > crate::hashing::VNODES_MAX {
+        return bad(
+            "vnodes",
+            "vnodes (points per cache server on the ring) must be between 1 and 10,000, e.g. 100",
+        );
+    }
     if p.capacity == 0 {
         return bad(
             "capacity",

@@ -163,6 +163,9 @@ pub enum Protocol {
     PaxosCommit,
 }
 
+/// Most accounts (and registers): each is created, with its lock table entry, at start.
+const KEYS_MAX: u32 = 1_000_000;
+
 /// `[params]` of a commit scenario.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -299,6 +302,17 @@ fn validate(sc: &Scenario, p: &Params) -> Result<(), ScenarioError> {
                 "write_span = {} is more than the {} participants; use 0 (all) or 1..={}",
                 p.write_span, sc.nodes, sc.nodes
             ),
+        ));
+    }
+    if p.accounts > KEYS_MAX || p.registers > KEYS_MAX {
+        return Err(sc.error_at(
+            if p.accounts > KEYS_MAX {
+                "accounts"
+            } else {
+                "registers"
+            },
+            "accounts and registers must be at most 1,000,000 each (every one is created at start)"
+                .into(),
         ));
     }
     if (p.accounts as usize) < 2 || p.initial_balance < 0 || p.max_transfer < 1 {

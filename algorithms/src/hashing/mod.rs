@@ -213,12 +213,18 @@ impl Default for Params {
     }
 }
 
+/// Most virtual nodes per server: the ring holds vnodes x servers points, built at start.
+pub const VNODES_MAX: usize = 10_000;
+
 impl Params {
     /// Refuses values that make no sense, naming the field and the fix.
     pub fn validate(&self, sc: &Scenario) -> Result<(), ScenarioError> {
         let bad = |field: &str, msg: &str| Err(sc.error_at(field, msg.to_string()));
-        if self.vnodes == 0 {
-            return bad("vnodes", "vnodes must be at least 1, e.g. 100");
+        if self.vnodes == 0 || self.vnodes > VNODES_MAX {
+            return bad(
+                "vnodes",
+                "vnodes (points per server on the ring) must be between 1 and 10,000, e.g. 100",
+            );
         }
         if !(self.c >= 1.0 && self.c.is_finite()) {
             return bad("c", "c must be a number >= 1.0 (1.25 is the usual choice)");
