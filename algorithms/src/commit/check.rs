@@ -439,17 +439,17 @@ impl CommitChecker {
         // Every blocked participant and every coordinator of a blocked transaction.
         let all: BTreeSet<NodeId> = by_txn.values().flat_map(|v| v.0.iter().copied()).collect();
         let coords: BTreeSet<NodeId> = by_txn.values().map(|v| v.2).collect();
+        let others = match by_txn.len() - 1 {
+            1 => "1 more transaction".to_string(),
+            k => format!("{k} more transactions"),
+        };
         let more = match by_txn.len() {
             1 => String::new(),
-            k if all.len() > nodes.len() => {
+            _ if all.len() > nodes.len() => {
                 let all: Vec<String> = all.iter().map(|n| format!("n{n}")).collect();
-                format!(
-                    " (and {} more transactions; blocked in all: {})",
-                    k - 1,
-                    all.join(", ")
-                )
+                format!(" (and {others}; blocked in all: {})", all.join(", "))
             }
-            k => format!(" (and {} more transactions)", k - 1),
+            _ => format!(" (and {others})"),
         };
         let msg = format!(
             "blocked: participant{} {} in doubt on {} since {} ({} by {}) holding locks, coordinator n{coord} {down}{more}",
