@@ -394,7 +394,8 @@ pub fn write_run_report(
         );
     }
     family_panels(dir, r, &faults, end_ns, &mut out, &mut drawn);
-    let commit_drawn = r.series.contains_key("state.in_doubt");
+    let commit_drawn =
+        r.series.contains_key("state.prepared") && r.series.contains_key("state.locks");
     for (i, (name, points)) in r.series.iter().enumerate() {
         if rows::is_row_series(name) {
             let plot = rows::RowsPlot {
@@ -443,7 +444,7 @@ pub fn write_run_report(
 
 /// The panels that combine several series of one family: the ring (`ring.points`), the
 /// cache's hit ratio and database load (`cache.hit_ratio`), and the commit participants'
-/// states and locks (`state.in_doubt` with `state.locks`).
+/// states and locks (`state.prepared` with `state.locks`).
 fn family_panels(
     dir: &Path,
     r: &RunResult,
@@ -478,10 +479,11 @@ fn family_panels(
         let title = "Algorithm panel: cache hit ratio and database load";
         render(dir, "panel-cache", title, &p, out, drawn);
     }
-    if let (Some(in_doubt), Some(locks)) = (series("state.in_doubt"), series("state.locks")) {
+    // A run in which nobody was ever in doubt records no `state.in_doubt` point.
+    if let (Some(prepared), Some(locks)) = (series("state.prepared"), series("state.locks")) {
         let p = commit::CommitPlot {
-            prepared: series("state.prepared").unwrap_or(&[]),
-            in_doubt,
+            prepared,
+            in_doubt: series("state.in_doubt").unwrap_or(&[]),
             locks,
             outcome: series("state.outcome").unwrap_or(&[]),
             servers: r.servers,

@@ -84,3 +84,20 @@ fn the_commit_panel_shows_the_blocked_window() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_commit_panel_is_drawn_when_nobody_was_in_doubt() {
+    // Paxos Commit resolves n0's transactions before any decision timeout: no `state.in_doubt`
+    // point is recorded, and the participants' panel must still replace the step lines.
+    let dir = report_of(
+        "scenarios/commit/paxos-commit-coordinator-crash.toml",
+        "panel-commit-no-doubt",
+    );
+    assert!(dir.join("panel-commit.svg").exists(), "no commit panel");
+    let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    assert!(
+        !html.contains("Algorithm panel: state."),
+        "the commit states drawn as step lines too"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
