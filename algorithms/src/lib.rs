@@ -167,9 +167,11 @@ pub const ALGORITHMS: &[Algorithm] = &[
         operations: commit::OPERATIONS,
         roles: commit::ROLES,
         params: commit::PARAMS,
-        // Shorter than the usual second so that the commit scenarios' 1 s quiet periods hold it;
-        // long enough for a 3PC termination or a Paxos Commit recovery ballot by rank.
-        liveness_within: Duration(900 * sim_core::time::MS),
+        // Longer than the scenarios' client timeout (1 s: a client whose request was lost just
+        // before the heal waits that long) plus one transaction with its vote timeout (100 ms)
+        // and a retry (100 ms); the participants' own check takes half of it (750 ms) for a
+        // 3PC termination or a Paxos Commit recovery ballot by rank (200 ms a rank) to finish.
+        liveness_within: Duration(1_500 * sim_core::time::MS),
         run: commit::run,
     },
     Algorithm {

@@ -4,6 +4,7 @@
 //! refused with located errors.
 
 use algorithms::commit::{CommitBug, BUGS};
+use sim_core::trace::TraceKind;
 use sim_core::{RunOptions, RunResult, Scenario, Verdict};
 
 fn load(name: &str) -> Scenario {
@@ -60,6 +61,102 @@ fn fault_free_counts_match_gray_and_lamport() {
     );
 }
 
+/// Counts from the run's trace, not from the family's own counters: for each transaction, the
+/// messages between participants of the kinds Gray and Lamport count, and the message delays
+/// until the last participant receives the commit. Clients run one transaction at a time, so
+/// a transaction is everything caused by one client request: a message belongs to the request
+/// whose message its sender last handled, and its causal depth is one more than the deepest
+/// message of that request its sender has handled. Returns each transaction's (messages,
+/// delays), for the transactions that committed.
+fn counted_from_trace(name: &str, seed: u64) -> Vec<(u64, u64)> {
+    use std::collections::BTreeMap;
+    let opts = RunOptions {
+        keep_trace: true,
+        ..RunOptions::default()
+    };
+    let r = algorithms::run(&load(name), seed, &opts).expect("scenario runs");
+    let trace = r.trace.as_ref().expect("trace kept");
+    let paper = [
+        "prepare",
+        "vote_yes",
+        "vote_no",
+        "precommit",
+        "preack",
+        "commit",
+        "abort",
+        "phase2a",
+        "phase2b",
+    ];
+    let servers = r.servers;
+    // Per request: (paper messages, deepest commit delivered).
+    let mut txns: Vec<(u64, u64)> = Vec::new();
+    let mut msg: BTreeMap<u64, (usize, u64)> = BTreeMap::new(); // id -> (request, depth)
+    let mut depth: BTreeMap<(usize, usize), u64> = BTreeMap::new(); // (request, node) -> deepest
+    let mut cause: BTreeMap<usize, usize> = BTreeMap::new(); // node -> request last handled
+    for e in trace {
+        let id = e.msg_id;
+        match e.kind {
+            TraceKind::Send if e.node >= servers && e.label == "begin" => {
+                txns.push((0, 0));
+                msg.insert(id.unwrap(), (txns.len() - 1, 1));
+            }
+            TraceKind::Send => {
+                let Some(&t) = cause.get(&e.node) else {
+                    continue; // before any request
+                };
+                let d = depth.get(&(t, e.node)).copied().unwrap_or(0) + 1;
+                msg.insert(id.unwrap(), (t, d));
+                let to_server = e.peer.is_some_and(|p| p < servers);
+                if e.node < servers && to_server && paper.contains(&e.label.as_str()) {
+                    txns[t].0 += 1;
+                }
+            }
+            TraceKind::Deliver => {
+                let Some(&(t, d)) = id.and_then(|id| msg.get(&id)) else {
+                    continue;
+                };
+                cause.insert(e.node, t);
+                let nd = depth.entry((t, e.node)).or_insert(0);
+                *nd = (*nd).max(d);
+                if e.label == "commit" {
+                    txns[t].1 = txns[t].1.max(d);
+                }
+            }
+            _ => {}
+        }
+    }
+    let committed: Vec<(u64, u64)> = txns.into_iter().filter(|t| t.1 > 0).collect();
+    assert_eq!(
+        committed.len() as f64,
+        r.metrics["commit.committed"],
+        "{name} seed {seed}: a committed transaction not found in the trace"
+    );
+    committed
+}
+
+#[test]
+fn the_trace_counts_gray_and_lamports_messages_and_delays() {
+    // Gray and Lamport's table, N = 5, F = 1: 2PC 4 delays and 3N - 3 = 12 messages, Paxos
+    // Commit 5 delays and N(F + 3) - 3 = 17 messages; 3PC (ours) 6 delays and 5N - 5 = 20.
+    for (name, delays, messages) in [
+        ("count-2pc", 4, 12),
+        ("count-paxos-commit", 5, 17),
+        ("count-3pc", 6, 20),
+    ] {
+        for seed in 1..3 {
+            let txns = counted_from_trace(name, seed);
+            assert!(txns.len() >= 50, "{name} seed {seed}: too few transactions");
+            for (i, &(m, d)) in txns.iter().enumerate() {
+                assert_eq!(
+                    m, messages,
+                    "{name} seed {seed}: transaction {i}'s messages"
+                );
+                assert_eq!(d, delays, "{name} seed {seed}: transaction {i}'s delays");
+            }
+        }
+    }
+}
+
 #[test]
 fn two_phase_commit_blocks_where_three_phase_and_paxos_commit_do_not() {
     let r = run("2pc-coordinator-crash", 1);
@@ -72,6 +169,13 @@ fn two_phase_commit_blocks_where_three_phase_and_paxos_commit_do_not() {
         v.message
     );
     assert!(v.message.contains("coordinator n0 down"), "{}", v.message);
+    // How long: n1 voted yes just before n0 crashed at 2 s and is still in doubt at the
+    // liveness deadline (the heal at 5 s plus the family's 1.5 s bound).
+    assert!(
+        v.message.contains("(4.5") && v.message.contains("by 6.500s) holding locks"),
+        "{}",
+        v.message
+    );
     assert!(
         v.nodes.contains(&1) && v.nodes.contains(&0),
         "{:?}",

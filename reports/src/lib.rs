@@ -61,6 +61,7 @@ use sim_core::time::fmt_ns;
 use sim_core::{History, RunResult};
 
 pub mod cache;
+pub mod commit;
 pub mod contention;
 pub mod data;
 pub mod font;
@@ -393,6 +394,8 @@ pub fn write_run_report(
         );
     }
     family_panels(dir, r, &faults, end_ns, &mut out, &mut drawn);
+    let commit_drawn =
+        r.series.contains_key("state.prepared") && r.series.contains_key("state.locks");
     for (i, (name, points)) in r.series.iter().enumerate() {
         if rows::is_row_series(name) {
             let plot = rows::RowsPlot {
@@ -407,6 +410,9 @@ pub fn write_run_report(
         }
         if name.starts_with("ring.") {
             continue; // drawn as a ring by family_panels
+        }
+        if commit_drawn && commit::SERIES.contains(&name.as_str()) {
+            continue; // drawn as the participants' states by family_panels
         }
         render(
             dir,
@@ -436,8 +442,9 @@ pub fn write_run_report(
     Ok(out)
 }
 
-/// The panels that combine several series of one family: the ring (`ring.points`) and the
-/// cache's hit ratio and database load (`cache.hit_ratio`).
+/// The panels that combine several series of one family: the ring (`ring.points`), the
+/// cache's hit ratio and database load (`cache.hit_ratio`), and the commit participants'
+/// states and locks (`state.prepared` with `state.locks`).
 fn family_panels(
     dir: &Path,
     r: &RunResult,
@@ -471,6 +478,20 @@ fn family_panels(
         };
         let title = "Algorithm panel: cache hit ratio and database load";
         render(dir, "panel-cache", title, &p, out, drawn);
+    }
+    // A run in which nobody was ever in doubt records no `state.in_doubt` point.
+    if let (Some(prepared), Some(locks)) = (series("state.prepared"), series("state.locks")) {
+        let p = commit::CommitPlot {
+            prepared,
+            in_doubt: series("state.in_doubt").unwrap_or(&[]),
+            locks,
+            outcome: series("state.outcome").unwrap_or(&[]),
+            servers: r.servers,
+            faults,
+            end_ns,
+        };
+        let title = "Algorithm panel: participants' states and locks over time";
+        render(dir, "panel-commit", title, &p, out, drawn);
     }
 }
 

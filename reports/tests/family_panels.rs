@@ -1,4 +1,4 @@
-//! The ring panel and the cache panel appear, as PNG and SVG, for the families that record
+//! The ring panel, the cache panel and the commit panel appear, as PNG and SVG, for the families that record
 //! their series, and the ring's `ring.points` series is not also drawn as a step line.
 
 mod common;
@@ -52,5 +52,52 @@ fn the_cache_panel_marks_membership_changes() {
         "changes unmarked"
     );
     assert!(dir.join("panel-cache.png").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_commit_panel_shows_the_blocked_window() {
+    let dir = report_of(
+        "scenarios/commit/2pc-coordinator-crash.toml",
+        "panel-commit",
+    );
+    for f in ["panel-commit.png", "panel-commit.svg"] {
+        assert!(dir.join(f).exists(), "no {f}");
+    }
+    let svg = std::fs::read_to_string(dir.join("panel-commit.svg")).unwrap();
+    assert!(svg.contains("keys locked"), "caption missing");
+    // n0 crashes for good at 2 s; a participant it coordinated stays in doubt for seconds,
+    // and the panel names that window inside its band.
+    let longest: Vec<f64> = svg
+        .split("in doubt ")
+        .skip(1)
+        .filter_map(|s| s.split(' ').next()?.parse().ok())
+        .collect();
+    assert!(
+        longest.iter().any(|s| *s > 2.0),
+        "no participant in doubt for over 2 s: {longest:?}"
+    );
+    let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    assert!(
+        !html.contains("panel-state.in_doubt") && !html.contains("Algorithm panel: state.locks"),
+        "the commit states drawn as step lines too"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_commit_panel_is_drawn_when_nobody_was_in_doubt() {
+    // Paxos Commit resolves n0's transactions before any decision timeout: no `state.in_doubt`
+    // point is recorded, and the participants' panel must still replace the step lines.
+    let dir = report_of(
+        "scenarios/commit/paxos-commit-coordinator-crash.toml",
+        "panel-commit-no-doubt",
+    );
+    assert!(dir.join("panel-commit.svg").exists(), "no commit panel");
+    let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    assert!(
+        !html.contains("Algorithm panel: state."),
+        "the commit states drawn as step lines too"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

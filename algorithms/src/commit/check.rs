@@ -16,7 +16,7 @@
 //!   with the time it voted and whether its coordinator is down.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use sim_core::time::{fmt_ns, Nanos, MS};
@@ -436,19 +436,32 @@ impl CommitChecker {
         } else {
             "up"
         };
-        let more = if by_txn.len() > 1 {
-            format!(" (and {} more transactions)", by_txn.len() - 1)
-        } else {
-            String::new()
+        // Every blocked participant and every coordinator of a blocked transaction.
+        let all: BTreeSet<NodeId> = by_txn.values().flat_map(|v| v.0.iter().copied()).collect();
+        let coords: BTreeSet<NodeId> = by_txn.values().map(|v| v.2).collect();
+        let others = match by_txn.len() - 1 {
+            1 => "1 more transaction".to_string(),
+            k => format!("{k} more transactions"),
+        };
+        let more = match by_txn.len() {
+            1 => String::new(),
+            _ if all.len() > nodes.len() => {
+                let all: Vec<String> = all.iter().map(|n| format!("n{n}")).collect();
+                format!(" (and {others}; blocked in all: {})", all.join(", "))
+            }
+            _ => format!(" (and {others})"),
         };
         let msg = format!(
-            "blocked: participant{} {} in doubt on {} since {}, coordinator n{coord} {down}{more}",
+            "blocked: participant{} {} in doubt on {} since {} ({} by {}) holding locks, coordinator n{coord} {down}{more}",
             if nodes.len() > 1 { "s" } else { "" },
             names.join(", "),
             txn_name(txn),
-            fmt_ns(*since)
+            fmt_ns(*since),
+            fmt_ns(view.now - *since),
+            fmt_ns(view.now)
         );
-        vec![Finding::liveness(msg).nodes(nodes.iter().copied().chain([*coord]))]
+        let named: BTreeSet<NodeId> = all.into_iter().chain(coords).collect();
+        vec![Finding::liveness(msg).nodes(named)]
     }
 }
 

@@ -330,6 +330,8 @@ impl Server {
         }
         self.rm.decided.insert(txn, commit);
         self.rm.unlock(txn, &pieces);
+        // For the report's state panel: the instant a prepared transaction ends here.
+        ctx.series("state.outcome", if commit { 1.0 } else { 2.0 });
         self.note(Note::Decided {
             node: self.id,
             txn,
