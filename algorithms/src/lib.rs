@@ -196,10 +196,10 @@ pub const ALGORITHMS: &[Algorithm] = &[
     },
     Algorithm {
         name: "primary_backup",
-        summary: "primary-backup replication with leases, a view service and failover",
+        summary: "primary-backup replication with leases and failover, by a view service or by the ZooKeeper-style lock service on Raft",
         bugs: primary_backup::BUGS,
         operations: &["read", "get", "write", "put", "cas"],
-        roles: &["primary", "backup", "view_service"],
+        roles: &["primary", "backup", "view_service", "coord_leader"],
         params: primary_backup::PARAMS,
         // The service's wait for the old lease (367 ms), catch-up, and retries.
         liveness_within: Duration(1_500 * sim_core::time::MS),
@@ -236,8 +236,11 @@ pub const ALGORITHMS: &[Algorithm] = &[
         operations: &["put", "get"],
         roles: &[],
         params: hashing::PARAMS,
-        // Longer than the clients' 500 ms timeout: a request to a server that crashed must time out.
-        liveness_within: Duration(700 * sim_core::time::MS),
+        // Longer than a client timeout (500 ms by default; hashing clients do not retry) plus a
+        // membership cycle (suspect_after, 200 ms by default, then a heartbeat): a request sent
+        // to a server that crashed just before the heal times out, and views converge on the
+        // restarted servers within a heartbeat.
+        liveness_within: Duration(1_200 * sim_core::time::MS),
         run: hashing::run,
     },
     Algorithm {
@@ -247,7 +250,11 @@ pub const ALGORITHMS: &[Algorithm] = &[
         operations: &["get", "put"],
         roles: &[],
         params: cache::PARAMS,
-        liveness_within: Duration(700 * sim_core::time::MS),
+        // Longer than a client timeout (1 s in the nemesis scenarios) plus a retry cycle (a
+        // reader told to wait asks again every lease_wait; an invalidation is resent every
+        // delete_retry) and a membership cycle (suspect_after 400 ms): a request lost just
+        // before the heal leaves its client waiting a whole timeout before it tries again.
+        liveness_within: Duration(1_800 * sim_core::time::MS),
         run: cache::run,
     },
     Algorithm {

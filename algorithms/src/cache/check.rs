@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use sim_core::time::{fmt_ns, Nanos};
-use sim_core::{Checker, EventType, Finding, History, NodeId, View};
+use sim_core::{Checker, EventType, Finding, History, LivenessPhase, NodeId, View};
 
 use super::Node;
 use crate::hashing::placement::key_index;
@@ -176,5 +176,46 @@ impl Checker<Node> for Staleness {
             out.push(Finding::new(format!("... {stale} stale reads in all")));
         }
         out
+    }
+}
+
+/// The liveness phase's progress predicate: by the deadline every cache server and client
+/// sees as members exactly the cache servers that are up and meant to be in the cluster, so
+/// that reads reach the cache again instead of the database. The engine checks besides that
+/// operations complete.
+#[derive(Default)]
+pub struct ViewsConverge;
+
+impl Checker<Node> for ViewsConverge {
+    fn name(&self) -> &'static str {
+        "cache-views-converge"
+    }
+
+    fn at_liveness(
+        &mut self,
+        view: &View<'_, Node>,
+        phase: LivenessPhase,
+        _history: &History,
+    ) -> Vec<Finding> {
+        use crate::hashing::membership::{disagreeing, not_converged};
+        let expected = view
+            .servers()
+            .filter(|(_, n)| matches!(n, Node::Cache(c) if c.is_member()))
+            .map(|(i, _)| i)
+            .collect();
+        let clients = view.servers_count()..view.servers_count() + view.clients_count();
+        let views = view
+            .servers()
+            .chain(clients.filter_map(|c| view.node(c).map(|n| (c, n))))
+            .filter_map(|(i, n)| match n {
+                Node::Cache(c) => Some((i, c.view_members())),
+                Node::Client(c) => Some((i, c.view_members())),
+                Node::Db(_) => None,
+            });
+        let wrong = disagreeing(&expected, views);
+        if wrong.is_empty() {
+            return Vec::new();
+        }
+        vec![not_converged(&expected, &wrong, phase)]
     }
 }

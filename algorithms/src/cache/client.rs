@@ -58,6 +58,11 @@ impl Client {
         }
     }
 
+    /// The cache servers this client routes to.
+    pub fn view_members(&self) -> &std::collections::BTreeSet<usize> {
+        self.view.members()
+    }
+
     fn owner(&mut self, key: u32) -> Option<NodeId> {
         if self.placement.is_none() {
             self.placement = self.cfg.shared.placement(&self.view);

@@ -52,58 +52,21 @@ use crate::Bug;
 use msg::Msg;
 use server::{CacheServer, Database};
 
-/// The cache's bug switches; each variant names the rule it breaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CacheBug {
-    /// No leases: any fill is accepted (the stale-set race) and every reader of a missing hot
-    /// key goes to the database (the herd).
-    LeasesOff,
-    /// Invalidate the cache before writing the database.
-    InvalidateBeforeWrite,
-    /// Hand out leases but accept a fill without checking its token.
-    FillWithoutLease,
-}
+/// The switchable bugs, one line each on the rule they break.
+pub const BUGS: &[Bug] = CacheBug::ALL;
 
-impl CacheBug {
-    /// Every bug, in the order `distsim list` shows them.
-    pub const ALL: [CacheBug; 3] = [
-        CacheBug::LeasesOff,
-        CacheBug::InvalidateBeforeWrite,
-        CacheBug::FillWithoutLease,
-    ];
-
-    /// The bug's name and the rule it breaks.
-    pub const fn bug(self) -> Bug {
-        match self {
-            CacheBug::LeasesOff => Bug {
-                name: "leases_off",
-                rule: "a fill must be refused if the key was invalidated since the miss (else a value read before a write is cached after it)",
-            },
-            CacheBug::InvalidateBeforeWrite => Bug {
-                name: "invalidate_before_write",
-                rule: "invalidate after the database write, not before (else a reader refills the old value in between)",
-            },
-            CacheBug::FillWithoutLease => Bug {
-                name: "fill_without_lease",
-                rule: "a fill must carry the lease token still valid for the key (leases handed out but never checked protect nothing)",
-            },
-        }
+crate::bug_switches! {
+    /// The cache's bug switches; each variant carries the rule it breaks.
+    pub enum CacheBug {
+        /// No leases: any fill is accepted (the stale-set race) and every reader of a missing
+        /// hot key goes to the database (the herd).
+        LeasesOff = ("leases_off", "a fill must be refused if the key was invalidated since the miss (else a value read before a write is cached after it)"),
+        /// Invalidate the cache before writing the database.
+        InvalidateBeforeWrite = ("invalidate_before_write", "invalidate after the database write, not before (else a reader refills the old value in between)"),
+        /// Hand out leases but accept a fill without checking its token.
+        FillWithoutLease = ("fill_without_lease", "a fill must carry the lease token still valid for the key (leases handed out but never checked protect nothing)"),
     }
 }
-
-const fn all_bugs() -> [Bug; 3] {
-    let mut out = [CacheBug::ALL[0].bug(); 3];
-    let mut i = 0;
-    while i < 3 {
-        out[i] = CacheBug::ALL[i].bug();
-        i += 1;
-    }
-    out
-}
-
-/// The switchable bugs, derived from [`CacheBug`].
-pub const BUGS: &[Bug] = &all_bugs();
 
 /// The `[params]` fields, for `distsim list`.
 pub const PARAMS: &[crate::ParamDoc] = &[
@@ -444,6 +407,7 @@ pub fn run(sc: &Scenario, seed: u64, opts: &RunOptions) -> Result<RunResult, Sce
         }
     });
     sim.add_checker(check::Staleness::new(p.staleness_bound.0, db));
+    sim.add_checker(check::ViewsConverge);
     let mut r = sim.run();
     derived_metrics(&mut r);
     Ok(r)
@@ -477,10 +441,11 @@ fn derived_metrics(r: &mut RunResult) {
 mod tests {
     #[test]
     fn the_bug_list_matches_the_enum() {
-        for b in super::CacheBug::ALL {
+        for b in super::BUGS {
             let parsed: super::CacheBug =
-                serde_json::from_value(serde_json::json!(b.bug().name)).expect("parses");
-            assert_eq!(parsed, b);
+                serde_json::from_value(serde_json::json!(b.name)).expect("parses");
+            assert_eq!(parsed.name(), b.name);
+            assert_eq!(parsed.rule(), b.rule);
         }
     }
 }

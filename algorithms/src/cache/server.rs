@@ -66,6 +66,16 @@ impl CacheServer {
         }
     }
 
+    /// Whether this cache server is in the cluster (by the schedule).
+    pub fn is_member(&self) -> bool {
+        self.member
+    }
+
+    /// The cache servers this one sees as members.
+    pub fn view_members(&self) -> &std::collections::BTreeSet<usize> {
+        self.view.members()
+    }
+
     /// Entries held.
     pub fn entries(&self) -> usize {
         self.lru.len()

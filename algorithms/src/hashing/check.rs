@@ -3,8 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use sim_core::{Checker, Finding, NodeId, View};
+use sim_core::{Checker, Finding, History, LivenessPhase, NodeId, View};
 
+use super::membership::{disagreeing, not_converged};
 use super::node::{ChangeReport, Node};
 
 /// Limits a placement must respect.
@@ -109,5 +110,43 @@ impl Checker<Node> for PlacementChecks {
             nodes.dedup();
             Some(Finding::new(msg).nodes(nodes))
         })
+    }
+}
+
+/// The liveness phase's progress predicate: by the deadline every server and client sees as
+/// members exactly the servers that are up and meant to be in the cluster (so keys route to
+/// where they live again). The engine checks besides that operations complete.
+#[derive(Default)]
+pub struct ViewsConverge;
+
+impl Checker<Node> for ViewsConverge {
+    fn name(&self) -> &'static str {
+        "hashing-views-converge"
+    }
+
+    fn at_liveness(
+        &mut self,
+        view: &View<'_, Node>,
+        phase: LivenessPhase,
+        _history: &History,
+    ) -> Vec<Finding> {
+        let expected = view
+            .servers()
+            .filter(|(_, n)| matches!(n, Node::Server(s) if s.is_member()))
+            .map(|(i, _)| i)
+            .collect();
+        let clients = view.servers_count()..view.servers_count() + view.clients_count();
+        let views = view
+            .servers()
+            .chain(clients.filter_map(|c| view.node(c).map(|n| (c, n))))
+            .map(|(i, n)| match n {
+                Node::Server(s) => (i, s.view_members()),
+                Node::Client(c) => (i, c.view_members()),
+            });
+        let wrong = disagreeing(&expected, views);
+        if wrong.is_empty() {
+            return Vec::new();
+        }
+        vec![not_converged(&expected, &wrong, phase)]
     }
 }

@@ -138,3 +138,42 @@ impl View {
         !gone.is_empty()
     }
 }
+
+/// The progress predicate of a membership built on heartbeats, for the liveness phase: once
+/// the faults have healed, every node's view is `expected` (the servers up and meant to be
+/// members). Returns the nodes whose view differs, with what they see; empty when converged.
+pub fn disagreeing<'a>(
+    expected: &BTreeSet<usize>,
+    views: impl Iterator<Item = (usize, &'a BTreeSet<usize>)>,
+) -> Vec<(usize, Vec<usize>)> {
+    views
+        .filter(|(_, v)| *v != expected)
+        .map(|(n, v)| (n, v.iter().copied().collect()))
+        .collect()
+}
+
+/// A liveness finding for nodes whose views had not converged on `expected` by the deadline.
+pub fn not_converged(
+    expected: &BTreeSet<usize>,
+    wrong: &[(usize, Vec<usize>)],
+    phase: sim_core::LivenessPhase,
+) -> sim_core::Finding {
+    let names = |m: &mut dyn Iterator<Item = usize>| {
+        m.map(|x| format!("n{x}")).collect::<Vec<_>>().join(",")
+    };
+    let shown: Vec<String> = wrong
+        .iter()
+        .take(5)
+        .map(|(n, v)| format!("n{n} sees {{{}}}", names(&mut v.iter().copied())))
+        .collect();
+    sim_core::Finding::liveness(format!(
+        "membership did not converge: faults healed at {} but at {} {} node(s) still disagree with the members {{{}}}: {}{}",
+        sim_core::time::fmt_ns(phase.start_ns),
+        sim_core::time::fmt_ns(phase.deadline_ns),
+        wrong.len(),
+        names(&mut expected.iter().copied()),
+        shown.join(", "),
+        if wrong.len() > 5 { ", ..." } else { "" }
+    ))
+    .nodes(wrong.iter().map(|(n, _)| *n))
+}

@@ -46,57 +46,20 @@ use membership::{Change, Schedule};
 use node::{Client, Node, Server, Shared};
 use placement::{KeySpace, PlacementConfig, Strategy};
 
-/// The family's bug switches; each variant names the rule it breaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HashingBug {
-    /// Hash keys and points by the sum of their bytes.
-    SumOfBytes,
-    /// One point per server, whatever `vnodes` says.
-    FewVnodes,
-    /// Place keys by `hash mod n`, so a change of n rehashes nearly every key.
-    Modulo,
-}
+/// The switchable bugs, one line each on the rule they break.
+pub const BUGS: &[Bug] = HashingBug::ALL;
 
-impl HashingBug {
-    /// Every bug, in the order `distsim list` shows them.
-    pub const ALL: [HashingBug; 3] = [
-        HashingBug::SumOfBytes,
-        HashingBug::FewVnodes,
-        HashingBug::Modulo,
-    ];
-
-    /// The bug's name and the rule it breaks.
-    pub const fn bug(self) -> Bug {
-        match self {
-            HashingBug::SumOfBytes => Bug {
-                name: "sum_of_bytes",
-                rule: "the hash must spread keys and points uniformly (a byte sum piles them onto a few servers)",
-            },
-            HashingBug::FewVnodes => Bug {
-                name: "few_vnodes",
-                rule: "each server needs many virtual nodes (one point per server leaves arcs up to ~ln n times the mean)",
-            },
-            HashingBug::Modulo => Bug {
-                name: "modulo",
-                rule: "a membership change must move only the keys of the servers that change (hash mod n rehashes almost all)",
-            },
-        }
+crate::bug_switches! {
+    /// The family's bug switches; each variant carries the rule it breaks.
+    pub enum HashingBug {
+        /// Hash keys and points by the sum of their bytes.
+        SumOfBytes = ("sum_of_bytes", "the hash must spread keys and points uniformly (a byte sum piles them onto a few servers)"),
+        /// One point per server, whatever `vnodes` says.
+        FewVnodes = ("few_vnodes", "each server needs many virtual nodes (one point per server leaves arcs up to ~ln n times the mean)"),
+        /// Place keys by `hash mod n`, so a change of n rehashes nearly every key.
+        Modulo = ("modulo", "a membership change must move only the keys of the servers that change (hash mod n rehashes almost all)"),
     }
 }
-
-const fn all_bugs() -> [Bug; 3] {
-    let mut out = [HashingBug::ALL[0].bug(); 3];
-    let mut i = 0;
-    while i < 3 {
-        out[i] = HashingBug::ALL[i].bug();
-        i += 1;
-    }
-    out
-}
-
-/// The switchable bugs, derived from [`HashingBug`].
-pub const BUGS: &[Bug] = &all_bugs();
 
 /// The `[params]` fields, for `distsim list`.
 pub const PARAMS: &[crate::ParamDoc] = &[
@@ -349,6 +312,7 @@ pub fn run(sc: &Scenario, seed: u64, opts: &RunOptions) -> Result<RunResult, Sce
         params.max_moved_ratio,
         bounded,
     ));
+    sim.add_checker(check::ViewsConverge);
     Ok(sim.run())
 }
 

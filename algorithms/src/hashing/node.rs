@@ -181,6 +181,16 @@ impl Server {
         self.store.len()
     }
 
+    /// Whether this server is in the cluster (by the schedule).
+    pub fn is_member(&self) -> bool {
+        self.member
+    }
+
+    /// The members this server sees.
+    pub fn view_members(&self) -> &std::collections::BTreeSet<usize> {
+        self.view.members()
+    }
+
     fn me_in_view(&mut self, me: usize, now: Nanos) {
         if self.member {
             self.view.heard(me, now);
@@ -395,6 +405,11 @@ impl Client {
             placement: None,
             tracker: RequestTracker::default(),
         }
+    }
+
+    /// The members this client routes to.
+    pub fn view_members(&self) -> &std::collections::BTreeSet<usize> {
+        self.view.members()
     }
 }
 

@@ -128,12 +128,38 @@ fn jump_moves_one_sixth_from_ten_to_twelve_servers() {
 
 #[test]
 fn the_bug_list_matches_the_enum() {
-    // Each bug's name deserializes to the variant that carries it.
-    for b in super::HashingBug::ALL {
-        let name = b.bug().name;
+    // Each bug's name deserializes to the variant that carries it, with the same rule.
+    for b in super::BUGS {
         let parsed: super::HashingBug =
-            serde_json::from_value(serde_json::json!(name)).expect("bug name parses");
-        assert_eq!(parsed, b);
+            serde_json::from_value(serde_json::json!(b.name)).expect("bug name parses");
+        assert_eq!(parsed.name(), b.name);
+        assert_eq!(parsed.rule(), b.rule);
     }
-    assert_eq!(super::BUGS.len(), super::HashingBug::ALL.len());
+    assert_eq!(super::BUGS.len(), 3);
+}
+
+/// The liveness predicate can fail: a server crashed long enough to leave every view and
+/// restarted at the heal is back in the views within the family's bound, but not within 1 ms
+/// (its first heartbeat is still on the wire).
+#[test]
+fn views_must_converge_after_the_heal() {
+    use sim_core::{RunOptions, Scenario, Verdict};
+    let text = |within: &str| {
+        format!(
+            "description = \"d\"\nalgorithm = \"hashing\"\nnodes = 4\nduration = \"4s\"\nquiet = \"2s\"\n{within}[network]\nlatency = {{ dist = \"constant\", value = \"5ms\" }}\n[workload]\nclients = 2\nkeys = 100\nmix = {{ get = 1, put = 1 }}\n[[faults]]\nat = \"500ms\"\naction = \"crash\"\nnode = 3\n"
+        )
+    };
+    let sc = Scenario::parse("t.toml", &text("")).expect("parses");
+    let r = crate::run(&sc, 1, &RunOptions::default()).expect("runs");
+    assert_eq!(r.verdict, Verdict::Pass, "{:?}", r.violations);
+    let short = text("[liveness]\nwithin = \"1ms\"\n");
+    let sc = Scenario::parse("t.toml", &short).expect("parses");
+    let r = crate::run(&sc, 1, &RunOptions::default()).expect("runs");
+    assert_eq!(r.verdict, Verdict::Violation);
+    let v = r
+        .violations
+        .iter()
+        .find(|v| v.source == "hashing-views-converge")
+        .expect("the views check fails");
+    assert!(v.message.contains("n3"), "{}", v.message);
 }

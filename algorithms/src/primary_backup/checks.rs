@@ -133,21 +133,30 @@ fn split_brain(since: Nanos, until: &str, who: &BTreeSet<Actor>) -> Finding {
 /// Every acknowledged write survives every failover.
 pub struct NoLostWrites {
     stats: Rc<RefCell<Stats>>,
-    service: NodeId,
+    service: Option<NodeId>,
 }
 
 impl NoLostWrites {
-    /// The end check; `service` is the view service's node.
-    pub fn new(stats: Rc<RefCell<Stats>>, service: NodeId) -> Self {
+    /// The end check; `service` is the view service's node (None: the coordination service
+    /// of `failover = "zookeeper"` elects the primary).
+    pub fn new(stats: Rc<RefCell<Stats>>, service: Option<NodeId>) -> Self {
         NoLostWrites { stats, service }
     }
 
-    /// The replica whose log is the store's final state: the primary of the service's view
-    /// if it is up, else the up replica with the newest log.
+    /// The replica whose log is the store's final state: the primary that the view service
+    /// (or the coordination service's leader of the highest term) names, if it is up, else
+    /// the up replica with the newest log.
     fn final_replica<'a>(&self, view: &'a View<'_, Node>) -> Option<(NodeId, &'a Replica)> {
-        let named = match view.node(self.service) {
+        let named = match self.service.and_then(|s| view.node(s)) {
             Some(Node::Service(s)) => s.state.view.primary,
-            _ => None,
+            _ => view
+                .servers()
+                .filter_map(|(_, n)| match n {
+                    Node::Coord(c) if c.raft.is_leader() => Some(&c.raft),
+                    _ => None,
+                })
+                .max_by_key(|r| r.term)
+                .and_then(|r| r.state().listing().view().1),
         };
         if let Some(p) = named {
             if let Some(r) = view.node(p).and_then(replica) {

@@ -22,6 +22,8 @@ struct Current {
 /// A client.
 pub struct Client {
     id: u32,
+    /// The replicas are nodes `first..first + replicas`.
+    first: NodeId,
     replicas: usize,
     /// The replica it believes is the primary.
     primary: NodeId,
@@ -62,9 +64,10 @@ pub(crate) fn kv_op(op: &Op) -> KvOp {
 }
 
 impl Client {
-    /// Client `id` of a cluster whose replicas are nodes 1..=replicas.
+    /// Client `id` of a cluster whose replicas are nodes `first..first + replicas`.
     pub fn new(
         id: NodeId,
+        first: NodeId,
         replicas: usize,
         timeout_ns: u64,
         retry_ns: u64,
@@ -72,8 +75,9 @@ impl Client {
     ) -> Self {
         Client {
             id: id as u32,
+            first,
             replicas,
-            primary: 1 + id % replicas,
+            primary: first + id % replicas,
             cseq: 0,
             tracker: RequestTracker::default(),
             timeout_ns,
@@ -88,7 +92,7 @@ impl Client {
         let Some(c) = &self.cur else { return };
         let to = if self.reads_anywhere && matches!(c.op, KvOp::Get { .. }) {
             use rand::Rng;
-            1 + ctx.rng().random_range(0..self.replicas)
+            self.first + ctx.rng().random_range(0..self.replicas)
         } else {
             self.primary
         };
@@ -176,7 +180,7 @@ impl Client {
             let req = tag & !RETRY_TIMER;
             if self.cur.as_ref().is_some_and(|c| c.req == req) {
                 self.retry = None;
-                self.primary = 1 + self.primary % self.replicas;
+                self.primary = self.first + (self.primary + 1 - self.first) % self.replicas;
                 ctx.count("pb.client_retries", 1.0);
                 self.send(ctx);
             }

@@ -21,6 +21,8 @@
 
 pub mod checks;
 pub mod client;
+pub mod coord;
+pub mod elector;
 pub mod lease;
 pub mod msg;
 pub mod primary;
@@ -40,6 +42,8 @@ use sim_core::{
 use crate::Bug;
 use checks::{NoLostWrites, OnePrimary, ServesAfterHeal, Stats};
 use client::Client;
+use coord::CoordReplica;
+use elector::Elector;
 use msg::Msg;
 use replica::Replica;
 use service::ViewService;
@@ -95,7 +99,34 @@ pub const PARAMS: &[crate::ParamDoc] = &[
         default: "\"150ms\"",
         doc: "a client that hears nothing for this long retries at the next replica",
     },
+    crate::ParamDoc {
+        name: "failover",
+        default: "\"view_service\"",
+        doc: "who elects the primary: view_service (node 0) or zookeeper (a lock service on Raft)",
+    },
+    crate::ParamDoc {
+        name: "zk_replicas",
+        default: "3",
+        doc: "zookeeper: Raft replicas of the coordination service (nodes 0..zk_replicas)",
+    },
+    crate::ParamDoc {
+        name: "session_timeout",
+        default: "\"1500ms\"",
+        doc: "zookeeper: a session not pinged for this long expires, and its entry with it",
+    },
 ];
+
+/// Who elects the primary.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Failover {
+    /// A view service (node 0) grants leases and promotes backups.
+    #[default]
+    ViewService,
+    /// The ZooKeeper-style lock service on Raft: the lowest in-sync entry leads, its sequence
+    /// number is its epoch (the fencing token).
+    Zookeeper,
+}
 
 /// `[params]` of a primary-backup scenario.
 #[derive(Clone, Debug, Deserialize)]
@@ -111,6 +142,12 @@ pub struct Params {
     pub drift_margin: f64,
     /// A client that hears nothing for this long retries at the next replica.
     pub client_retry: Duration,
+    /// Who elects the primary.
+    pub failover: Failover,
+    /// `zookeeper`: replicas of the coordination service.
+    pub zk_replicas: usize,
+    /// `zookeeper`: a session not pinged for this long expires.
+    pub session_timeout: Duration,
 }
 
 impl Default for Params {
@@ -121,6 +158,9 @@ impl Default for Params {
             lease: Duration(300 * MS),
             drift_margin: 0.1,
             client_retry: Duration(150 * MS),
+            failover: Failover::ViewService,
+            zk_replicas: 3,
+            session_timeout: Duration(1500 * MS),
         }
     }
 }
@@ -140,8 +180,56 @@ impl Params {
         (self.lease.0 as f64 * (1.0 + m) / (1.0 - m)).ceil() as Nanos
     }
 
+    /// The first replica's node: after the view service, or after the coordination service.
+    pub fn first_replica(&self) -> NodeId {
+        match self.failover {
+            Failover::ViewService => 1,
+            Failover::Zookeeper => self.zk_replicas,
+        }
+    }
+
+    /// `zookeeper`: how long the service leader waits, on its clock, before it expires a
+    /// silent session (with `promote_without_lease`: three heartbeats, shorter than the lease).
+    pub fn session_expiry_ns(&self) -> Nanos {
+        if self.has(PbBug::PromoteWithoutLease) {
+            return 3 * self.heartbeat_interval.0;
+        }
+        self.session_timeout.0
+    }
+
+    /// `zookeeper`: the primary's lease on its own clock, from a ping's departure. The
+    /// service expires the session no sooner than `session_timeout` of its leader's clock
+    /// after the ping arrived (at least `session_timeout / (1 + m)` of true time), and a
+    /// deposed service leader may answer pings for up to two election timeouts after a new
+    /// one took over; the lease, timed by a clock up to `m` slow, ends before both. With
+    /// `lease_ignores_drift` it is the whole session timeout.
+    pub fn zk_lease_ns(&self) -> Nanos {
+        if self.has(PbBug::LeaseIgnoresDrift) {
+            return self.session_timeout.0;
+        }
+        let m = self.drift_margin;
+        let stale = 2 * coord::raft_params().election_timeout_max.0;
+        let service = (self.session_timeout.0 as f64 / (1.0 + m)).floor() as Nanos;
+        (service.saturating_sub(stale) as f64 * (1.0 - m)).floor() as Nanos
+    }
+
     fn validate(&self, sc: &Scenario) -> Result<(), ScenarioError> {
         let e = |field: &str, msg: &str| Err(sc.error_at(field, msg.to_string()));
+        if self.failover == Failover::Zookeeper {
+            if self.zk_replicas == 0 || sc.nodes < self.zk_replicas + 1 {
+                return e(
+                    "zk_replicas",
+                    "failover = \"zookeeper\" runs the coordination service on nodes 0..zk_replicas and the replicas after them: zk_replicas >= 1 and nodes >= zk_replicas + 1 (e.g. zk_replicas = 3, nodes = 6)",
+                );
+            }
+            let lease = self.zk_lease_ns();
+            if lease < 2 * self.heartbeat_interval.0 {
+                return e(
+                    "session_timeout",
+                    "session_timeout is too short for a lease: the primary's lease (session_timeout / (1 + drift_margin) - 600ms, times 1 - drift_margin) must be at least two heartbeats; e.g. \"1500ms\"",
+                );
+            }
+        }
         if sc.nodes < 2 {
             return e(
                 "nodes",
@@ -187,6 +275,8 @@ impl Params {
 pub enum Node {
     /// The view service (node 0).
     Service(Box<ViewService>),
+    /// A replica of the coordination service (`failover = "zookeeper"`).
+    Coord(Box<CoordReplica>),
     /// A replica.
     Replica(Box<Replica>),
     /// A client.
@@ -199,6 +289,7 @@ impl Process for Node {
     fn on_start(&mut self, ctx: &mut Ctx<'_, Msg>) {
         match self {
             Node::Service(s) => s.on_start(ctx),
+            Node::Coord(c) => c.on_start(ctx),
             Node::Replica(r) => r.on_start(ctx),
             Node::Client(_) => {}
         }
@@ -207,14 +298,16 @@ impl Process for Node {
     fn on_message(&mut self, ctx: &mut Ctx<'_, Msg>, from: NodeId, msg: Msg) {
         match self {
             Node::Service(s) => s.on_message(ctx, from, msg),
+            Node::Coord(c) => c.on_message(ctx, from, msg),
             Node::Replica(r) => r.on_message(ctx, from, msg),
             Node::Client(c) => c.message(ctx, from, msg),
         }
     }
 
-    fn on_timer(&mut self, ctx: &mut Ctx<'_, Msg>, _timer: TimerId, tag: u64) {
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, Msg>, timer: TimerId, tag: u64) {
         match self {
             Node::Service(s) => s.on_timer(ctx, tag),
+            Node::Coord(c) => c.on_timer(ctx, timer, tag),
             Node::Replica(r) => r.on_timer(ctx, tag),
             Node::Client(c) => c.timer(ctx, tag),
         }
@@ -228,11 +321,27 @@ impl Process for Node {
 
     fn role_rank(&self, role: &str) -> Option<u64> {
         match (self, role) {
-            (Node::Replica(r), "primary") if r.view.primary == Some(r.id) => Some(r.view.num),
+            // The newest primary ranks highest: by view number, or by epoch (the entry's
+            // sequence number) when views are numbered by each replica on its own.
+            (Node::Replica(r), "primary") if r.view.primary == Some(r.id) => {
+                Some(if r.zk.is_some() {
+                    r.view.epoch
+                } else {
+                    r.view.num
+                })
+            }
             (Node::Replica(r), "backup") if r.view.backups.contains(&r.id) => Some(r.view.num),
             (Node::Service(_), "view_service") => Some(0),
+            (Node::Coord(c), "coord_leader") if c.raft.is_leader() => Some(c.raft.term),
             _ => None,
         }
+    }
+}
+
+fn coord_server(n: &Node) -> Option<&crate::raft::server::Server<coord::Coord, Msg>> {
+    match n {
+        Node::Coord(c) => Some(&c.raft),
+        _ => None,
     }
 }
 
@@ -241,29 +350,52 @@ pub fn run(sc: &Scenario, seed: u64, opts: &RunOptions) -> Result<RunResult, Sce
     let params: Params = sc.params()?;
     params.validate(sc)?;
     let cfg = SimConfig::new(sc, seed, opts);
-    let replicas = cfg.servers_count - 1;
+    let first = params.first_replica();
+    let replicas = cfg.servers_count - first;
+    let servers = cfg.servers_count;
     let timeout_ns = cfg.workload.timeout.0;
+    let zk = params.failover == Failover::Zookeeper;
     let p = Rc::new(params);
     let pf = p.clone();
+    let rp = Rc::new(coord::raft_params());
     let mut sim = Sim::new(cfg, move |info| {
         if info.is_client {
             Node::Client(Client::new(
                 info.id,
+                first,
                 replicas,
                 timeout_ns,
                 pf.client_retry.0,
                 pf.has(PbBug::BackupReads),
             ))
-        } else if info.id == SERVICE {
+        } else if zk && info.id < first {
+            let expiry = pf.session_expiry_ns();
+            Node::Coord(Box::new(CoordReplica::new(
+                rp.clone(),
+                info.id,
+                first,
+                expiry,
+            )))
+        } else if info.id == SERVICE && !zk {
             Node::Service(Box::new(ViewService::new(pf.clone(), replicas)))
         } else {
-            Node::Replica(Box::new(Replica::new(pf.clone(), info.id)))
+            let elector = zk.then(|| Elector::new(first, pf.zk_lease_ns(), pf.client_retry.0));
+            Node::Replica(Box::new(Replica::new(pf.clone(), info.id, elector)))
         }
     });
+    let raft_shared = Rc::new(RefCell::new(crate::raft::checks::Shared::default()));
+    if zk {
+        // Raft's invariants over the coordination service's replicas.
+        sim.add_checker(crate::raft::checks::Invariants::over(
+            raft_shared.clone(),
+            servers,
+            coord_server,
+        ));
+    }
     let stats = Rc::new(RefCell::new(Stats::default()));
     sim.add_checker(OnePrimary::new(stats.clone()));
     if sc.workload.values == 0 {
-        sim.add_checker(NoLostWrites::new(stats.clone(), SERVICE));
+        sim.add_checker(NoLostWrites::new(stats.clone(), (!zk).then_some(SERVICE)));
     }
     sim.add_checker(ServesAfterHeal::default());
     let mut r = sim.run();

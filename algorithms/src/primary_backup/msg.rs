@@ -113,6 +113,34 @@ pub enum Msg {
         /// The outcome.
         result: ClientResult,
     },
+    /// `failover = "zookeeper"`: Raft's messages of the coordination service, between its
+    /// replicas, and the primary-backup replicas' requests and the leader's replies.
+    Coord(crate::raft::msg::Msg<super::coord::Coord>),
+    /// A replica keeps its session alive (and, as the primary, asks for its lease).
+    SessionPing {
+        /// The session.
+        session: u64,
+        /// The ping's number (the lease it asks for starts when it was sent).
+        ping: u64,
+    },
+    /// The coordination leader's answer: whether the session is still alive.
+    SessionPong {
+        /// The ping answered.
+        ping: u64,
+        /// False once the service expired the session.
+        alive: bool,
+    },
+    /// A coordination replica that does not lead answers a ping with the leader it believes.
+    CoordNotLeader {
+        /// That leader, if known.
+        hint: Option<NodeId>,
+    },
+}
+
+impl From<crate::raft::msg::Msg<super::coord::Coord>> for Msg {
+    fn from(m: crate::raft::msg::Msg<super::coord::Coord>) -> Msg {
+        Msg::Coord(m)
+    }
 }
 
 impl Message for Msg {
@@ -128,6 +156,16 @@ impl Message for Msg {
             Msg::Ack { .. } => "ack",
             Msg::Request { .. } => "request",
             Msg::Reply { .. } => "reply",
+            Msg::Coord(crate::raft::msg::Msg::Request { op, .. }) => match op {
+                super::coord::CoordOp::Zk(z) => z.label(),
+                super::coord::CoordOp::List => "list",
+                super::coord::CoordOp::SetInSync { .. } => "set_in_sync",
+            },
+            Msg::Coord(crate::raft::msg::Msg::Reply { .. }) => "coord_reply",
+            Msg::Coord(m) => m.label(),
+            Msg::SessionPing { .. } => "session_ping",
+            Msg::SessionPong { .. } => "session_pong",
+            Msg::CoordNotLeader { .. } => "coord_not_leader",
         }
     }
 }

@@ -50,6 +50,8 @@ pub struct Primary {
     pub epoch: u64,
     /// While catching up: the backups yet to answer, and the newest log seen so far.
     catching_up: Option<(BTreeSet<NodeId>, u64, Rc<Vec<Entry>>)>,
+    /// The backups that answered the catch-up.
+    responders: BTreeSet<NodeId>,
     /// Per backup: entries it holds durably (None: it has not acknowledged a snapshot yet).
     matched: BTreeMap<NodeId, Option<u64>>,
     waiting: Vec<Waiting>,
@@ -88,6 +90,7 @@ impl Replica {
         self.primary = Some(Primary {
             epoch,
             catching_up: Some((asked, self.log_epoch, Rc::new(self.log.clone()))),
+            responders: BTreeSet::new(),
             matched: BTreeMap::new(),
             waiting: Vec::new(),
             released: 0,
@@ -111,6 +114,7 @@ impl Replica {
         if p.epoch != epoch || !asked.remove(&from) {
             return;
         }
+        p.responders.insert(from);
         if (log_epoch, log.len()) > (*best_epoch, best.len()) {
             *best_epoch = log_epoch;
             *best = log;
@@ -121,11 +125,27 @@ impl Replica {
     pub(crate) fn on_primary_timer(&mut self, ctx: &mut Ctx<'_, Msg>, tag: u64) {
         if tag & CATCHUP_TIMER != 0 {
             let epoch = tag & !CATCHUP_TIMER;
+            let complete = self
+                .primary
+                .as_ref()
+                .is_some_and(|p| self.catchup_complete(&p.responders));
+            let backups = self.view.backups.clone();
+            let again = 2 * self.p.heartbeat_interval.0;
             if let Some(p) = &mut self.primary {
                 if p.epoch == epoch {
                     if let Some((asked, _, _)) = &mut p.catching_up {
-                        // Unanswered backups get the snapshot like the others.
-                        asked.clear();
+                        if complete {
+                            // Unanswered backups get the snapshot like the others.
+                            asked.clear();
+                        } else {
+                            // No log from the in-sync set yet: ask again, and keep waiting.
+                            ctx.count("pb.catchup_waits", 1.0);
+                            *asked = backups.iter().copied().collect();
+                            for b in &backups {
+                                ctx.send(*b, Msg::Fetch { epoch });
+                            }
+                            ctx.set_timer(again, CATCHUP_TIMER | epoch);
+                        }
                     }
                 }
             }
@@ -143,6 +163,11 @@ impl Replica {
         if !asked.is_empty() {
             return;
         }
+        let responders = p.responders.clone();
+        if !self.catchup_complete(&responders) {
+            return;
+        }
+        let Some(p) = &mut self.primary else { return };
         let (_, _, best) = p.catching_up.take().expect("checked above");
         let epoch = p.epoch;
         debug_assert!(epoch >= self.log_epoch, "a primary's epoch is the newest");
@@ -166,6 +191,7 @@ impl Replica {
     /// with an unexpired lease.
     pub fn serving(&self) -> bool {
         self.acting()
+            && self.elector_allows_serving()
             && self
                 .primary
                 .as_ref()
@@ -188,6 +214,23 @@ impl Replica {
                     .flatten()
                     .is_some_and(|m| m >= p.released)
             })
+    }
+
+    /// Primary only, once caught up in its epoch: the backups that hold every operation a
+    /// client has been answered for (promotable without losing a write).
+    pub(crate) fn synced_backups(&self) -> Option<BTreeSet<NodeId>> {
+        let p = self.primary.as_ref()?;
+        if p.catching_up.is_some() || p.epoch != self.view.epoch {
+            return None;
+        }
+        let synced = self.view.backups.iter().copied().filter(|b| {
+            p.matched
+                .get(b)
+                .copied()
+                .flatten()
+                .is_some_and(|m| m >= p.released)
+        });
+        Some(synced.collect())
     }
 
     /// Orders a client's operation, makes it durable, replicates it, and answers when allowed.
@@ -263,12 +306,14 @@ impl Replica {
     /// Answers every client whose entry every backup holds (or at once, with the bugs that
     /// do not wait).
     fn release(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        let also = self.elector_ack_set();
         let Some(p) = &mut self.primary else { return };
         let eager = self.p.has(PbBug::AckBeforeBackups) || self.p.has(PbBug::AsyncReplication);
         let held = self
             .view
             .backups
             .iter()
+            .chain(also.iter())
             .map(|b| p.matched.get(b).copied().flatten().unwrap_or(0))
             .min()
             .unwrap_or(self.log.len() as u64);

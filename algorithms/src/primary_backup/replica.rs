@@ -15,6 +15,7 @@ use std::rc::Rc;
 
 use sim_core::{Ctx, NodeId};
 
+use super::elector::{Elector, ELECT_TIMER};
 use super::lease::{Lease, LEASE_TIMER};
 use super::msg::{Entry, Msg, View};
 use super::primary::Primary;
@@ -39,16 +40,19 @@ pub struct Replica {
     pub log_epoch: u64,
     /// The lease, held only by a primary.
     pub lease: Lease,
-    next_ping: u64,
+    pub(crate) next_ping: u64,
     /// Primary duties, while this replica is the primary of `view`.
     pub primary: Option<Primary>,
     /// Whether the panel last showed this replica acting as primary.
     shown_acting: bool,
+    /// `failover = "zookeeper"`: the candidacy in the coordination service (None: the view
+    /// service decides).
+    pub zk: Option<Elector>,
 }
 
 impl Replica {
     /// Replica `id`.
-    pub fn new(p: Rc<Params>, id: NodeId) -> Self {
+    pub fn new(p: Rc<Params>, id: NodeId, zk: Option<Elector>) -> Self {
         Replica {
             p,
             id,
@@ -60,6 +64,7 @@ impl Replica {
             next_ping: 0,
             primary: None,
             shown_acting: false,
+            zk,
         }
     }
 
@@ -82,6 +87,9 @@ impl Replica {
             self.apply(e);
         }
         ctx.series("view", 0.0);
+        if self.zk.is_some() {
+            self.elector_start(ctx);
+        }
         self.tick(ctx);
     }
 
@@ -139,7 +147,14 @@ impl Replica {
                 log,
             } => self.on_fetch_reply(ctx, from, epoch, log_epoch, log),
             Msg::Ack { epoch, applied } => self.on_ack(ctx, from, epoch, applied),
-            Msg::Ping { .. } | Msg::Reply { .. } => {}
+            Msg::Coord(crate::raft::msg::Msg::Reply { req, result }) if self.zk.is_some() => {
+                self.on_coord_reply(ctx, from, req, result)
+            }
+            Msg::SessionPong { ping, alive } if self.zk.is_some() => {
+                self.on_pong(ctx, from, ping, alive)
+            }
+            Msg::CoordNotLeader { hint } if self.zk.is_some() => self.on_coord_not_leader(hint),
+            _ => {}
         }
         self.show(ctx);
     }
@@ -150,6 +165,8 @@ impl Replica {
             self.lease.timer(tag & !LEASE_TIMER);
         } else if tag == TICK {
             self.tick(ctx);
+        } else if tag & ELECT_TIMER != 0 && self.zk.is_some() {
+            self.elector_timer(ctx, tag);
         } else {
             self.on_primary_timer(ctx, tag);
         }
@@ -160,12 +177,20 @@ impl Replica {
     /// the backups what they lack.
     fn tick(&mut self, ctx: &mut Ctx<'_, Msg>) {
         ctx.set_timer(self.p.heartbeat_interval.0, TICK);
-        self.ping(ctx);
+        if self.zk.is_some() {
+            self.elector_tick(ctx);
+        } else {
+            self.ping(ctx);
+        }
         self.ship(ctx);
     }
 
     /// Pings the view service, asking for the lease of this heartbeat.
     fn ping(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        if self.zk.is_some() {
+            self.session_ping(ctx);
+            return;
+        }
         self.next_ping += 1;
         let ping = self.next_ping;
         self.lease.sent(ctx, ping, self.p.lease.0);
@@ -180,7 +205,7 @@ impl Replica {
         );
     }
 
-    fn on_view(&mut self, ctx: &mut Ctx<'_, Msg>, view: View, grant: Option<u64>) {
+    pub(crate) fn on_view(&mut self, ctx: &mut Ctx<'_, Msg>, view: View, grant: Option<u64>) {
         if view.num > self.view.num {
             self.view = view;
             ctx.series("view", self.view.num as f64);
