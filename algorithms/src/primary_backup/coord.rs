@@ -281,7 +281,11 @@ impl CoordReplica {
             Msg::SessionPing { session, ping } => {
                 if self.raft.ready_to_serve() {
                     self.sync_sessions(ctx);
-                    let alive = self.raft.state().zk.sessions.contains_key(&session);
+                    // A session whose expiry this leader has proposed is dead to pings: the
+                    // expiry may commit at any moment, and a lease granted now would outlive
+                    // it (the next primary could act while this one still holds a lease).
+                    let alive = self.raft.state().zk.sessions.contains_key(&session)
+                        && !self.expiring.contains(&session);
                     if alive {
                         let deadline = ctx.now_monotonic() + self.expire_after_ns;
                         self.deadlines.insert(session, deadline);
