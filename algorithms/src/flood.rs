@@ -97,6 +97,10 @@ impl Checker<Node> for Reached {
     }
 }
 
+/// Most messages a server starts with: each is queued at start, so a huge count is a huge
+/// allocation before the first event.
+pub const IN_FLIGHT_MAX: usize = 1_000_000;
+
 /// The `[params]` fields, for `distsim list`.
 pub const PARAMS: &[crate::ParamDoc] = &[crate::ParamDoc {
     name: "in_flight",
@@ -107,6 +111,13 @@ pub const PARAMS: &[crate::ParamDoc] = &[crate::ParamDoc {
 /// Runs a flood scenario.
 pub fn run(sc: &Scenario, seed: u64, opts: &RunOptions) -> Result<RunResult, ScenarioError> {
     let params: Params = sc.params()?;
+    if params.in_flight > IN_FLIGHT_MAX {
+        return Err(sc.error_at(
+            "in_flight",
+            "in_flight must be at most 1,000,000 messages per server (every one is sent at start)"
+                .into(),
+        ));
+    }
     let cfg = SimConfig::new(sc, seed, opts);
     let mut sim = Sim::new(cfg, move |_| Node {
         in_flight: params.in_flight,
