@@ -181,7 +181,7 @@ pub const ALGORITHMS: &[Algorithm] = &[
         operations: &["propose"],
         roles: &["proposer"],
         params: paxos::SYNOD_PARAMS,
-        liveness_within: paxos::LIVENESS_WITHIN,
+        liveness_within: paxos::SYNOD_LIVENESS_WITHIN,
         run: paxos::run_synod,
     },
     Algorithm {

@@ -416,9 +416,15 @@ impl Process for Node {
     }
 }
 
-/// The default bound of the liveness phase (`[liveness] within`): progress must show this
-/// long after the faults heal.
-pub const LIVENESS_WITHIN: Duration = Duration(750 * MS);
+/// The default bound of Multi-Paxos's liveness phase (`[liveness] within`): progress must show
+/// this long after the faults heal. Longer than the 1 s client timeout of every scenario, so
+/// that an operation stranded at a dead leader when the faults heal can time out and be
+/// retried inside the phase, and long enough for a few election timeouts.
+pub const LIVENESS_WITHIN: Duration = Duration(1_500 * MS);
+
+/// The default bound of the Synod protocol's liveness phase: longer than its scenarios' 500 ms
+/// client timeout and a few backoffs.
+pub const SYNOD_LIVENESS_WITHIN: Duration = Duration(750 * MS);
 
 /// Runs a Synod (`paxos-synod`) scenario.
 pub fn run_synod(sc: &Scenario, seed: u64, opts: &RunOptions) -> Result<RunResult, ScenarioError> {
