@@ -148,8 +148,14 @@ impl Shard {
             }
             Msg::Lock { txn, ts, key } => self.lock(ctx, from, txn, ts, key),
             Msg::Write { txn, key, value } => {
-                self.write_locked(ctx, txn, key, value);
-                ctx.send(from, Msg::WriteAck { txn, key });
+                if self.write_locked(ctx, txn, key, value) {
+                    ctx.send(from, Msg::WriteAck { txn, key });
+                } else {
+                    // The lock is gone (this shard restarted and lost its lock table): the
+                    // write cannot be made under two-phase locking, so the transaction aborts.
+                    ctx.count("cc.writes_refused_without_lock", 1.0);
+                    ctx.send(from, Msg::Wounded { txn });
+                }
             }
             _ => {}
         }
@@ -402,9 +408,10 @@ impl Shard {
         );
     }
 
-    fn write_locked(&mut self, ctx: &mut Ctx<'_, Msg>, txn: TxnId, key: u32, value: i64) {
+    /// Applies a write under the key's lock; false when the writer does not hold the lock.
+    fn write_locked(&mut self, ctx: &mut Ctx<'_, Msg>, txn: TxnId, key: u32, value: i64) -> bool {
         if self.decided.contains_key(&txn) {
-            return;
+            return true;
         }
         let holds = self
             .locks
@@ -413,14 +420,17 @@ impl Shard {
         let old = self.cell(key);
         let undo = self.undo.entry(txn).or_default();
         if undo.iter().any(|(k, _)| *k == key) {
-            return; // a resent write, already applied
+            return true; // a resent write, already applied
         }
-        assert!(holds, "two-phase locking: a write needs the key's lock");
+        if !holds {
+            return false;
+        }
         undo.push((key, old));
         self.write(key, value, txn);
         if self.params.has(CcBug::EarlyLockRelease) {
             self.release(ctx, key, txn, false);
         }
+        true
     }
 }
 
