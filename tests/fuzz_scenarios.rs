@@ -457,3 +457,43 @@ fn mutated_scenarios_give_a_verdict_or_a_located_error_never_a_panic() {
         failures.join("\n")
     );
 }
+
+/// Cases the fuzzer once failed on, kept in tests/fuzz_regressions: each runs with and without
+/// the swarm, must not panic, must stay within its budget, and a run cut off by its budget is
+/// unknown with no violation from the end checks.
+#[test]
+fn fuzz_regressions_stay_fixed() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_regressions");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    for p in files {
+        let text = std::fs::read_to_string(&p).unwrap();
+        let sc = Scenario::parse(&p.to_string_lossy(), &text).expect("the regression loads");
+        for swarm in [false, true] {
+            let opts = RunOptions {
+                swarm,
+                ..Default::default()
+            };
+            let r = std::panic::catch_unwind(|| algorithms::run(&sc, sc.seed, &opts))
+                .unwrap_or_else(|_| panic!("{} (swarm {swarm}) panicked", p.display()))
+                .expect("runs");
+            assert!(
+                r.events <= sc.max_events,
+                "{}: past its budget",
+                p.display()
+            );
+            if r.unknown_reason.is_some() {
+                assert!(
+                    r.violations.iter().all(|v| v.source != "concurrency"),
+                    "{} (swarm {swarm}): end checks judged a cut-off run: {:?}",
+                    p.display(),
+                    r.violations
+                );
+            }
+        }
+    }
+}
