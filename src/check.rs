@@ -224,20 +224,15 @@ fn stream_txn(a: &CheckArgs, start: Instant) -> Option<u8> {
         Some(Some(m)) => (m, None),
         _ => {
             let appends = h.mops.iter().any(|m| m.kind == txn::MopKind::Append);
-            let (name, why) = if appends {
-                (
-                    "list-append",
-                    "operations are txn with append micro-operations",
-                )
-            } else {
-                ("rw-register", "operations are txn without appends")
-            };
-            let note =
-                format!("model {name} chosen because {why} (give --model to choose another)");
+            let d = lin::txn_detected(appends);
+            let note = format!(
+                "model {} chosen because {} (give --model to choose another)",
+                d.model, d.reason
+            );
             if !a.json {
                 eprintln!("note: {note}");
             }
-            (txn::TxnModel::by_name(name)?, Some(note))
+            (txn::TxnModel::by_name(d.model)?, Some(note))
         }
     };
     let Some(consistency) = txn::Consistency::by_name(&a.consistency) else {

@@ -13,6 +13,23 @@ pub struct Detected {
     pub reason: String,
 }
 
+/// The transactional model of a history of `txn` operations: list-append when any
+/// micro-operation appends, else rw-register.
+pub fn txn_detected(appends: bool) -> Detected {
+    let (model, reason) = if appends {
+        (
+            "list-append",
+            "operations are txn with append micro-operations",
+        )
+    } else {
+        ("rw-register", "operations are txn without appends")
+    };
+    Detected {
+        model,
+        reason: reason.to_owned(),
+    }
+}
+
 /// The model a history's operations point to: `txn` operations mean a transactional model
 /// (list-append when any micro-operation appends, else rw-register); `append` means
 /// `kv-append`; `enqueue`/`dequeue` mean `queue`; `acquire`/`release` mean `lock`; keys (a
@@ -30,14 +47,7 @@ pub fn detect_model(history: &History) -> Detected {
                     .any(|m| m.get(0).and_then(|f| f.as_str()) == Some("append"))
             })
         });
-        return if appends {
-            d(
-                "list-append",
-                "operations are txn with append micro-operations",
-            )
-        } else {
-            d("rw-register", "operations are txn without appends")
-        };
+        return txn_detected(appends);
     }
     if has("append") {
         return d("kv-append", "operations include append");

@@ -64,7 +64,7 @@ use serde::Serialize;
 
 use crate::history::{EventType, History};
 
-pub use detect::{detect_model, Detected};
+pub use detect::{detect_model, txn_detected, Detected};
 pub use edn::{parse_edn, parse_history_file, to_edn};
 pub use generate::{generate_history, generate_kv_history, GenerateOptions};
 pub use generate_append::{generate_append_history, AppendGenOptions};
