@@ -137,8 +137,30 @@ impl Coord {
         }
     }
 
+    /// The entry a live session owns, if any.
+    fn entry_of(&self, session: u64) -> Option<u64> {
+        if !self.zk.sessions.contains_key(&session) {
+            return None;
+        }
+        self.zk
+            .children
+            .iter()
+            .find(|(_, s)| **s == session)
+            .map(|(q, _)| *q)
+    }
+
     fn execute(&mut self, client: u32, seq: u64, op: &CoordOp) -> CoordReply {
         match op {
+            // One candidacy per session, as Curator's "protected" create ensures: a replica
+            // that lost the answer to its create (a crash before the reply, then a restart
+            // resuming the durable session) creates again, and must be handed the entry it
+            // already has. A second entry would leave the first, which it no longer knows is
+            // its own, at the head of the line: the view's primary, and never serving.
+            CoordOp::Zk(ZkOp::Create { session }) if self.entry_of(*session).is_some() => {
+                CoordReply::Zk(ZkReply::Created {
+                    seq: self.entry_of(*session),
+                })
+            }
             CoordOp::Zk(z) => match self.zk.apply(client, seq, z, false) {
                 Applied::Fresh(r) | Applied::Duplicate(r) => CoordReply::Zk(r),
                 Applied::Stale => CoordReply::Zk(ZkReply::Done),
@@ -235,6 +257,21 @@ pub struct CoordReplica {
     led_term: Option<u64>,
     /// Sessions whose expiry this leader has proposed.
     expiring: BTreeSet<u64>,
+    /// How long after a heartbeat round that a majority acknowledged this leader may still
+    /// answer pings, on its monotonic clock (see [`quorum_window_ns`]).
+    quorum_window_ns: Nanos,
+}
+
+/// How long a service leader may answer pings after sending a heartbeat round that a majority
+/// acknowledged: `election_timeout_min x (1 - m) / (1 + m)` of its monotonic clock, which
+/// ends, in true time, before any follower that received the round can time out and another
+/// leader be elected. CheckQuorum alone is not enough: a leader paused for longer than an
+/// election resumes still believing it leads and, before its next CheckQuorum tick, would
+/// answer the pings that queued up while it stood still, granting a lease to a primary whose
+/// session its successor already expired.
+pub fn quorum_window_ns(rp: &raft::Params, drift_margin: f64) -> Nanos {
+    let min = rp.election_timeout_min.0 as f64;
+    (min * (1.0 - drift_margin) / (1.0 + drift_margin)).floor() as Nanos
 }
 
 /// Raft's parameters for the service: PreVote and CheckQuorum on, so that a leader cut off
@@ -256,8 +293,10 @@ impl CoordReplica {
         id: NodeId,
         zk_replicas: usize,
         expire_after_ns: Nanos,
+        drift_margin: f64,
     ) -> Self {
         CoordReplica {
+            quorum_window_ns: quorum_window_ns(&rp, drift_margin),
             raft: Server::new(rp, id, zk_replicas),
             expire_after_ns,
             deadlines: BTreeMap::new(),
@@ -279,7 +318,16 @@ impl CoordReplica {
         match msg {
             Msg::Coord(m) => self.raft.message(ctx, from, m),
             Msg::SessionPing { session, ping } => {
-                if self.raft.ready_to_serve() {
+                let now = ctx.now_monotonic();
+                let confirmed = self
+                    .raft
+                    .quorum_confirmed_mono()
+                    .is_some_and(|sent| now < sent.saturating_add(self.quorum_window_ns));
+                if self.raft.ready_to_serve() && !confirmed {
+                    // Leadership not confirmed lately (a pause, a partition CheckQuorum has
+                    // not noticed yet): no answer, so no lease; the next ping may do better.
+                    ctx.count("pb.pings_unconfirmed", 1.0);
+                } else if self.raft.ready_to_serve() {
                     self.sync_sessions(ctx);
                     // A session whose expiry this leader has proposed is dead to pings: the
                     // expiry may commit at any moment, and a lease granted now would outlive
@@ -398,5 +446,32 @@ mod tests {
             Applied::Fresh(CoordReply::Set { ok: false, .. })
         ));
         assert_eq!(c.in_sync.epoch, 2);
+    }
+
+    #[test]
+    fn a_repeated_create_returns_the_sessions_entry() {
+        let mut c = Coord::default();
+        c.apply(10, 1, &CoordOp::Zk(ZkOp::Connect), true);
+        c.apply(11, 1, &CoordOp::Zk(ZkOp::Connect), true);
+        let first = c.apply(10, 2, &CoordOp::Zk(ZkOp::Create { session: 1 }), true);
+        c.apply(11, 2, &CoordOp::Zk(ZkOp::Create { session: 2 }), true);
+        // Client 10 restarted and lost the answer: a new request number, the same session.
+        let again = c.apply(10, 7, &CoordOp::Zk(ZkOp::Create { session: 1 }), true);
+        let seq = |a: Applied<CoordReply>| match a {
+            Applied::Fresh(CoordReply::Zk(ZkReply::Created { seq })) => seq,
+            other => panic!("not a create's answer: {other:?}"),
+        };
+        assert_eq!(seq(first), Some(1));
+        assert_eq!(seq(again), Some(1));
+        assert_eq!(c.listing().children, vec![(1, 10), (2, 11)]);
+        // A session that expired gets no entry.
+        c.apply(
+            SERVICE_CLIENT,
+            9,
+            &CoordOp::Zk(ZkOp::ExpireSession { session: 1 }),
+            true,
+        );
+        let gone = c.apply(10, 8, &CoordOp::Zk(ZkOp::Create { session: 1 }), true);
+        assert_eq!(seq(gone), None);
     }
 }

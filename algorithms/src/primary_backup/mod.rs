@@ -375,6 +375,7 @@ pub fn run(sc: &Scenario, seed: u64, opts: &RunOptions) -> Result<RunResult, Sce
                 info.id,
                 first,
                 expiry,
+                pf.drift_margin,
             )))
         } else if info.id == SERVICE && !zk {
             Node::Service(Box::new(ViewService::new(pf.clone(), replicas)))

@@ -91,6 +91,9 @@ pub struct Server<S: StateMachine = KvState, M = Msg<KvState>> {
     active: Vec<bool>,
     round: u64,
     round_sent_local: BTreeMap<u64, Nanos>,
+    /// The same rounds' departures on the monotonic clock, which clock steps do not move
+    /// (for services that lend out leadership, such as a lock service's session pings).
+    round_sent_mono: BTreeMap<u64, Nanos>,
     lease_until_local: Nanos,
     heard_leader_local: Option<Nanos>,
     leader_since_index: u64,
@@ -145,6 +148,7 @@ impl<S: StateMachine, M: Message + From<Msg<S>>> Server<S, M> {
             active: vec![false; servers_count],
             round: 0,
             round_sent_local: BTreeMap::new(),
+            round_sent_mono: BTreeMap::new(),
             lease_until_local: 0,
             heard_leader_local: None,
             leader_since_index: 0,
@@ -504,6 +508,7 @@ impl<S: StateMachine, M: Message + From<Msg<S>>> Server<S, M> {
         self.acked_round = vec![0; self.n];
         self.active = vec![false; self.n];
         self.round_sent_local.clear();
+        self.round_sent_mono.clear();
         self.lease_until_local = 0;
         // A no-op of its own term lets the leader commit (and so learn the commit index):
         // entries of earlier terms are committed only indirectly, through it.
@@ -519,6 +524,7 @@ impl<S: StateMachine, M: Message + From<Msg<S>>> Server<S, M> {
     fn heartbeat(&mut self, ctx: &mut Ctx<'_, M>) {
         self.round += 1;
         self.round_sent_local.insert(self.round, ctx.now_local());
+        self.round_sent_mono.insert(self.round, ctx.now_monotonic());
         self.acked_round[self.id] = self.round;
         for p in 0..self.n {
             if p != self.id {
@@ -688,6 +694,29 @@ impl<S: StateMachine, M: Message + From<Msg<S>>> Server<S, M> {
             .collect();
         rounds.sort_unstable_by(|a, b| b.cmp(a));
         rounds.get(self.majority() - 1).copied().unwrap_or(0)
+    }
+
+    /// Forgets the departure times of rounds older than the newest one a majority has
+    /// acknowledged: only that one and later ones can still matter.
+    fn prune_rounds(&mut self) {
+        if self.round_sent_mono.len() < 16 {
+            return;
+        }
+        let c = self.confirmed_round();
+        self.round_sent_local.retain(|&r, _| r >= c);
+        self.round_sent_mono.retain(|&r, _| r >= c);
+    }
+
+    /// Leader only: when, on this server's monotonic clock, it sent the newest round of
+    /// heartbeats that a majority has acknowledged. Until `election_timeout_min` (of a
+    /// follower's clock) after that round reached them, no other server can be elected, so a
+    /// leader that measures a shorter window from this reading (with a margin for drift) knows
+    /// that it still leads, even after a pause. None before any round is confirmed.
+    pub fn quorum_confirmed_mono(&self) -> Option<Nanos> {
+        if self.role != Role::Leader {
+            return None;
+        }
+        self.round_sent_mono.get(&self.confirmed_round()).copied()
     }
 
     fn refresh_lease(&mut self) {
@@ -1295,6 +1324,7 @@ impl<S: StateMachine, M: Message + From<Msg<S>>> Server<S, M> {
         }
         self.active[from] = true;
         self.acked_round[from] = self.acked_round[from].max(round);
+        self.prune_rounds();
         if success {
             if match_index > self.match_index[from] {
                 self.match_index[from] = match_index;
