@@ -364,8 +364,7 @@ fn params_accepted(alg: &str) -> BTreeSet<String> {
         };
         let sc = Scenario::parse(&f.to_string_lossy(), &probed).expect("catalogue loads");
         let err = algorithms::run(&sc, 1, &Default::default())
-            .err()
-            .expect("an unknown param is refused")
+            .expect_err("an unknown param is refused")
             .message;
         assert!(err.contains("unknown field `zz_probe`"), "{alg}: {err}");
         return expected_names(&err).into_iter().collect();
