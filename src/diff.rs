@@ -503,31 +503,31 @@ fn verdict_line(s: &Side) -> String {
                 None => r.verdict.as_str().to_string(),
             };
             format!(
-                "verdict {v}; {} events ({} kept), simulated {}, trace hash {}",
-                r.events,
+                "verdict {v}; {} trace events ({} processed), simulated {}, trace hash {}",
                 s.len(),
+                r.events,
                 sim_core::time::fmt_ns(r.simulated_ns),
                 r.trace_hash
             )
         }
-        None => format!("{} events", s.len()),
+        None => format!("{} trace events", s.len()),
     }
 }
 
 fn print(a: &Side, b: &Side, d: &Difference, context: usize, quiet: bool) {
     let headline = match d.first {
         Some(i) => format!(
-            "the runs diverge at event {i}{}",
+            "the runs diverge at trace event {i}{}",
             a.ev(i)
                 .or_else(|| b.ev(i))
                 .map(|e| format!(" (at {:.9}s)", e.time_ns as f64 / 1e9))
                 .unwrap_or_default()
         ),
         None if d.hashes_differ => format!(
-            "no difference in the {} events, but the trace hashes differ (the client history or final state does)",
+            "no difference in the {} trace events, but the trace hashes differ (the client history or final state does)",
             a.len()
         ),
-        None => format!("no difference: the {} events are the same", a.len()),
+        None => format!("no difference: the {} trace events are the same", a.len()),
     };
     if quiet {
         outln!("{headline}");
