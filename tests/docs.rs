@@ -236,11 +236,6 @@ fn set(v: &[&str]) -> BTreeSet<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
-/// Fault actions whose table the parser does not close: serde ignores unknown fields in a
-/// unit variant of an internally tagged enum, so `action = "heal"` accepts any field. If
-/// this test fails because heal now refuses them, remove it from this list.
-const LAX_ACTIONS: &[&str] = &["heal"];
-
 #[test]
 fn the_scenario_reference_documents_exactly_what_the_parser_accepts() {
     let doc = reference();
@@ -281,25 +276,12 @@ fn the_scenario_reference_documents_exactly_what_the_parser_accepts() {
     }
     let actions = probe_values("[[faults]]\nat = \"1s\"\naction = \"zz\"\n");
     for a in &actions {
-        let probe = probe_fields(&format!(
-            "[[faults]]\nat = \"1s\"\naction = \"{a}\"\nzz_probe = 1\n"
-        ));
-        match probe {
-            Some(accepted) => {
-                assert!(
-                    !LAX_ACTIONS.contains(&a.as_str()),
-                    "{a} refuses unknown fields now: remove it from LAX_ACTIONS"
-                );
-                check(format!("faults.{a}"), accepted);
-            }
-            None => {
-                assert!(
-                    LAX_ACTIONS.contains(&a.as_str()),
-                    "fault action {a} accepts unknown fields"
-                );
-                check(format!("faults.{a}"), BTreeSet::new());
-            }
-        }
+        let accepted = probe_fields(&format!(
+            "[[faults]]\nat = \"1s\"\naction = \"partition\"\nkind = \"halves\"\n\
+             [[faults]]\nat = \"2s\"\naction = \"{a}\"\nzz_probe = 1\n"
+        ))
+        .unwrap_or_else(|| panic!("fault action {a} refuses unknown fields"));
+        check(format!("faults.{a}"), accepted);
     }
     // The fields every fault has: `at`, and `action`, the tag that selects the rest.
     let fault = format!("{BASE}[[faults]]\nat = \"1s\"\naction = \"crash\"\nnode = 1\n");
