@@ -29,6 +29,9 @@ pub struct CheckArgs {
     /// Print the report as JSON (with parse and check times).
     #[arg(long)]
     json: bool,
+    /// Print only the verdict line.
+    #[arg(long)]
+    quiet: bool,
     /// Give up after this long (e.g. "10s"); the verdict is then unknown (exit 3).
     #[arg(long, default_value = "60s")]
     timeout: String,
@@ -36,7 +39,7 @@ pub struct CheckArgs {
     #[arg(long)]
     max_states: Option<u64>,
     /// Parts (keys) checked in parallel; 0 = one per core. The verdict does not depend on it.
-    #[arg(long, visible_alias = "threads", default_value_t = 0)]
+    #[arg(long, alias = "threads", default_value_t = 0)]
     jobs: usize,
     /// Keep checking every part after one is found not linearizable (a complete report);
     /// by default the check stops at the first.
@@ -75,7 +78,7 @@ pub fn cmd_check(a: CheckArgs) -> u8 {
         ),
     };
     if let Some(n) = &note {
-        if !a.json {
+        if !a.json && !a.quiet {
             eprintln!("note: {n}");
         }
     }
@@ -143,12 +146,7 @@ pub fn cmd_check(a: CheckArgs) -> u8 {
         v["model_note"] = note.into();
         outln!("{v}");
     } else {
-        outln!("{}: {}", a.history, report.render_text().trim_end());
-        outln!(
-            "parsed in {:.3}s, checked in {:.3}s",
-            parse_ns as f64 / 1e9,
-            check_ns as f64 / 1e9
-        );
+        print_text(&a, &report.render_text(), parse_ns, check_ns);
     }
     match report.verdict() {
         lin::Verdict::NotLinearizable => EXIT_VIOLATION,
@@ -229,7 +227,7 @@ fn stream_txn(a: &CheckArgs, start: Instant) -> Option<u8> {
                 "model {} chosen because {} (give --model to choose another)",
                 d.model, d.reason
             );
-            if !a.json {
+            if !a.json && !a.quiet {
                 eprintln!("note: {note}");
             }
             (txn::TxnModel::by_name(d.model)?, Some(note))
@@ -278,18 +276,27 @@ fn judge_txn(
         v["model_note"] = note.into();
         outln!("{v}");
     } else {
-        outln!("{}: {}", a.history, report.render_text().trim_end());
-        outln!(
-            "parsed in {:.3}s, checked in {:.3}s",
-            parse_ns as f64 / 1e9,
-            check_ns as f64 / 1e9
-        );
+        print_text(a, &report.render_text(), parse_ns, check_ns);
     }
     if report.valid {
         0
     } else {
         EXIT_VIOLATION
     }
+}
+
+/// Prints a checker's report (only its verdict line with `--quiet`) and the times taken.
+fn print_text(a: &CheckArgs, text: &str, parse_ns: u64, check_ns: u64) {
+    if a.quiet {
+        outln!("{}: {}", a.history, text.lines().next().unwrap_or(""));
+        return;
+    }
+    outln!("{}: {}", a.history, text.trim_end());
+    outln!(
+        "parsed in {:.3}s, checked in {:.3}s",
+        parse_ns as f64 / 1e9,
+        check_ns as f64 / 1e9
+    );
 }
 
 /// Adds the file line to an "event N: ..." error of a JSON Lines history (event N is the

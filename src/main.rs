@@ -1,6 +1,5 @@
 //! The `distsim` command line: parse arguments, call the libraries, print.
 
-use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -17,8 +16,11 @@ macro_rules! outln {
     }};
 }
 
+mod catalogue;
 mod check;
 mod compare;
+mod diff;
+mod list;
 mod merge;
 mod output;
 mod sweep;
@@ -46,12 +48,15 @@ enum Command {
     /// transactions, for consistency anomalies (Elle's method).
     Check(check::CheckArgs),
     /// List the scenarios (what each shows and expects) and the algorithms with their bugs.
-    List(ListArgs),
+    List(list::ListArgs),
+    /// Compare two runs event by event (two seeds, two scenarios, or a `[params]` change such
+    /// as a bug switch) and show where they first diverge.
+    Diff(diff::DiffArgs),
 }
 
 #[derive(Args)]
 struct RunArgs {
-    /// The scenario file (TOML or JSON).
+    /// The scenario: a file (TOML or JSON), or a built-in one by name (`raft/calm`).
     scenario: String,
     /// The seed (default: the scenario's own).
     #[arg(long)]
@@ -91,13 +96,6 @@ struct RunArgs {
     build: Option<String>,
 }
 
-#[derive(Args)]
-struct ListArgs {
-    /// Folder to search for scenario files.
-    #[arg(default_value = "scenarios")]
-    dir: String,
-}
-
 // Exit codes, one rule for every command.
 /// Every check held.
 pub const EXIT_PASS: u8 = 0;
@@ -124,7 +122,8 @@ fn main() -> ExitCode {
         Command::Sweep(a) => sweep::cmd_sweep(a),
         Command::Merge(a) => merge::cmd_merge(a),
         Command::Check(a) => check::cmd_check(a),
-        Command::List(a) => cmd_list(a),
+        Command::List(a) => list::cmd_list(a),
+        Command::Diff(a) => diff::cmd_diff(a),
     };
     ExitCode::from(code)
 }
@@ -135,10 +134,11 @@ pub fn bad_input(message: impl std::fmt::Display) -> u8 {
     EXIT_BAD_INPUT
 }
 
-/// Loads a scenario and checks it against its algorithm (operations, roles, liveness bound),
-/// or prints why not: every bad input is refused here, before any run.
+/// Loads a scenario (a file, else a built-in one by name) and checks it against its algorithm
+/// (operations, roles, liveness bound), or prints why not: every bad input is refused here,
+/// before any run.
 pub fn load(path: &str) -> Result<Scenario, u8> {
-    let mut sc = Scenario::load(path).map_err(bad_input)?;
+    let mut sc = catalogue::load_scenario(path).map_err(bad_input)?;
     algorithms::prepare(&mut sc).map_err(bad_input)?;
     Ok(sc)
 }
@@ -256,101 +256,4 @@ fn cmd_run(a: RunArgs) -> u8 {
         return EXIT_VIOLATION;
     }
     verdict_exit(r.verdict)
-}
-
-fn cmd_list(a: ListArgs) -> u8 {
-    let mut files = Vec::new();
-    if let Err(e) = collect_scenarios(Path::new(&a.dir), &mut files) {
-        return bad_input(format!(
-            "cannot read {}: {e}; give the folder that holds the scenarios",
-            a.dir
-        ));
-    }
-    files.sort();
-    let color = std::io::stdout().is_terminal();
-    let mut broken = 0;
-    outln!("Scenarios in {}:\n", a.dir);
-    for f in &files {
-        let p = f.to_string_lossy();
-        match Scenario::load(&p).and_then(|mut sc| algorithms::prepare(&mut sc).map(|_| sc)) {
-            Ok(sc) => {
-                let expect = sc.expect.as_str();
-                let head = if color {
-                    format!("\x1b[1m{p}\x1b[0m")
-                } else {
-                    p.to_string()
-                };
-                outln!("{head}  [{}; expects {expect}]", sc.algorithm);
-                for line in wrap(sc.description.trim(), 92) {
-                    outln!("    {line}");
-                }
-            }
-            Err(e) => {
-                broken += 1;
-                outln!("{p}  [cannot be read]\n    {e}");
-            }
-        }
-    }
-    outln!("\nAlgorithms: their operations, roles, parameters and bug switches (set `bug = \"NAME\"` under [params]):\n");
-    for alg in algorithms::ALGORITHMS {
-        outln!("{:<12} {}", alg.name, alg.summary);
-        let none = |v: &[&str]| {
-            if v.is_empty() {
-                "none".to_string()
-            } else {
-                v.join(", ")
-            }
-        };
-        outln!("    operations: {}", none(alg.operations));
-        outln!("    roles: {} (and \"random\")", none(alg.roles));
-        outln!(
-            "    liveness: progress within {} of the heal by default",
-            sim_core::time::fmt_ns(alg.liveness_within.0)
-        );
-        for p in alg.params {
-            outln!("    param {:<22} = {:<10} {}", p.name, p.default, p.doc);
-        }
-        for b in alg.bugs {
-            outln!("    bug {:<24} breaks: {}", b.name, b.rule);
-        }
-    }
-    if broken > 0 {
-        eprintln!("error: {broken} scenario file(s) cannot be read; see above");
-        return EXIT_BAD_INPUT;
-    }
-    0
-}
-
-fn collect_scenarios(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            collect_scenarios(&path, out)?;
-        } else if matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("toml") | Some("json")
-        ) {
-            out.push(path);
-        }
-    }
-    Ok(())
-}
-
-/// Wraps text at word boundaries.
-pub fn wrap(text: &str, width: usize) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut cur = String::new();
-    for word in text.split_whitespace() {
-        if !cur.is_empty() && cur.len() + 1 + word.len() > width {
-            lines.push(std::mem::take(&mut cur));
-        }
-        if !cur.is_empty() {
-            cur.push(' ');
-        }
-        cur.push_str(word);
-    }
-    if !cur.is_empty() {
-        lines.push(cur);
-    }
-    lines
 }

@@ -17,6 +17,9 @@ pub struct MergeArgs {
     /// Print the merged JSON instead of the summary.
     #[arg(long)]
     json: bool,
+    /// Print only the verdict counts and the failing seeds' reproduce commands.
+    #[arg(long)]
+    quiet: bool,
     /// How many failing seeds to list.
     #[arg(long, default_value_t = 10)]
     show: usize,
@@ -55,7 +58,7 @@ pub fn cmd_merge(a: MergeArgs) -> u8 {
                     list.join(", ")
                 );
             }
-            finish(&m, a.json, a.show, a.expect)
+            finish(&m, a.json, a.quiet, a.show, a.expect)
         }
         Err(e) => {
             eprintln!("error: {e}");

@@ -20,17 +20,21 @@ use crate::{
 
 #[derive(Args)]
 pub struct SweepArgs {
-    /// The scenario file.
+    /// The scenario: a file (TOML or JSON), or a built-in one by name (`raft/calm`).
     scenario: String,
     /// Seeds to run: `A..B` (B excluded) or `A..=B`.
     #[arg(long, default_value = "1..101")]
     seeds: String,
-    /// Parallel simulations (default: the number of cores).
-    #[arg(long)]
-    jobs: Option<usize>,
+    /// Seeds run in parallel; 0 = one per core. The results do not depend on it.
+    #[arg(long, default_value_t = 0)]
+    jobs: usize,
     /// Print one JSON object (the input of `distsim merge`).
     #[arg(long)]
     json: bool,
+    /// Print only the verdict counts and the failing seeds' reproduce commands (no timing, no
+    /// metrics).
+    #[arg(long)]
+    quiet: bool,
     /// Let each seed draw its own fault mix and cluster size within the scenario's bounds.
     #[arg(long)]
     swarm: bool,
@@ -262,14 +266,12 @@ pub fn cmd_sweep(a: SweepArgs) -> u8 {
             Ok(_) => 0,
         };
     }
-    let jobs = a
-        .jobs
-        .unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        })
-        .max(1);
+    let jobs = match a.jobs {
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        n => n,
+    };
     let opts = RunOptions {
         swarm: a.swarm,
         ..Default::default()
@@ -289,7 +291,7 @@ pub fn cmd_sweep(a: SweepArgs) -> u8 {
         build: BUILD.to_string(),
         scenario: sc.name.clone(),
         path: a.scenario.clone(),
-        scenario_hash: scenario_hash(&a.scenario),
+        scenario_hash: scenario_hash(&sc),
         algorithm: sc.algorithm.clone(),
         expected: sc.expect,
         swarm: a.swarm,
@@ -307,7 +309,7 @@ pub fn cmd_sweep(a: SweepArgs) -> u8 {
         runs,
     };
     if let Some(other) = &a.compare {
-        let code = finish(&report, a.json, a.show, a.expect);
+        let code = finish(&report, a.json, a.quiet, a.show, a.expect);
         return match crate::compare::compare(&report, other, &opts, jobs, a.report.as_deref()) {
             Ok(runs) if runs.iter().any(|r| r.verdict == Verdict::Violation) => EXIT_VIOLATION,
             Ok(_) => code,
@@ -319,19 +321,21 @@ pub fn cmd_sweep(a: SweepArgs) -> u8 {
             return code;
         }
     }
-    eprintln!(
-        "swept {} seeds in {:.2}s wall with {jobs} job(s)",
-        report.runs.len(),
-        wall.as_secs_f64()
-    );
-    finish(&report, a.json, a.show, a.expect)
+    if !a.quiet {
+        eprintln!(
+            "swept {} seeds in {:.2}s wall with {jobs} job(s)",
+            report.runs.len(),
+            wall.as_secs_f64()
+        );
+    }
+    finish(&report, a.json, a.quiet, a.show, a.expect)
 }
 
-/// A stable hash of the scenario file's bytes (it was just loaded, so it can be read).
-fn scenario_hash(path: &str) -> Option<String> {
-    let bytes = std::fs::read(path).ok()?;
+/// A stable hash of the scenario file's bytes, as loaded (from disk or the built-in catalogue).
+fn scenario_hash(sc: &Scenario) -> Option<String> {
+    let bytes = sc.source.as_ref()?.text.as_bytes();
     let mut h = sim_core::hash::StableHasher::new();
-    h.write_bytes(&bytes);
+    h.write_bytes(bytes);
     Some(format!("{:016x}", h.finish()))
 }
 
@@ -453,14 +457,14 @@ pub fn count(runs: &[SweepRun]) -> BTreeMap<String, u64> {
 }
 
 /// Prints the report and returns the exit code (see [`exit_code`]).
-pub fn finish(report: &SweepReport, json: bool, show: usize, expect: bool) -> u8 {
+pub fn finish(report: &SweepReport, json: bool, quiet: bool, show: usize, expect: bool) -> u8 {
     if json {
         outln!(
             "{}",
             serde_json::to_string(report).expect("sweep report serializes")
         );
     } else {
-        print_summary(report, show);
+        print_summary(report, show, quiet);
     }
     let nondet = report
         .runs
@@ -537,19 +541,21 @@ pub fn exit_code(report: &SweepReport, expect: bool) -> u8 {
     }
 }
 
-fn print_summary(r: &SweepReport, show: usize) {
+fn print_summary(r: &SweepReport, show: usize, quiet: bool) {
     let n = r.runs.len();
     let (lo, hi) = (
         r.runs.first().map(|x| x.seed).unwrap_or(0),
         r.runs.last().map(|x| x.seed).unwrap_or(0),
     );
-    outln!(
-        "sweep of {} ({}) · {} seeds from {lo} to {hi}{}",
-        r.scenario,
-        r.path,
-        n,
-        if r.swarm { " · swarm" } else { "" }
-    );
+    if !quiet {
+        outln!(
+            "sweep of {} ({}) · {} seeds from {lo} to {hi}{}",
+            r.scenario,
+            r.path,
+            n,
+            if r.swarm { " · swarm" } else { "" }
+        );
+    }
     let c = |k: &str| r.counts.get(k).copied().unwrap_or(0);
     let expected_count = match r.expected {
         sim_core::Expect::Pass => c("pass"),
@@ -614,6 +620,9 @@ fn print_summary(r: &SweepReport, show: usize) {
             x.unknown_reason.as_deref().unwrap_or(""),
             reproduce_command(&r.path, x.seed, r.swarm)
         );
+    }
+    if quiet {
+        return;
     }
     for m in &r.metric_names {
         let vals: Vec<f64> = r

@@ -531,3 +531,81 @@ fn a_json_scenario_runs_exactly_like_its_toml_twin() {
     assert_eq!(toml["trace_hash"], json_file["trace_hash"]);
     assert_eq!(toml["events"], json_file["events"]);
 }
+
+/// Runs distsim in `dir` (not the repository).
+fn distsim_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_distsim"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("distsim runs")
+}
+
+/// The catalogue is in the binary: from a folder with no scenarios/, `list` shows the built-in
+/// scenarios and `run raft/calm` runs exactly the file of the repository.
+#[test]
+fn the_catalogue_works_from_any_directory() {
+    let dir = temp_dir("catalogue");
+    assert!(!dir.join("scenarios").exists());
+    let list = distsim_in(&dir, &["list"]);
+    assert_eq!(list.status.code(), Some(0), "{}", stderr(&list));
+    let text = stdout(&list);
+    assert!(text.contains("built into this distsim"), "{text}");
+    assert!(text.contains("raft/calm  [raft; expects pass]"), "{text}");
+    assert!(text.contains("bug vote_without_log_check"), "{text}");
+    let names = stdout(&distsim_in(&dir, &["list", "--quiet"]));
+    let in_repo = stdout(&distsim(&["list", "--quiet"]));
+    assert_eq!(
+        names.lines().count(),
+        in_repo.lines().count(),
+        "every scenario of the checkout is built in"
+    );
+    assert!(names.lines().any(|l| l == "broadcast/partition-no-retry"));
+    let listed = json(&distsim_in(&dir, &["list", "--json"]));
+    assert_eq!(listed["source"], "built-in");
+    let builtin = json(&distsim_in(&dir, &["run", "raft/calm", "--json"]));
+    let on_disk = json(&distsim(&["run", "scenarios/raft/calm.toml", "--json"]));
+    assert_eq!(builtin["verdict"], "pass");
+    assert_eq!(builtin["trace_hash"], on_disk["trace_hash"]);
+    // The reproduce command printed in a checkout works elsewhere too.
+    let long = json(&distsim_in(
+        &dir,
+        &["run", "scenarios/raft/calm.toml", "--json"],
+    ));
+    assert_eq!(long["trace_hash"], on_disk["trace_hash"]);
+    let missing = distsim_in(&dir, &["run", "raft/no-such-scenario"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        stderr(&missing).contains("distsim list"),
+        "{}",
+        stderr(&missing)
+    );
+}
+
+/// A file on disk takes precedence over the built-in scenario of the same name.
+#[test]
+fn a_scenario_on_disk_takes_precedence_over_the_built_in_one() {
+    let dir = temp_dir("precedence");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("scenarios/raft/calm.toml")).unwrap();
+    let shorter = text.replace("duration = \"10s\"", "duration = \"7s\"");
+    assert_ne!(
+        shorter, text,
+        "scenarios/raft/calm.toml sets duration = \"10s\""
+    );
+    std::fs::create_dir_all(dir.join("scenarios/raft")).unwrap();
+    std::fs::write(dir.join("scenarios/raft/calm.toml"), shorter).unwrap();
+    let local = json(&distsim_in(
+        &dir,
+        &["run", "scenarios/raft/calm.toml", "--json"],
+    ));
+    assert_eq!(local["simulated_ns"], 7_000_000_000u64);
+    let builtin = json(&distsim_in(&dir, &["run", "raft/calm", "--json"]));
+    assert_eq!(builtin["simulated_ns"], 10_000_000_000u64);
+    let list = stdout(&distsim_in(&dir, &["list", "--quiet"]));
+    assert_eq!(
+        list.trim(),
+        "scenarios/raft/calm.toml",
+        "./scenarios is listed when present"
+    );
+}

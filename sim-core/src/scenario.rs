@@ -671,6 +671,8 @@ impl Scenario {
     }
 
     fn validate(&self, src: &Source) -> Result<(), ScenarioError> {
+        // An unknown field is refused before any value is judged, as serde does elsewhere.
+        self.refuse_fields_of_heal(src)?;
         let err = |field: &str, msg: String| Err(ScenarioError::at_field(src, field, msg));
         if self.nodes == 0 || self.nodes > NODES_MAX {
             return err(
@@ -822,6 +824,39 @@ impl Scenario {
                 "enabled",
                 "the liveness phase starts with the quiet period, and this scenario has none; set quiet = \"3s\" (for example)".into(),
             );
+        }
+        Ok(())
+    }
+
+    /// `action = "heal"` takes no field but `at`. Serde ignores unknown fields in a unit
+    /// variant of an internally tagged enum (`FaultAction::Heal`), so they are refused here,
+    /// from the faults read again as plain tables.
+    fn refuse_fields_of_heal(&self, src: &Source) -> Result<(), ScenarioError> {
+        use crate::faults::FaultAction;
+        if !self.faults.iter().any(|f| f.action == FaultAction::Heal) {
+            return Ok(());
+        }
+        #[derive(Deserialize)]
+        struct Tables {
+            #[serde(default)]
+            faults: Vec<BTreeMap<String, serde::de::IgnoredAny>>,
+        }
+        let tables: Tables = parse_value(src)?;
+        for (i, (f, keys)) in self.faults.iter().zip(&tables.faults).enumerate() {
+            if f.action != FaultAction::Heal {
+                continue;
+            }
+            if let Some(k) = keys.keys().find(|k| *k != "at" && *k != "action") {
+                return Err(ScenarioError::at_table(
+                    src,
+                    "faults",
+                    i,
+                    k,
+                    format!(
+                        "unknown field `{k}`, there are no fields: action = \"heal\" restores every link and takes only `at`; remove `{k}`"
+                    ),
+                ));
+            }
         }
         Ok(())
     }
