@@ -186,6 +186,32 @@ fn a_new_leader_fills_gaps_and_a_restarted_replica_catches_up() {
     assert!(r.metrics["paxos.snapshots_sent"] >= 1.0);
 }
 
+/// Found by 10,000-seed sweeps, each of these seeds failed the progress check before the fix:
+/// a new leader won phase 1 behind its followers (in churn seed 2320 it installed a promise's
+/// snapshot of slot 600 and re-proposed 601..616), then a majority of followers compacted
+/// slots 601..610 into a snapshot. An acceptor cannot accept a slot it has compacted, so the
+/// leader never heard a majority for them, never applied past 600, and never told anyone
+/// slot 611 was decided. Now a follower asked to accept a slot it has compacted sends the
+/// leader its snapshot.
+#[test]
+fn a_leader_behind_its_followers_snapshots_learns_from_them() {
+    for (name, seed) in [
+        ("churn.toml", 2320),
+        ("churn.toml", 4097),
+        ("churn.toml", 5010),
+        ("churn.toml", 9345),
+        ("acceptor-restart.toml", 9192),
+    ] {
+        let r = run(name, seed);
+        assert_eq!(r.verdict, Verdict::Pass, "{name} seed {seed}: {}", why(&r));
+        let taught = r.metrics.get("paxos.snapshots_to_leader").copied();
+        assert!(
+            taught.unwrap_or(0.0) >= 1.0,
+            "{name} seed {seed}: no follower sent the leader its snapshot"
+        );
+    }
+}
+
 #[test]
 fn bad_parameters_are_located_errors() {
     let base = "description = \"d\"\nalgorithm = \"paxos-synod\"\nnodes = 3\nduration = \"1s\"\n";
