@@ -184,6 +184,11 @@ fn a_new_leader_fills_gaps_and_a_restarted_replica_catches_up() {
     let r = run("catch-up.toml", 1);
     assert!(r.metrics["catch_up_ms.count"] >= 1.0, "{:?}", r.metrics);
     assert!(r.metrics["paxos.snapshots_sent"] >= 1.0);
+    // Raft measures the same catch-up on the same faults (the side-by-side in docs/paxos.md).
+    let raft = run("raft-catch-up.toml", 1);
+    assert_eq!(raft.verdict, Verdict::Pass, "{}", why(&raft));
+    assert!(raft.metrics["catch_up_ms.count"] >= 1.0, "{:?}", raft.metrics);
+    assert!(raft.metrics["catch_up_ms.max"] > 0.0);
 }
 
 /// Found by 10,000-seed sweeps, each of these seeds failed the progress check before the fix:
