@@ -187,7 +187,11 @@ fn a_new_leader_fills_gaps_and_a_restarted_replica_catches_up() {
     // Raft measures the same catch-up on the same faults (the side-by-side in docs/paxos.md).
     let raft = run("raft-catch-up.toml", 1);
     assert_eq!(raft.verdict, Verdict::Pass, "{}", why(&raft));
-    assert!(raft.metrics["catch_up_ms.count"] >= 1.0, "{:?}", raft.metrics);
+    assert!(
+        raft.metrics["catch_up_ms.count"] >= 1.0,
+        "{:?}",
+        raft.metrics
+    );
     assert!(raft.metrics["catch_up_ms.max"] > 0.0);
 }
 
