@@ -77,6 +77,8 @@ pub struct Server {
     pub(crate) lease_floor: u64,
     /// Per server: the highest round in which it was sent catch-up data.
     pub(crate) caught_up_round: Vec<u64>,
+    /// The leader's (ballot, round) in which this follower last sent it its snapshot.
+    pub(crate) taught: (Ballot, u64),
 }
 
 impl Server {
@@ -106,6 +108,7 @@ impl Server {
             lease_until: 0,
             lease_floor: u64::MAX,
             caught_up_round: vec![0; n],
+            taught: (Ballot::ZERO, 0),
         }
     }
 
@@ -280,8 +283,10 @@ impl Server {
             self.follow(ctx, b);
         }
         let mut slots = Vec::with_capacity(entries.len());
+        let mut compacted = false;
         for (slot, cmd) in entries {
             if slot <= self.replica.snap.slot {
+                compacted = true;
                 continue; // decided and compacted here: nothing to accept
             }
             if self
@@ -308,6 +313,9 @@ impl Server {
             }
         }
         self.apply(ctx);
+        if compacted {
+            self.teach_leader(ctx, from, b, chosen, round);
+        }
         let known = self.replica.applied;
         self.send(
             ctx,
@@ -319,6 +327,28 @@ impl Server {
                 round,
             },
         );
+    }
+
+    /// The leader proposes slots this replica has compacted into its snapshot: they are
+    /// decided, but this acceptor no longer holds their values and cannot accept them, so
+    /// the leader would never hear a majority for them if enough followers compacted them
+    /// (it won phase 1 before they did, or without them). Such a leader is behind: send it
+    /// the snapshot, at most once per heartbeat round.
+    fn teach_leader(
+        &mut self,
+        ctx: &mut Ctx<'_, Msg>,
+        leader: NodeId,
+        b: Ballot,
+        chosen: u64,
+        round: u64,
+    ) {
+        if leader == self.id || chosen >= self.replica.snap.slot || self.taught >= (b, round) {
+            return;
+        }
+        self.taught = (b, round);
+        let snapshot = self.replica.snap.clone();
+        ctx.send(leader, Msg::InstallSnapshot { snapshot });
+        ctx.count("paxos.snapshots_to_leader", 1.0);
     }
 
     /// Adopts the leader of ballot `b`: no election while it is heard from.
@@ -366,6 +396,14 @@ impl Server {
             {
                 ctx.send(node, Msg::Reply { req, result });
             }
+        }
+        // A leader that learned decided slots from a follower (its snapshot) stops
+        // proposing them.
+        while let Some(entry) = self.proposals.first_entry() {
+            if *entry.key() > self.replica.applied {
+                break;
+            }
+            entry.remove();
         }
         if self.replica.applied == before {
             return;

@@ -429,7 +429,8 @@ pub fn run(sc: &Scenario, seed: u64, opts: &RunOptions) -> Result<RunResult, Sce
 }
 
 /// Metrics computed from what the checkers saw: time to elect after a leader crash, windows
-/// without a leader, leader changes, throughput and messages per committed command.
+/// without a leader, catch-up after a restart, leader changes, throughput and messages per
+/// committed command.
 fn add_metrics(r: &mut RunResult, sh: &Shared, duration_ns: u64) {
     let mut after_crash = Vec::new();
     // The same measure after a crash or a partition of the leader (the comparison with Paxos).
@@ -463,6 +464,7 @@ fn add_metrics(r: &mut RunResult, sh: &Shared, duration_ns: u64) {
         ("election_after_crash_ms", &after_crash),
         ("election_after_fault_ms", &after_fault),
         ("leaderless_ms", &sh.leaderless_ms),
+        ("catch_up_ms", &sh.catch_up_ms),
     ] {
         for (suffix, v) in summarize(samples) {
             m.insert(format!("{name}.{suffix}"), v);
