@@ -21,6 +21,7 @@ mod check;
 mod compare;
 mod merge;
 mod output;
+mod shrink;
 mod sweep;
 
 /// The build that is running, named in every reproduce command.
@@ -47,6 +48,8 @@ enum Command {
     Check(check::CheckArgs),
     /// List the scenarios (what each shows and expects) and the algorithms with their bugs.
     List(ListArgs),
+    /// Shrink a failing seed to a small scripted scenario that fails the same way alone.
+    Shrink(shrink::ShrinkArgs),
 }
 
 #[derive(Args)]
@@ -125,6 +128,7 @@ fn main() -> ExitCode {
         Command::Merge(a) => merge::cmd_merge(a),
         Command::Check(a) => check::cmd_check(a),
         Command::List(a) => cmd_list(a),
+        Command::Shrink(a) => shrink::cmd_shrink(a),
     };
     ExitCode::from(code)
 }
@@ -160,7 +164,8 @@ pub fn reproduce_command(path: &str, seed: u64, swarm: bool) -> String {
     )
 }
 
-fn shell_quote(s: &str) -> String {
+/// Quotes a word for a POSIX shell when it needs quoting.
+pub fn shell_quote(s: &str) -> String {
     if s.chars()
         .all(|c| c.is_ascii_alphanumeric() || "/._-+=:,".contains(c))
     {

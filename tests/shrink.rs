@@ -1,0 +1,264 @@
+//! `distsim shrink` end to end, as a user runs it. For each bug switch that a nemesis-driven
+//! catalogue scenario demonstrates, a failing seed (pinned below; found with `distsim sweep`)
+//! shrinks to a scripted scenario with fewer faults and fewer operations, and the file, run
+//! alone with `distsim run`, fails with the same kind of violation found by the same check.
+//! The same input gives the same file byte for byte; a `--swarm` failure has its draws frozen.
+//!
+//! Budgets are small (`MAX_RUNS`) so that the whole file stays within a minute or two on two
+//! cores; a larger budget only shrinks further.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Runs per shrink in these tests (the command's default is 300).
+const MAX_RUNS: &str = "60";
+
+/// (scenario, failing seed): one nemesis-driven scenario per bug switch (and 3PC's unsafe
+/// design), with a seed that fails and shrinks to fewer faults and operations within
+/// `MAX_RUNS` runs (found by `distsim sweep SCENARIO --seeds 1..301` and trying the failing
+/// seeds in order).
+const CASES: &[(&str, u64)] = &[
+    // Raft's bugs first (the "done when").
+    ("raft/nemesis-vote-without-log-check.toml", 1),
+    ("raft/figure8-commit-old-term.toml", 103),
+    ("raft/nemesis-vote-without-persist.toml", 43),
+    ("raft/nemesis-apply-before-commit.toml", 1),
+    ("raft/nemesis-read-without-confirm.toml", 3),
+    ("raft/nemesis-no-dedup.toml", 1),
+    ("raft/nemesis-fixed-election-timeout.toml", 4),
+];
+
+fn distsim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_distsim"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("distsim runs")
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    let text = String::from_utf8_lossy(&o.stdout);
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {text}\nstderr: {}",
+            String::from_utf8_lossy(&o.stderr)
+        )
+    })
+}
+
+fn out_path(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("shrink");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// Shrinks one seed; returns the command's JSON and the file it wrote.
+fn shrink(scenario: &str, seed: u64, extra: &[&str], out: &Path) -> (serde_json::Value, String) {
+    let seed = seed.to_string();
+    let mut args = vec![
+        "shrink",
+        scenario,
+        "--seed",
+        &seed,
+        "--max-runs",
+        MAX_RUNS,
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let o = distsim(&args);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{scenario} seed {seed}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (json(&o), std::fs::read_to_string(out).unwrap())
+}
+
+/// Checks one shrink: smaller, scripted, seeded, and failing alone the same way. Returns what
+/// is wrong, if anything.
+fn check_case(scenario: &str, seed: u64) -> Result<String, String> {
+    let name = scenario.replace('/', "-").replace(".toml", "");
+    let out = out_path(&format!("{name}-seed{seed}.toml"));
+    let path = format!("scenarios/{scenario}");
+    let (j, text) = shrink(&path, seed, &[], &out);
+    let (b, a) = (&j["before"], &j["after"]);
+    let n = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap();
+    let summary = format!(
+        "{scenario} seed {seed}: {} faults, {} operations -> {} faults, {} operations in {} runs",
+        n(b, "faults"),
+        n(b, "operations"),
+        n(a, "faults"),
+        n(a, "operations"),
+        n(&j, "runs")
+    );
+    if !(n(a, "faults") < n(b, "faults") && n(a, "operations") < n(b, "operations")) {
+        return Err(format!("not smaller: {summary}"));
+    }
+    let doc: toml::Table = toml::from_str(&text).map_err(|e| format!("{summary}: {e}"))?;
+    let scripted = doc
+        .get("faults")
+        .and_then(|f| f.as_array())
+        .map_or(0, |f| f.len());
+    if doc.contains_key("nemesis") || doc.contains_key("swarm") {
+        return Err(format!("{summary}: the file still draws faults\n{text}"));
+    }
+    if scripted as u64 != n(a, "faults") || doc["seed"].as_integer() != Some(seed as i64) {
+        return Err(format!("{summary}: script or seed not as reported\n{text}"));
+    }
+    // Alone, as a user would run it.
+    let r = json(&distsim(&["run", out.to_str().unwrap(), "--json"]));
+    let v = &r["violations"][0];
+    let same_source = j["violation"]["source"] == v["source"]
+        || (j["violation"]["source"] == "node"
+            && v["source"].as_str().unwrap_or("").starts_with('n'));
+    if r["verdict"] != "violation" || v["kind"] != j["violation"]["kind"] || !same_source {
+        return Err(format!(
+            "{summary}: run alone it gives {} {} from {}, not {}",
+            r["verdict"], v["kind"], v["source"], j["violation"]
+        ));
+    }
+    Ok(summary)
+}
+
+/// Runs the cases on two threads (the CI machine's cores) and reports every failure at once.
+fn check_all(cases: &[(&str, u64)]) {
+    let results: Vec<Result<String, String>> = std::thread::scope(|s| {
+        let halves = cases.split_at(cases.len().div_ceil(2));
+        let a = s.spawn(|| {
+            halves
+                .0
+                .iter()
+                .map(|(c, n)| check_case(c, *n))
+                .collect::<Vec<_>>()
+        });
+        let b = s.spawn(|| {
+            halves
+                .1
+                .iter()
+                .map(|(c, n)| check_case(c, *n))
+                .collect::<Vec<_>>()
+        });
+        let mut r = a.join().unwrap();
+        r.extend(b.join().unwrap());
+        r
+    });
+    let mut bad = Vec::new();
+    for r in results {
+        match r {
+            Ok(s) => eprintln!("ok: {s}"),
+            Err(e) => bad.push(e),
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "{} of {} cases:\n{}",
+        bad.len(),
+        cases.len(),
+        bad.join("\n")
+    );
+}
+
+#[test]
+fn every_bug_shrinks_to_a_smaller_script_that_fails_alone() {
+    check_all(CASES);
+}
+
+#[test]
+fn the_same_input_gives_the_same_file() {
+    let path = "scenarios/raft/nemesis-vote-without-persist.toml";
+    let (j1, a) = shrink(path, 43, &[], &out_path("det-1.toml"));
+    let (j2, b) = shrink(path, 43, &[], &out_path("det-2.toml"));
+    assert_eq!(a, b, "two shrinks of one seed wrote different files");
+    assert_eq!(j1["after"], j2["after"]);
+    assert_eq!(j1["runs"], j2["runs"]);
+}
+
+/// A swarm seed draws 7 servers of [3, 7] and a loss rate: the file carries them, with the
+/// nemesis's faults as a script, and fails alone. With a budget of two runs (the failing run
+/// and the frozen script's) nothing is shrunk, so the file is the frozen run itself.
+#[test]
+fn a_swarm_failure_is_frozen_into_explicit_fields() {
+    let base = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("scenarios/raft/nemesis-vote-without-log-check.toml"),
+    )
+    .unwrap();
+    let text = base
+        .replace("max = \"20ms\" }", "max = \"20ms\" }\nloss = 0.01")
+        .replace("[nemesis]", "[swarm]\nnodes = [3, 7]\n\n[nemesis]");
+    assert!(text.contains("loss = 0.01") && text.contains("[swarm]"));
+    let scenario = out_path("swarm.toml");
+    std::fs::write(&scenario, text).unwrap();
+    let out = out_path("swarm-seed2-frozen.toml");
+    let o = distsim(&[
+        "shrink",
+        scenario.to_str().unwrap(),
+        "--seed",
+        "2",
+        "--swarm",
+        "--max-runs",
+        "2",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let j = json(&o);
+    assert_eq!(j["budget_exhausted"], true);
+    let doc: toml::Table = toml::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(doc["nodes"].as_integer(), Some(7), "the drawn cluster size");
+    let loss = doc["network"]["loss"].as_float().unwrap();
+    assert!(
+        loss > 0.0 && loss != 0.01,
+        "the drawn loss, not the scenario's: {loss}"
+    );
+    assert!(!doc.contains_key("nemesis") && !doc.contains_key("swarm"));
+    assert_eq!(
+        doc["faults"].as_array().unwrap().len() as u64,
+        j["after"]["faults"].as_u64().unwrap()
+    );
+    assert_eq!(j["before"]["faults"], j["after"]["faults"]);
+    let r = json(&distsim(&["run", out.to_str().unwrap(), "--json"]));
+    assert_eq!(r["verdict"], "violation");
+    assert_eq!(r["violations"][0]["kind"], j["violation"]["kind"]);
+    // And shrinking it for real keeps the failure.
+    check_swarm_shrinks(&scenario);
+}
+
+fn check_swarm_shrinks(scenario: &Path) {
+    let (j, _) = shrink(
+        scenario.to_str().unwrap(),
+        2,
+        &["--swarm"],
+        &out_path("swarm-seed2.toml"),
+    );
+    let n = |side: &str, k: &str| j[side][k].as_u64().unwrap();
+    assert!(n("after", "faults") <= n("before", "faults"), "{j}");
+    assert!(n("after", "operations") < n("before", "operations"), "{j}");
+}
+
+#[test]
+fn a_passing_seed_has_nothing_to_shrink() {
+    let o = distsim(&[
+        "shrink",
+        "scenarios/raft/nemesis-correct.toml",
+        "--seed",
+        "1",
+        "--out",
+        out_path("pass.toml").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("nothing to shrink") && err.contains("distsim sweep"),
+        "{err}"
+    );
+}
