@@ -392,20 +392,21 @@ impl Shrinker {
             shell_quote(&a.scenario),
             if opts.swarm { " --swarm" } else { "" }
         );
-        let mut header = vec![
-            format!(
-                "# Shrunk by `{cmd}`: {} faults and",
-                first.applied_faults.len()
-            ),
-            format!(
-                "# {} operations in the original run. It fails with the same {}:",
-                Size::of(first, 0).operations,
-                target
-            ),
-        ];
-        let msg = first.violations[0].message.replace(['\n', '\r'], " ");
-        header.push(format!("#   {}", truncate(&msg, 200)));
-        header.push("# Expect: violation. Run it with `distsim run FILE`.".into());
+        let mut msg = truncate(&first.violations[0].message.replace(['\n', '\r'], " "), 300);
+        if !msg.ends_with('.') {
+            msg.push('.');
+        }
+        let text = format!(
+            "Shrunk by `{cmd}` from a run with {} faults and {} operations. Run alone, it fails with the same {}. The original run's first violation: {} Expect: violation; run it with `distsim run FILE`.",
+            first.applied_faults.len(),
+            Size::of(first, 0).operations,
+            target,
+            msg,
+        );
+        let header = crate::wrap(&text, 90)
+            .into_iter()
+            .map(|l| format!("# {l}"))
+            .collect();
         let bar = if a.quiet || a.json || !std::io::stderr().is_terminal() {
             indicatif::ProgressBar::hidden()
         } else {
@@ -1004,6 +1005,7 @@ fn render(header: &[String], base: &toml::Table, c: &Case, seed: u64) -> String 
         t.insert("faults".into(), toml::Value::Array(faults.collect()));
     }
     let mut out: String = header.iter().map(|l| format!("{l}\n")).collect();
+    out.push('\n');
     let is_table = |v: &toml::Value| match v {
         toml::Value::Table(_) => true,
         toml::Value::Array(a) => !a.is_empty() && a.iter().all(|x| x.is_table()),

@@ -317,3 +317,48 @@ fn a_passing_seed_has_nothing_to_shrink() {
         "{err}"
     );
 }
+
+/// The frozen script (a budget of two runs shrinks nothing) replays the failing run: the same
+/// faults at the same times on the same nodes, and the same first violation at the same time.
+/// Only the labels of partitions (now cut links), the nemesis's own tick events and the log of
+/// scripted faults that were skipped (a crash of "the leader" when there was none) differ.
+#[test]
+fn the_frozen_script_replays_the_failing_run() {
+    let cases = [
+        ("raft/figure8-commit-old-term.toml", 103),
+        ("paxos/synod-storm-promise-without-sync.toml", 174),
+        ("commit/3pc-nemesis.toml", 2),
+        ("saga/nemesis-log-not-persisted.toml", 4),
+    ];
+    for (scenario, seed) in cases {
+        let path = format!("scenarios/{scenario}");
+        let out = out_path(&format!("frozen-{}.toml", scenario.replace('/', "-")));
+        let (j, _) = shrink(&path, seed, 2, &[], &out);
+        assert_eq!(j["before"]["faults"], j["after"]["faults"], "{scenario}");
+        let seed = seed.to_string();
+        let original = json(&distsim(&["run", &path, "--seed", &seed, "--json"]));
+        let frozen = json(&distsim(&["run", out.to_str().unwrap(), "--json"]));
+        let faults = |r: &serde_json::Value| -> Vec<(u64, String, serde_json::Value)> {
+            r["fault_log"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|f| f["action"] == "heal" || f["nodes"] != serde_json::json!([]))
+                .map(|f| {
+                    let t = f["time_ns"].as_u64().unwrap();
+                    (
+                        t,
+                        f["action"].as_str().unwrap().to_string(),
+                        f["nodes"].clone(),
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(faults(&original), faults(&frozen), "{scenario}");
+        let first = |r: &serde_json::Value| {
+            let v = &r["violations"][0];
+            (v["time_ns"].clone(), v["message"].clone())
+        };
+        assert_eq!(first(&original), first(&frozen), "{scenario}");
+    }
+}
