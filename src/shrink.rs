@@ -214,6 +214,12 @@ pub fn cmd_shrink(a: ShrinkArgs) -> u8 {
         .out
         .clone()
         .unwrap_or_else(|| format!("{}-seed{seed}-shrunk.toml", sc.name));
+    let same = |p: &str| std::fs::canonicalize(p).ok();
+    if same(&out).is_some() && same(&out) == same(&a.scenario) {
+        return bad_input(format!(
+            "--out {out} is the scenario being shrunk; write the shrunk scenario to another file"
+        ));
+    }
     if out.ends_with(".json") {
         return bad_input(format!(
             "--out {out}: the shrunk scenario is written as TOML; give a file ending in .toml"
