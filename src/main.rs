@@ -23,6 +23,7 @@ mod diff;
 mod list;
 mod merge;
 mod output;
+mod shrink;
 mod sweep;
 
 /// The build that is running, named in every reproduce command.
@@ -52,6 +53,8 @@ enum Command {
     /// Compare two runs event by event (two seeds, two scenarios, or a `[params]` change such
     /// as a bug switch) and show where they first diverge.
     Diff(diff::DiffArgs),
+    /// Shrink a failing seed to a small scripted scenario that fails the same way alone.
+    Shrink(shrink::ShrinkArgs),
 }
 
 #[derive(Args)]
@@ -124,6 +127,7 @@ fn main() -> ExitCode {
         Command::Check(a) => check::cmd_check(a),
         Command::List(a) => list::cmd_list(a),
         Command::Diff(a) => diff::cmd_diff(a),
+        Command::Shrink(a) => shrink::cmd_shrink(a),
     };
     ExitCode::from(code)
 }
@@ -160,7 +164,8 @@ pub fn reproduce_command(path: &str, seed: u64, swarm: bool) -> String {
     )
 }
 
-fn shell_quote(s: &str) -> String {
+/// Quotes a word for a POSIX shell when it needs quoting.
+pub fn shell_quote(s: &str) -> String {
     if s.chars()
         .all(|c| c.is_ascii_alphanumeric() || "/._-+=:,".contains(c))
     {

@@ -154,6 +154,12 @@ pub struct RunResult {
     pub faults: BTreeMap<String, FaultCounts>,
     /// Faults as they fired.
     pub fault_log: Vec<FaultRecord>,
+    /// The faults the run carried out, scripted and nemesis alike, as a `[[faults]]` script
+    /// with every random choice made (nodes by index, partition shapes as their cut links,
+    /// swizzles as one clog per node, a nemesis fault's undo as its `for`), in time order.
+    /// Replayed without the nemesis they give the same faults; `distsim shrink` starts there.
+    #[serde(skip)]
+    pub applied_faults: Vec<crate::faults::ScriptedFault>,
     /// What a person should know that is not a violation: a scripted fault that never bit,
     /// no operation completed ok.
     #[serde(skip_serializing_if = "Vec::is_empty")]

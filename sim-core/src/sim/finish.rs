@@ -97,6 +97,11 @@ impl<P: Process> Sim<P> {
             violations: std::mem::take(&mut w.violations),
             faults: std::mem::take(&mut w.coverage),
             fault_log: std::mem::take(&mut w.fault_log),
+            applied_faults: {
+                let mut a = std::mem::take(&mut w.applied);
+                a.sort_by_key(|f| f.at);
+                a
+            },
             linearizability: lin_report,
             history,
             trace: w.trace.take_events(),

@@ -6,7 +6,7 @@ use rand::Rng;
 use super::*;
 use crate::faults::{FaultAction, NodeRef};
 use crate::process::{NodeId, Process};
-use crate::time::{fmt_ns, fmt_signed_ns, Nanos};
+use crate::time::{fmt_ns, fmt_signed_ns, Duration, Nanos};
 
 impl<P: Process> Sim<P> {
     pub(crate) fn resolve(&mut self, node: &NodeRef) -> Option<NodeId> {
@@ -32,7 +32,9 @@ impl<P: Process> Sim<P> {
         }
     }
 
-    pub(crate) fn apply_fault(&mut self, action: FaultAction) {
+    /// Carries out a fault; `record` (a scripted fault, not an undo or a swizzle's step) adds
+    /// it to the run's applied faults with its node resolved.
+    pub(crate) fn apply_fault(&mut self, action: FaultAction, record: bool) {
         let name = action.name();
         let target = match &action {
             FaultAction::Partition { node: Some(n), .. }
@@ -71,11 +73,17 @@ impl<P: Process> Sim<P> {
             );
             return;
         }
+        if record {
+            self.record_frozen(&action, node);
+        }
         match action {
             FaultAction::Partition {
                 kind, cut, for_, ..
             } => {
-                self.partition(kind, target, &cut);
+                let cut = self.partition(kind, target, &cut);
+                if record {
+                    self.record_partition(cut, for_);
+                }
                 if let Some(d) = for_ {
                     self.world.push(
                         self.world.now + d.0,
@@ -121,6 +129,44 @@ impl<P: Process> Sim<P> {
             FaultAction::Unclog { .. } => self.unclog(node),
             FaultAction::Swizzle { count, step, hold } => self.swizzle(count, step.0, hold.0),
         }
+    }
+
+    /// Records a scripted fault with its node resolved to `node`. Partitions (recorded with
+    /// their cut links once drawn) and swizzles (recorded as their clogs) are left to
+    /// [`Self::record_partition`] and [`Self::swizzle`].
+    fn record_frozen(&mut self, action: &FaultAction, node: NodeId) {
+        let at = self.world.now;
+        let n = NodeRef::Index(node);
+        let frozen = match action.clone() {
+            FaultAction::Partition { .. } | FaultAction::Swizzle { .. } => return,
+            FaultAction::Heal => FaultAction::Heal,
+            FaultAction::Crash { for_, .. } => FaultAction::Crash { node: n, for_ },
+            FaultAction::Restart { .. } => FaultAction::Restart { node: n },
+            FaultAction::Pause { for_, .. } => FaultAction::Pause { node: n, for_ },
+            FaultAction::Resume { .. } => FaultAction::Resume { node: n },
+            FaultAction::ClockStep { by, .. } => FaultAction::ClockStep { node: n, by },
+            FaultAction::ClockDrift { drift, .. } => FaultAction::ClockDrift { node: n, drift },
+            FaultAction::Clog { for_, .. } => FaultAction::Clog { node: n, for_ },
+            FaultAction::Unclog { .. } => FaultAction::Unclog { node: n },
+        };
+        self.world.record_applied(at, frozen);
+    }
+
+    /// Records a partition as the links it cut (a shape drawn at random is frozen); one that
+    /// cut nothing only healed the previous one.
+    pub(crate) fn record_partition(&mut self, cut: Vec<[usize; 2]>, for_: Option<Duration>) {
+        let at = self.world.now;
+        let action = if cut.is_empty() {
+            FaultAction::Heal
+        } else {
+            FaultAction::Partition {
+                kind: crate::faults::PartitionKind::Links,
+                node: None,
+                cut,
+                for_,
+            }
+        };
+        self.world.record_applied(at, action);
     }
 
     /// Schedules the fault that undoes another, `after` from now (when given).
@@ -285,12 +331,25 @@ impl<P: Process> Sim<P> {
         back.shuffle(&mut self.world.fault_rng);
         let unclog_start = now + count.saturating_sub(1) as Nanos * step + hold;
         for (i, node) in back.iter().enumerate() {
+            let unclog_at = unclog_start + i as Nanos * step;
             self.world.push(
-                unclog_start + i as Nanos * step,
+                unclog_at,
                 Event::Fault(FaultAction::Unclog {
                     node: NodeRef::Index(*node),
                 }),
             );
+            // As a script: each clog with its own `for`; a clog the quiet period would
+            // suppress is left out.
+            let clog_at = now + order.iter().position(|x| x == node).unwrap_or(0) as Nanos * step;
+            if clog_at < self.cfg.quiet_ns {
+                self.world.record_applied(
+                    clog_at,
+                    FaultAction::Clog {
+                        node: NodeRef::Index(*node),
+                        for_: Some(Duration(unclog_at - clog_at)),
+                    },
+                );
+            }
         }
         self.world.cover("swizzle");
         self.world.log_fault(

@@ -149,6 +149,7 @@ impl<P: Process> Sim<P> {
             ),
             violations: Vec::new(),
             fault_log: Vec::new(),
+            applied: Vec::new(),
             coverage: BTreeMap::new(),
             partition_label: None,
             partition_gen: 0,
@@ -310,12 +311,12 @@ impl<P: Process> Sim<P> {
                 if self.world.quiet_started && action.harms() {
                     return;
                 }
-                self.apply_fault(action)
+                self.apply_fault(action, false)
             }
             Event::Scripted(i) => {
                 let action = self.cfg.scenario.faults[i].action.clone();
                 self.world.bites.current = Some(i);
-                self.apply_fault(action);
+                self.apply_fault(action, true);
                 self.world.bites.current = None;
             }
             Event::HealIf(gen) => {
@@ -323,7 +324,17 @@ impl<P: Process> Sim<P> {
                     self.heal("the partition's time is up");
                 }
             }
-            Event::DriftReset(node, drift) => self.set_drift(node, drift, "back to"),
+            Event::DriftReset(node, drift) => {
+                self.set_drift(node, drift, "back to");
+                let at = self.world.now;
+                self.world.record_applied(
+                    at,
+                    FaultAction::ClockDrift {
+                        node: crate::faults::NodeRef::Index(node),
+                        drift: crate::scenario::Drift(drift),
+                    },
+                );
+            }
             Event::NemesisTick => self.nemesis_tick(),
             Event::Quiet => self.quiet(),
             Event::LivenessDeadline => self.liveness_deadline(),

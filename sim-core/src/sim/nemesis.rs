@@ -6,7 +6,8 @@ use super::*;
 use crate::faults::{FaultAction, NemesisKind, NodeRef, PartitionKind};
 use crate::process::Process;
 use crate::rng::SimRng;
-use crate::time::{Nanos, MS};
+use crate::scenario::Drift;
+use crate::time::{Duration, Nanos, SignedDuration, MS};
 
 impl<P: Process> Sim<P> {
     pub(crate) fn nemesis_tick(&mut self) {
@@ -35,13 +36,18 @@ impl<P: Process> Sim<P> {
                     PartitionKind::Halves,
                 ];
                 let k = kinds[self.world.fault_rng.random_range(0..kinds.len())];
-                self.partition(k, None, &[]);
+                let cut = self.partition(k, None, &[]);
+                self.record_partition(cut, Some(Duration(span)));
                 self.world
                     .push(now + span, Event::HealIf(self.world.partition_gen));
             }
             NemesisKind::Crash if may_take_down => {
                 if let Some(x) = self.resolve(&NodeRef::Role("random".into())) {
                     self.crash(x);
+                    self.record_nemesis(FaultAction::Crash {
+                        node: NodeRef::Index(x),
+                        for_: Some(Duration(span)),
+                    });
                     self.undo_after(
                         Some(span),
                         FaultAction::Restart {
@@ -53,6 +59,10 @@ impl<P: Process> Sim<P> {
             NemesisKind::Pause if may_take_down => {
                 if let Some(x) = self.resolve(&NodeRef::Role("random".into())) {
                     self.pause(x);
+                    self.record_nemesis(FaultAction::Pause {
+                        node: NodeRef::Index(x),
+                        for_: Some(Duration(span)),
+                    });
                     self.undo_after(
                         Some(span),
                         FaultAction::Resume {
@@ -67,6 +77,12 @@ impl<P: Process> Sim<P> {
                     let m = nem.clock_step_max.0 as i64;
                     let by = self.world.fault_rng.random_range(-m..=m);
                     self.step_clock(x, by);
+                    if by != 0 {
+                        self.record_nemesis(FaultAction::ClockStep {
+                            node: NodeRef::Index(x),
+                            by: SignedDuration(by),
+                        });
+                    }
                 } else {
                     let dm = nem.drift_max.0;
                     let d = if dm > 0.0 {
@@ -77,12 +93,20 @@ impl<P: Process> Sim<P> {
                     let old = self.world.clocks[x].drift();
                     self.world.cover("clock_drift");
                     self.set_drift(x, d, "set to");
+                    self.record_nemesis(FaultAction::ClockDrift {
+                        node: NodeRef::Index(x),
+                        drift: Drift(d),
+                    });
                     self.world.push(now + span, Event::DriftReset(x, old));
                 }
             }
             NemesisKind::Clog => {
                 let x = self.world.fault_rng.random_range(0..n);
                 self.clog(x);
+                self.record_nemesis(FaultAction::Clog {
+                    node: NodeRef::Index(x),
+                    for_: Some(Duration(span)),
+                });
                 self.undo_after(
                     Some(span),
                     FaultAction::Unclog {
@@ -95,6 +119,14 @@ impl<P: Process> Sim<P> {
         }
         let gap = exp_draw(&mut self.world.fault_rng, nem.interval.0);
         self.world.push(now + gap.max(1), Event::NemesisTick);
+    }
+}
+
+impl<P: Process> Sim<P> {
+    /// Records a nemesis fault as it would be scripted, at the current time.
+    fn record_nemesis(&mut self, action: FaultAction) {
+        let at = self.world.now;
+        self.world.record_applied(at, action);
     }
 }
 

@@ -9,12 +9,13 @@ use crate::process::{NodeId, Process};
 use crate::rng::SimRng;
 
 impl<P: Process> Sim<P> {
+    /// Cuts the links of a shape (after healing the previous one) and returns them.
     pub(crate) fn partition(
         &mut self,
         kind: PartitionKind,
         node: Option<NodeId>,
         cut: &[[usize; 2]],
-    ) {
+    ) -> Vec<[usize; 2]> {
         let n = self.world.servers_count;
         let rng = &mut self.world.fault_rng;
         let pick = |rng: &mut SimRng| node.unwrap_or_else(|| rng.random_range(0..n));
@@ -105,6 +106,7 @@ impl<P: Process> Sim<P> {
         }
         self.world.links.heal();
         let mut touched: Vec<usize> = Vec::new();
+        let mut done: Vec<[usize; 2]> = Vec::new();
         // Shapes cut only server-server links; `links` may also name clients (a client cut off
         // from some servers, as in Redlock's "D and E are unreachable").
         let reach = if kind == PartitionKind::Links {
@@ -115,6 +117,7 @@ impl<P: Process> Sim<P> {
         for (a, b) in cuts {
             if a < reach && b < reach {
                 self.world.links.set_cut(a, b, true);
+                done.push([a, b]);
                 touched.push(a);
                 touched.push(b);
             }
@@ -127,6 +130,7 @@ impl<P: Process> Sim<P> {
         self.world.cover(&label);
         self.world.partition_label = Some(label);
         self.world.log_fault("partition", touched, detail);
+        done
     }
 }
 

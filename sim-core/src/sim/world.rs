@@ -69,6 +69,9 @@ pub struct World<M: Message> {
     pub(crate) trace: Trace,
     pub(crate) violations: Vec<Violation>,
     pub(crate) fault_log: Vec<FaultRecord>,
+    /// The faults carried out, as a script with every random choice made
+    /// ([`crate::result::RunResult::applied_faults`]).
+    pub(crate) applied: Vec<crate::faults::ScriptedFault>,
     pub(crate) coverage: BTreeMap<String, FaultCounts>,
     pub(crate) partition_label: Option<String>,
     pub(crate) partition_gen: u64,
@@ -265,6 +268,14 @@ impl<M: Message> World<M> {
             action: action.to_string(),
             nodes,
             detail,
+        });
+    }
+
+    /// Records a fault carried out at `at`, as it would be scripted.
+    pub(crate) fn record_applied(&mut self, at: Nanos, action: crate::faults::FaultAction) {
+        self.applied.push(crate::faults::ScriptedFault {
+            at: crate::faults::FaultTime(crate::time::Duration(at)),
+            action,
         });
     }
 
