@@ -125,8 +125,8 @@ impl LogPlot<'_> {
         let term_of = |node: usize, t: u64| {
             self.term
                 .iter()
-                .filter(|p| p.node == node && p.time_ns <= t)
-                .last()
+                .rev()
+                .find(|p| p.node == node && p.time_ns <= t)
                 .map(|p| p.value as u64)
                 .unwrap_or(0)
         };
@@ -155,11 +155,11 @@ impl LogPlot<'_> {
                     let c = p.value.max(0.0) as u64;
                     state.commit.insert(p.node, c);
                     let log = state.logs.get(&p.node).map(|v| v.as_slice()).unwrap_or(&[]);
-                    for index in 1..=c.min(log.len() as u64) {
-                        state
-                            .committed
-                            .entry(index)
-                            .or_insert(log[index as usize - 1]);
+                    // A commit index commits every index below it, so the committed indices
+                    // are always 1..=K: only the new ones are added (linear in the run).
+                    let known = state.committed.len() as u64;
+                    for index in known + 1..=c.min(log.len() as u64) {
+                        state.committed.insert(index, log[index as usize - 1]);
                     }
                     j += 1;
                 }
