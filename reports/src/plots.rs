@@ -152,7 +152,7 @@ pub fn legend_row<DB: DrawingBackend>(
         let tx = if matches!(sw, Swatch::None) {
             x
         } else {
-            x + 19
+            x + 18
         };
         root.draw(&Text::new(
             text.clone(),
@@ -160,8 +160,8 @@ pub fn legend_row<DB: DrawingBackend>(
             font(12).pos(Pos::new(HPos::Left, VPos::Center)),
         ))
         .map_err(err)?;
-        // DejaVu Sans at 12 px: about 6.8 px a character.
-        x = tx + (text.chars().count() as f64 * 6.8) as i32 + 18;
+        // DejaVu Sans at 12 px: under 6 px a character on average.
+        x = tx + (text.chars().count() as f64 * 6.0) as i32 + 14;
     }
     Ok(())
 }
@@ -171,13 +171,13 @@ pub(crate) fn outcome_legend(highlighted: bool) -> Vec<(Swatch, String)> {
     let mut v = vec![
         (Swatch::Box(OK_C), "ok".to_string()),
         (Swatch::Box(FAIL_C), "fail (no effect)".into()),
-        (Swatch::Box(INFO_C), "info (outcome unknown)".into()),
+        (Swatch::Box(INFO_C), "info (unknown)".into()),
         (Swatch::Box(PENDING_C), "pending".into()),
     ];
     if highlighted {
         v.push((
             Swatch::Outline(VIOLATION_C),
-            "named by the violation / not placed by the checker".into(),
+            "named by the violation (or not placed)".into(),
         ));
     }
     v

@@ -274,7 +274,7 @@ impl Plot for LogPlot<'_> {
         let block = HEAD_H + rows * ROW_H + GAP_H + 14;
         (
             1100,
-            (70 + moments.len() as i32 * block + 40).max(200) as u32,
+            (70 + moments.len() as i32 * block + 56).max(200) as u32,
         )
     }
 
