@@ -221,7 +221,10 @@ fn cmd_run(a: RunArgs) -> u8 {
             Path::new(dir),
             &r,
             &reproduce,
-            &reports::ReportOptions { window_ns },
+            &reports::ReportOptions {
+                window_ns,
+                about: Some(reports::About::of(&sc)),
+            },
         ) {
             Ok(w) => {
                 for p in &w.problems {

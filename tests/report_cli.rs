@@ -48,6 +48,34 @@ fn run_with_report_writes_every_plot_and_the_page() {
 }
 
 #[test]
+fn run_report_opens_with_what_the_scenario_teaches() {
+    let dir = out_dir("about");
+    let d = dir.to_string_lossy().to_string();
+    let out = distsim(&[
+        "run",
+        "scenarios/raft/figure8-scripted-commit-old-term.toml",
+        "--report",
+        &d,
+    ]);
+    assert_eq!(out.status.code(), Some(1), "a violation exits 1");
+    let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    // The description, then the opening comment, before the first plot.
+    let desc = html
+        .find("Figure 8 scripted: an old-term entry counted as committed")
+        .expect("description");
+    let comment = html
+        .find("<pre class=comment>Bug: the paper&#39;s Figure 8, scripted.")
+        .expect("opening comment");
+    let plot = html.find("<h2 id=").expect("plots");
+    assert!(desc < comment && comment < plot);
+    // The scenario's duration tells the CLI's report that the invariant stopped the run.
+    let st = std::fs::read_to_string(dir.join("spacetime.svg")).unwrap();
+    assert!(st.contains("centred on the violation at 3.930 s"));
+    assert!(dir.join("panel-raft-log.svg").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn a_bad_window_is_a_usage_error() {
     let dir = out_dir("window");
     let d = dir.to_string_lossy().to_string();

@@ -149,6 +149,8 @@ impl Server {
         if !fresh.is_empty() {
             for v in &fresh {
                 ctx.storage().append(VALUES_LOG, v.to_le_bytes().to_vec());
+                // The report hook: reports/src/missing.rs draws which server lacks what.
+                ctx.series("have.values", *v as f64);
             }
             if self.params.bug == Some(BroadcastBug::AckBeforeSync) {
                 // The disk is written lazily, a little later: a crash in between loses data.
@@ -235,6 +237,13 @@ impl Process for Node {
             .iter()
             .filter_map(|e| Some(u64::from_le_bytes(e.as_slice().try_into().ok()?)))
             .collect();
+        if ctx.is_restart() {
+            // The report hook: what the crash left is what the disk kept.
+            ctx.series("have.values", -1.0);
+            for v in &s.values {
+                ctx.series("have.values", *v as f64);
+            }
+        }
         if s.params.bug != Some(BroadcastBug::NoRetry) {
             ctx.set_timer(s.params.retry_interval.0, RETRY_TIMER);
             if ctx.is_restart() && !s.values.is_empty() {

@@ -142,7 +142,8 @@ impl FaultWindow {
     }
 }
 
-/// Pairs starts with ends: partition/heal (all open partitions end at a heal), crash/restart,
+/// Pairs starts with ends: partition/heal (a partition ends at a heal or at the next
+/// partition, which replaces it), crash/restart,
 /// pause/resume and clog/unclog per node. Other actions are instants. A window still open at
 /// the end of the run ends at `end_ns`.
 pub fn fault_windows(log: &[FaultRecord], end_ns: u64) -> Vec<FaultWindow> {
@@ -169,6 +170,11 @@ pub fn fault_windows(log: &[FaultRecord], end_ns: u64) -> Vec<FaultWindow> {
     for f in log {
         let a = f.action.as_str();
         if a == "partition" {
+            // A partition replaces the one before it (the engine heals the links first).
+            for mut w in open_partitions.drain(..) {
+                w.end_ns = f.time_ns;
+                out.push(w);
+            }
             open_partitions.push(FaultWindow {
                 start_ns: f.time_ns,
                 end_ns,
@@ -263,7 +269,7 @@ pub fn unplaced_ops(lin: Option<&serde_json::Value>, history: &History) -> Optio
 
 /// For each event of the history, the index of the operation it belongs to (the same
 /// numbering as [`ops_of`]).
-fn op_index_of_events(history: &History) -> Vec<Option<usize>> {
+pub fn op_index_of_events(history: &History) -> Vec<Option<usize>> {
     let mut open: BTreeMap<u64, usize> = BTreeMap::new();
     let mut next = 0;
     history
@@ -461,6 +467,26 @@ mod tests {
                 (6, 100, "pause")
             ]
         );
+    }
+
+    #[test]
+    fn a_partition_ends_where_the_next_replaces_it() {
+        let r = |t, a: &str| FaultRecord {
+            time_ns: t,
+            action: a.into(),
+            nodes: vec![0, 1],
+            detail: String::new(),
+        };
+        let log = vec![
+            r(0, "partition"),
+            r(13, "partition"),
+            r(14, "partition"),
+            r(22, "heal"),
+            r(30, "partition"),
+        ];
+        let w = fault_windows(&log, 100);
+        let got: Vec<(u64, u64)> = w.iter().map(|w| (w.start_ns, w.end_ns)).collect();
+        assert_eq!(got, vec![(0, 13), (13, 14), (14, 22), (30, 100)]);
     }
 
     #[test]

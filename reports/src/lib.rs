@@ -34,10 +34,18 @@
 //!
 //! # The window of the space-time diagram and the history views
 //!
-//! Unless [`ReportOptions::window_ns`] sets it: around the first operation the checker could
-//! not place; otherwise around the first violation, when it was found before the end of the
-//! run; otherwise (a violation found by an end check, or none) the first second after the
-//! first fault, or the first second of the run.
+//! Unless [`ReportOptions::window_ns`] sets it ([`pick_window`]): centred on the first
+//! violation when a check found it as the run went; for an end check or the history check,
+//! around the first operation it names (those the checker could not place first); otherwise
+//! the end of the run, the first second after the first fault, or the first second.
+//!
+//! # The page
+//!
+//! `index.html` opens with what the scenario says about itself ([`About`]: its description
+//! and opening comment), the run and its violations, then the plots: algorithm panels first,
+//! then the space-time diagram, latency, throughput and the per-key histories. Family panels
+//! that combine series: [`commit`], [`ring`], [`cache`], [`raft_log`] (Raft's log per server)
+//! and [`missing`] (which server lacks which value).
 //!
 //! # The linearizability report
 //!
@@ -57,7 +65,6 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
-use sim_core::time::fmt_ns;
 use sim_core::{History, RunResult};
 
 pub mod cache;
@@ -65,7 +72,10 @@ pub mod commit;
 pub mod contention;
 pub mod data;
 pub mod font;
+pub mod lin;
+pub mod missing;
 pub mod plots;
+pub mod raft_log;
 pub mod ring;
 pub mod rows;
 pub mod txn;
@@ -84,6 +94,56 @@ pub struct ReportOptions {
     /// The window of the space-time diagram and history views (true time, ns); `None` picks
     /// one around the first violation.
     pub window_ns: Option<(u64, u64)>,
+    /// What the scenario says about itself, shown at the top of the page.
+    pub about: Option<About>,
+}
+
+/// What a scenario says about itself: shown at the top of the report, so that the page says
+/// what the run is about before it shows what happened.
+#[derive(Clone, Debug, Default)]
+pub struct About {
+    /// The scenario's `description`.
+    pub description: String,
+    /// The file's opening comment (what it teaches and what a run should find), without `#`.
+    pub comment: String,
+    /// The scenario's duration: a violation found at it was found by an end check, one found
+    /// earlier stopped the run.
+    pub duration_ns: Option<u64>,
+}
+
+impl About {
+    /// From a loaded scenario (its text, when it was read from a file or embedded).
+    pub fn of(sc: &sim_core::Scenario) -> About {
+        About {
+            description: sc.description.trim().to_string(),
+            comment: sc
+                .source
+                .as_ref()
+                .map(|s| opening_comment(&s.text))
+                .unwrap_or_default(),
+            duration_ns: Some(sc.duration.0),
+        }
+    }
+}
+
+/// The comment a scenario file opens with: its leading `#` lines, without the `# `, blank
+/// comment lines kept as paragraph breaks. JSON files have none.
+pub fn opening_comment(text: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for line in text.lines() {
+        let t = line.trim_start();
+        if let Some(rest) = t.strip_prefix('#') {
+            out.push(rest.strip_prefix(' ').unwrap_or(rest).trim_end());
+        } else if t.is_empty() && out.is_empty() {
+            continue;
+        } else {
+            break;
+        }
+    }
+    while out.last().is_some_and(|l| l.is_empty()) {
+        out.pop();
+    }
+    out.join("\n")
 }
 
 /// Parses a window written as `START..END` with units, e.g. `1.9s..2.3s` or `0ms..500ms`.
@@ -171,45 +231,118 @@ fn prepare(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Picks the window of the space-time diagram and history views, and says why.
-fn pick_window(
+/// The first violation as the window needs it: when, which check, and whether an end check
+/// found it (at the end of a finished run, or the history check).
+#[derive(Clone, Debug)]
+pub struct FirstViolation {
+    /// When it was found.
+    pub time_ns: u64,
+    /// The check.
+    pub source: String,
+    /// Found by an end check (its time is the run's end, not when the rule broke).
+    pub at_end: bool,
+}
+
+impl FirstViolation {
+    /// The run's first violation; `duration_ns` (the scenario's) tells an end check from a
+    /// check that stopped the run. Without it, a violation at the end that names operations
+    /// is taken for an end check's.
+    pub fn of(r: &RunResult, duration_ns: Option<u64>) -> Option<FirstViolation> {
+        let v = r.violations.first()?;
+        let at_end = v.kind == sim_core::ViolationKind::Linearizability
+            || match duration_ns {
+                Some(d) => v.time_ns >= d,
+                None => v.time_ns >= r.simulated_ns && !v.ops.is_empty(),
+            };
+        Some(FirstViolation {
+            time_ns: v.time_ns,
+            source: v.source.clone(),
+            at_end,
+        })
+    }
+}
+
+/// Half the width of a window centred on a violation.
+const HALF_WINDOW_NS: u64 = 300_000_000;
+
+/// Picks the window of the space-time diagram and history views, and says why: centred on
+/// the violation when a check found it as the run went; on the first operation an end check
+/// (or the history check) names, when it names any; else on the end (an end check naming no
+/// operation), the first fault, or the first second.
+pub fn pick_window(
     ops: &[Op],
     highlight: &BTreeMap<usize, &'static str>,
-    violation_ns: Option<u64>,
+    first: Option<&FirstViolation>,
     faults: &[FaultWindow],
     end_ns: u64,
 ) -> ((u64, u64), String) {
     const MS: u64 = 1_000_000;
     let clamp = |a: u64, b: u64| (a.min(end_ns), b.min(end_ns).max(a.min(end_ns) + MS));
-    if let Some((op, why)) = highlight
+    if let Some(v) = first.filter(|v| !v.at_end) {
+        let (a, b) = clamp(
+            v.time_ns.saturating_sub(HALF_WINDOW_NS),
+            v.time_ns + HALF_WINDOW_NS,
+        );
+        // A run stopped at its violation ends there: show what led to it.
+        let a = if b <= v.time_ns + 50 * MS {
+            a.min(b.saturating_sub(2 * HALF_WINDOW_NS))
+        } else {
+            a
+        };
+        return (
+            (a, b),
+            format!(
+                "window centred on the violation at {} (found by {} as the run went)",
+                plots::fmt_s(v.time_ns),
+                v.source
+            ),
+        );
+    }
+    // The operations the checker could not place come first, then those a violation names.
+    let named = highlight
         .iter()
-        .next()
-        .and_then(|(i, why)| ops.get(*i).map(|o| (o, why)))
-    {
+        .find(|(_, why)| **why == "not placed")
+        .or_else(|| highlight.iter().next());
+    if let Some((op, why)) = named.and_then(|(i, why)| ops.get(*i).map(|o| (o, why))) {
         let end = op
             .complete_ns
             .unwrap_or(end_ns)
             .min(op.invoke_ns + 500 * MS);
         let (a, b) = clamp(op.invoke_ns.saturating_sub(200 * MS), end + 300 * MS);
+        let found = match first {
+            Some(v) => format!(
+                "the violation was found by the end check {} at {}; ",
+                v.source,
+                plots::fmt_s(v.time_ns)
+            ),
+            None => String::new(),
+        };
         return (
             (a, b),
-            format!("window around operation #{} ({why})", op.index),
+            format!(
+                "{found}window around operation #{} ({why}), the first it names",
+                op.index
+            ),
         );
     }
-    if let Some(v) = violation_ns.filter(|v| *v + MS < end_ns) {
-        let (a, b) = clamp(v.saturating_sub(500 * MS), v + 100 * MS);
-        return ((a, b), "window around the first violation".into());
+    if let Some(v) = first {
+        let (a, b) = clamp(v.time_ns.saturating_sub(2 * HALF_WINDOW_NS), v.time_ns);
+        return (
+            (a, b),
+            format!(
+                "the violation was found by the end check {} at the end of the run and names no operation: the window shows the end",
+                v.source
+            ),
+        );
     }
     if let Some(f) = faults.first() {
         let (a, b) = clamp(f.start_ns.saturating_sub(100 * MS), f.start_ns + 900 * MS);
-        let why = if violation_ns.is_some() {
-            "the violation was found by an end check, so the window shows the first fault"
-        } else {
-            "window around the first fault"
-        };
-        return ((a, b), why.into());
+        return ((a, b), "no violation: window around the first fault".into());
     }
-    (clamp(0, 1000 * MS), "the first second of the run".into())
+    (
+        clamp(0, 1000 * MS),
+        "no violation and no fault: the first second of the run".into(),
+    )
 }
 
 /// Draws the per-key history views of the operations in the window (at most
@@ -220,6 +353,7 @@ fn render_histories(
     ops: &[Op],
     unplaced: &BTreeMap<usize, &'static str>,
     clients: usize,
+    servers: Option<usize>,
     window: (u64, u64),
     violation_ns: Option<u64>,
     out: &mut Written,
@@ -271,6 +405,7 @@ fn render_histories(
             ops: sel,
             highlight: unplaced,
             clients,
+            servers,
             window_ns: (a, b),
             violation_ns,
             why,
@@ -316,6 +451,7 @@ pub fn write_run_report(
     let ops = ops_of(&r.history);
     let faults = fault_windows(&r.fault_log, r.simulated_ns);
     let violation_ns = r.violations.first().map(|v| v.time_ns);
+    let first = FirstViolation::of(r, opts.about.as_ref().and_then(|a| a.duration_ns));
     let unplaced_list = unplaced_ops(r.linearizability.as_ref(), &r.history);
     let end_ns = r.simulated_ns.max(1);
     let named = violation_ops(&r.violations, &r.history, &ops, r.servers, r.clients);
@@ -356,7 +492,7 @@ pub fn write_run_report(
     }
     let (window, why) = match opts.window_ns {
         Some(w) => (w, "window as asked".to_string()),
-        None => pick_window(&ops, &unplaced, violation_ns, &faults, end_ns),
+        None => pick_window(&ops, &unplaced, first.as_ref(), &faults, end_ns),
     };
     match &r.trace {
         Some(trace) => render(
@@ -387,6 +523,7 @@ pub fn write_run_report(
             &ops,
             &unplaced,
             r.clients,
+            Some(r.servers),
             window,
             violation_ns,
             &mut out,
@@ -394,6 +531,7 @@ pub fn write_run_report(
         );
     }
     family_panels(dir, r, &faults, end_ns, &mut out, &mut drawn);
+    let log_drawn = r.series.contains_key("log.term");
     let commit_drawn =
         r.series.contains_key("state.prepared") && r.series.contains_key("state.locks");
     for (i, (name, points)) in r.series.iter().enumerate() {
@@ -414,6 +552,10 @@ pub fn write_run_report(
         if commit_drawn && commit::SERIES.contains(&name.as_str()) {
             continue; // drawn as the participants' states by family_panels
         }
+        if (log_drawn && raft_log::SERIES.contains(&name.as_str())) || missing::is_have_series(name)
+        {
+            continue; // drawn as the log panel and the missing-data matrix by family_panels
+        }
         render(
             dir,
             &format!("panel-{}", sanitize(name, i)),
@@ -433,9 +575,11 @@ pub fn write_run_report(
         &mut summary,
         r,
         reproduce,
+        opts.about.as_ref(),
         &faults,
         &ops,
         unplaced_list.as_ref(),
+        &unplaced,
     );
     let title = format!("distsim: {} seed {}", r.scenario, r.seed);
     write_index(dir, &title, &summary, &drawn, &mut out)?;
@@ -479,6 +623,34 @@ fn family_panels(
         let title = "Algorithm panel: cache hit ratio and database load";
         render(dir, "panel-cache", title, &p, out, drawn);
     }
+    if let Some(entries) = series("log.term") {
+        let p = raft_log::LogPlot {
+            entries,
+            commit: series("log.commit").unwrap_or(&[]),
+            leader: series("state.leader").unwrap_or(&[]),
+            term: series("term").unwrap_or(&[]),
+            violation_ns: r.violations.first().map(|v| v.time_ns),
+            end_ns,
+        };
+        let title = "Algorithm panel: each server's log at each election";
+        render(dir, "panel-raft-log", title, &p, out, drawn);
+    }
+    for (name, points) in r.series.iter().filter(|(n, _)| missing::is_have_series(n)) {
+        if missing::named_values(&r.violations).is_empty() {
+            continue; // no violation names values: nothing is missing
+        }
+        let p = missing::MissingPlot {
+            name,
+            points,
+            violations: &r.violations,
+            servers: r.servers,
+            faults,
+            end_ns,
+        };
+        let file = format!("panel-missing-{}", sanitize(name, 0));
+        let title = "Algorithm panel: which server lacks which value";
+        render(dir, &file, title, &p, out, drawn);
+    }
     // A run in which nobody was ever in doubt records no `state.in_doubt` point.
     if let (Some(prepared), Some(locks)) = (series("state.prepared"), series("state.locks")) {
         let p = commit::CommitPlot {
@@ -495,14 +667,31 @@ fn family_panels(
     }
 }
 
+/// The summary at the top of a run's page: what the scenario is about, the run, what went
+/// wrong (each explanation in its lines, every node and operation under one name), the faults.
+#[allow(clippy::too_many_arguments)]
 fn run_summary_html(
     h: &mut String,
     r: &RunResult,
     reproduce: &str,
+    about: Option<&About>,
     faults: &[FaultWindow],
     ops: &[Op],
     unplaced: Option<&BTreeSet<usize>>,
+    highlight: &BTreeMap<usize, &'static str>,
 ) {
+    if let Some(a) = about {
+        if !a.description.is_empty() {
+            let _ = write!(h, "<p class=about>{}</p>", esc(&a.description));
+        }
+        if !a.comment.is_empty() {
+            let _ = write!(
+                h,
+                "<details open><summary>What this scenario teaches (the comment it opens with)</summary><pre class=comment>{}</pre></details>",
+                esc(&a.comment)
+            );
+        }
+    }
     let verdict = r.verdict.as_str();
     let _ = write!(
         h,
@@ -512,18 +701,18 @@ fn run_summary_html(
          <tr><th>verdict</th><td class=\"v-{verdict}\">{verdict}</td></tr>\
          <tr><th>expected</th><td>{}</td></tr>\
          <tr><th>reproduce</th><td><code>{}</code></td></tr>\
-         <tr><th>simulated</th><td>{} · {} events · {} servers, {} clients · trace hash {}</td></tr>",
+         <tr><th>simulated</th><td>{} · {} events · trace hash {}</td></tr>\
+         <tr><th>nodes</th><td>{}</td></tr>",
         esc(&r.scenario),
         esc(&r.path),
         esc(&r.algorithm),
         r.seed,
         r.expected.as_str(),
         esc(reproduce),
-        fmt_ns(r.simulated_ns),
+        plots::fmt_s(r.simulated_ns),
         r.events,
-        r.servers,
-        r.clients,
         esc(&r.trace_hash),
+        esc(&nodes_line(r.servers, r.clients)),
     );
     if let Some(d) = &r.derived {
         let _ = write!(h, "<tr><th>swarm</th><td>{}</td></tr>", esc(d));
@@ -531,7 +720,20 @@ fn run_summary_html(
     if let Some(u) = &r.unknown_reason {
         let _ = write!(h, "<tr><th>unknown because</th><td>{}</td></tr>", esc(u));
     }
-    let _ = write!(h, "<tr><th>operations</th><td>{}</td></tr>", ops.len());
+    let _ = write!(
+        h,
+        "<tr><th>operations</th><td>{} <span class=dim>(named #0 to #{} in the order they were invoked, everywhere on this page)</span></td></tr>",
+        ops.len(),
+        ops.len().saturating_sub(1)
+    );
+    let named: BTreeSet<usize> = highlight
+        .iter()
+        .filter(|(_, why)| **why == "named by a violation")
+        .map(|(i, _)| *i)
+        .collect();
+    if !named.is_empty() {
+        unplaced_row(h, "named by the violations", &named);
+    }
     if let Some(u) = unplaced {
         unplaced_row(h, "not placed by the linearizability checker", u);
     }
@@ -539,18 +741,29 @@ fn run_summary_html(
     if !r.violations.is_empty() {
         h.push_str("<h3>Violations</h3><ul class=viol>");
         for v in r.violations.iter().take(20) {
+            let is_lin = v.kind == sim_core::ViolationKind::Linearizability;
+            // The checker's own explanation names events and processes; the table below says
+            // the same with this page's names, so only its first line is kept here.
+            let msg = if is_lin && r.linearizability.is_some() {
+                v.message.lines().next().unwrap_or("").to_string()
+            } else {
+                v.message.clone()
+            };
             let _ = write!(
                 h,
-                "<li>[{}] at {}: {}</li>",
+                "<li><b>{}</b> at {}: <div class=msg>{}</div></li>",
                 esc(&v.source),
-                fmt_ns(v.time_ns),
-                esc(&v.message)
+                plots::fmt_s(v.time_ns),
+                esc(&msg)
             );
         }
         if r.violations.len() > 20 {
             let _ = write!(h, "<li>... and {} more</li>", r.violations.len() - 20);
         }
         h.push_str("</ul>");
+        if let Some(l) = &r.linearizability {
+            lin::explain_html(h, l, &r.history, r.servers, r.clients);
+        }
     }
     h.push_str("<h3>Faults injected</h3>");
     if faults.is_empty() {
@@ -561,14 +774,14 @@ fn run_summary_html(
         );
         for w in faults.iter().take(200) {
             let to = if w.end_ns > w.start_ns {
-                fmt_ns(w.end_ns)
+                plots::fmt_s(w.end_ns)
             } else {
                 String::new()
             };
             let _ = write!(
                 h,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                fmt_ns(w.start_ns),
+                plots::fmt_s(w.start_ns),
                 to,
                 esc(&w.label()),
                 esc(&w.detail)
@@ -579,12 +792,44 @@ fn run_summary_html(
             let _ = write!(h, "<p>... and {} more</p>", faults.len() - 200);
         }
     }
-    h.push_str("<h3>Key metrics</h3><table class=list><tr><th>metric</th><th>value</th></tr>");
+    h.push_str(LEGEND_HTML);
+    h.push_str("<details><summary>Key metrics</summary><table class=list><tr><th>metric</th><th>value</th></tr>");
     for (k, v) in &r.metrics {
         let _ = write!(h, "<tr><td>{}</td><td>{}</td></tr>", esc(k), num(*v));
     }
-    h.push_str("</table>");
+    h.push_str("</table></details>");
 }
+
+/// The nodes under the names every plot uses: `n0-n4 servers; n5 (client 0), ...`.
+fn nodes_line(servers: usize, clients: usize) -> String {
+    let mut s = match servers {
+        0 => String::new(),
+        1 => "n0 server".to_string(),
+        n => format!("n0-n{} servers", n - 1),
+    };
+    let names: Vec<String> = (servers..servers + clients)
+        .take(8)
+        .map(|n| plots::node_name(n, servers))
+        .collect();
+    if !names.is_empty() {
+        let more = if clients > 8 { ", ..." } else { "" };
+        let _ = write!(s, "; clients {}{more}", names.join(", "));
+    }
+    s
+}
+
+/// The legend of the whole page: one colour per meaning.
+const LEGEND_HTML: &str = "<h3>How to read the plots</h3><p class=legend>\
+<span class=sw style=\"background:#d70000\"></span>the violation: its time, the operations it names, the entries or values it is about (red means nothing else) \
+<span class=sw style=\"background:#1e8c3c\"></span>ok \
+<span class=sw style=\"background:#7d46af\"></span>fail (took no effect) \
+<span class=sw style=\"background:#e68c00\"></span>info (outcome unknown) \
+<span class=sw style=\"background:#afafaf\"></span>pending \
+<span class=sw style=\"background:#c8daf6\"></span>partition \
+<span class=sw style=\"background:#191919\"></span>node down (crashed) or a dropped message \
+<span class=sw style=\"background:#c8a000\"></span>node paused \
+<span class=sw style=\"background:#284aa0\"></span>a delivered message. \
+Times are true (simulated) time in seconds; nodes are named n0, n1, ...; clients as n5 (client 0).</p>";
 
 fn num(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e15 {
@@ -614,9 +859,31 @@ const STYLE: &str = "body{font-family:sans-serif;margin:24px;color:#222;max-widt
 h1{font-size:22px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ddd}h3{font-size:15px}\
 table{border-collapse:collapse;font-size:13px}td,th{padding:3px 8px;text-align:left;vertical-align:top}\
 table.list td,table.list th{border-bottom:1px solid #eee}table.kv th{color:#555;font-weight:normal}\
-.dim{color:#888}.v-pass{color:#1e8c3c;font-weight:bold}.v-violation{color:#c82828;font-weight:bold}\
+.dim{color:#888}.v-pass{color:#1e8c3c;font-weight:bold}.v-violation{color:#d70000;font-weight:bold}\
 .v-unknown{color:#e68c00;font-weight:bold}code{background:#f4f4f4;padding:2px 4px}\
-.plot svg{max-width:100%;height:auto}.files{font-size:12px;color:#666}.problems{color:#a60}";
+.plot svg{max-width:100%;height:auto}.files{font-size:12px;color:#666}.problems{color:#a60}\
+p.about{font-size:16px}pre.comment{background:#f7f7f2;border-left:3px solid #bbb;padding:8px 12px;font-size:13px;white-space:pre-wrap}\
+.msg{white-space:pre-wrap;font-family:monospace;font-size:12px;margin:2px 0 8px}\
+.legend{font-size:13px;line-height:1.9}.sw{display:inline-block;width:14px;height:11px;margin:0 4px 0 10px;border:1px solid #999;vertical-align:middle}\
+nav.toc{font-size:13px}nav.toc a{margin-right:12px}table.list td:nth-child(-n+2){white-space:nowrap}";
+
+/// Where a plot goes on the page: algorithm panels first, then the space-time diagram,
+/// latency, throughput and the per-key histories (then the rest: sweep plots).
+fn section_rank(name: &str) -> u8 {
+    if name.starts_with("panel-") {
+        0
+    } else if name == "spacetime" {
+        1
+    } else if name == "latency" {
+        2
+    } else if name == "throughput" {
+        3
+    } else if name.starts_with("history-") {
+        4
+    } else {
+        5
+    }
+}
 
 /// Writes `index.html`: the summary, then every plot's SVG inlined, then problems.
 fn write_index(
@@ -633,6 +900,17 @@ fn write_index(
         esc(title),
         esc(title)
     );
+    // The page's sections, in order: the summary, then the plots by `section_rank` (drawn
+    // order within a section), then what could not be drawn.
+    let mut drawn: Vec<&Drawn> = drawn.iter().collect();
+    drawn.sort_by_key(|d| section_rank(&d.name));
+    if !drawn.is_empty() {
+        h.push_str("<nav class=toc>Plots: ");
+        for d in &drawn {
+            let _ = write!(h, "<a href=\"#{}\">{}</a>", esc(&d.name), esc(&d.title));
+        }
+        h.push_str("</nav>");
+    }
     h.push_str("<h2>Summary</h2>");
     h.push_str(summary);
     for d in drawn {
@@ -868,7 +1146,7 @@ pub fn write_check_report(
         );
         let dense = renumber(&ops);
         render_histories(
-            dir, &dense, &unplaced, clients, window, None, &mut out, &mut drawn,
+            dir, &dense, &unplaced, clients, None, window, None, &mut out, &mut drawn,
         );
     }
     let mut h = String::new();

@@ -28,26 +28,159 @@ pub(crate) fn frame<'a, DB: DrawingBackend>(
     ChartBuilder::on(root)
         .caption(caption, font(18))
         .margin(12)
+        // Room on the right for the last tick label, below for the legend and the note.
+        .margin_right(28)
+        .margin_bottom(FOOTER_H)
         .x_label_area_size(40)
         .y_label_area_size(y_label_area)
         .build_cartesian_2d(x, y)
         .map_err(err)
 }
 
-/// The mesh of a plot with a numeric y axis: both axis titles, light grid lines.
+/// Height of the strip under every framed plot: the legend row, then the note.
+pub(crate) const FOOTER_H: u32 = 62;
+
+/// How far up from the bottom the legend row of a framed plot sits (above two note lines).
+pub const LEGEND_UP: i32 = 42;
+
+/// How many decimals tick labels in seconds need over a span of `span_s` seconds (about ten
+/// ticks): 1.9 s, not "1900.0 ms"; 1.905 s when the window is a few tens of milliseconds.
+pub fn decimals_for(span_s: f64) -> usize {
+    let mut step = span_s / 10.0;
+    let mut d = 0;
+    while step > 0.0 && step < 0.999 && d < 6 {
+        step *= 10.0;
+        d += 1;
+    }
+    d
+}
+
+/// A time in seconds with `decimals` decimals, as tick labels show it.
+pub fn fmt_tick_s(x: f64, decimals: usize) -> String {
+    let t = format!("{:.*}", decimals, x);
+    if t == "-0" || t.starts_with("-0.") && t.trim_start_matches("-0.").chars().all(|c| c == '0') {
+        t.trim_start_matches('-').to_string()
+    } else {
+        t
+    }
+}
+
+/// A true time for people: `1.930 s` (milliseconds kept).
+pub fn fmt_s(ns: u64) -> String {
+    format!("{:.3} s", ns as f64 / 1e9)
+}
+
+/// A y value as a tick label: integers without ".0", small values with the decimals they need.
+pub(crate) fn fmt_value(v: f64, span: f64) -> String {
+    if span >= 10.0 || (v - v.round()).abs() < 1e-9 && span >= 2.0 {
+        format!("{:.0}", v)
+    } else {
+        format!("{:.*}", decimals_for(span), v)
+    }
+}
+
+/// The mesh of a plot over time (x in seconds) with a numeric y axis: both axis titles,
+/// readable ticks, light grid lines.
 pub(crate) fn value_mesh<'a, DB: DrawingBackend + 'a>(
     chart: &mut Chart<'a, DB>,
     x_desc: &str,
     y_desc: &str,
 ) -> Result<(), String> {
+    let xr = chart.x_range();
+    let yr = chart.y_range();
+    let dx = decimals_for(xr.end - xr.start);
+    let ys = yr.end - yr.start;
     chart
         .configure_mesh()
         .x_desc(x_desc)
         .y_desc(y_desc)
+        .x_label_formatter(&|x| fmt_tick_s(*x, dx))
+        .y_label_formatter(&|y| fmt_value(*y, ys))
         .label_style(font(12))
         .light_line_style(RGBColor(235, 235, 235))
         .draw()
         .map_err(err)
+}
+
+/// A mark in a legend row.
+#[derive(Clone, Copy, Debug)]
+pub enum Swatch {
+    /// A filled box.
+    Box(RGBColor),
+    /// An outlined box.
+    Outline(RGBColor),
+    /// A line.
+    Line(RGBColor),
+    /// A cross.
+    Cross(RGBColor),
+    /// Text only.
+    None,
+}
+
+/// Draws a legend row (swatch, words) at the bottom of the plot, `from_bottom` pixels up, in
+/// the text colour of the plot (not a grey footnote).
+pub fn legend_row<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    items: &[(Swatch, String)],
+    from_bottom: i32,
+) -> Result<(), String> {
+    let (_, h) = root.dim_in_pixel();
+    let y = h as i32 - from_bottom;
+    let mut x = 10;
+    for (sw, text) in items {
+        match *sw {
+            Swatch::Box(c) => root
+                .draw(&Rectangle::new([(x, y - 5), (x + 14, y + 5)], c.filled()))
+                .map_err(err)?,
+            Swatch::Outline(c) => root
+                .draw(&Rectangle::new(
+                    [(x, y - 5), (x + 14, y + 5)],
+                    c.stroke_width(2),
+                ))
+                .map_err(err)?,
+            Swatch::Line(c) => root
+                .draw(&PathElement::new(
+                    vec![(x, y), (x + 14, y)],
+                    c.stroke_width(2),
+                ))
+                .map_err(err)?,
+            Swatch::Cross(c) => root
+                .draw(&Cross::new((x + 7, y), 4, c.stroke_width(2)))
+                .map_err(err)?,
+            Swatch::None => {}
+        }
+        let tx = if matches!(sw, Swatch::None) {
+            x
+        } else {
+            x + 18
+        };
+        root.draw(&Text::new(
+            text.clone(),
+            (tx, y),
+            font(12).pos(Pos::new(HPos::Left, VPos::Center)),
+        ))
+        .map_err(err)?;
+        // DejaVu Sans at 12 px: under 6 px a character on average.
+        x = tx + (text.chars().count() as f64 * 6.0) as i32 + 14;
+    }
+    Ok(())
+}
+
+/// The legend items of operation outcomes and highlighted operations.
+pub(crate) fn outcome_legend(highlighted: bool) -> Vec<(Swatch, String)> {
+    let mut v = vec![
+        (Swatch::Box(OK_C), "ok".to_string()),
+        (Swatch::Box(FAIL_C), "fail (no effect)".into()),
+        (Swatch::Box(INFO_C), "info (unknown)".into()),
+        (Swatch::Box(PENDING_C), "pending".into()),
+    ];
+    if highlighted {
+        v.push((
+            Swatch::Outline(VIOLATION_C),
+            "named by the violation (or not placed)".into(),
+        ));
+    }
+    v
 }
 
 /// The legend box every plot with several series draws in its upper right corner.
@@ -81,16 +214,23 @@ pub const MESSAGES_MAX: usize = 300;
 /// Most operations one history view draws; past it, the window narrows.
 pub const HISTORY_OPS_MAX: usize = 300;
 
-const OK_C: RGBColor = RGBColor(30, 140, 60);
-const FAIL_C: RGBColor = RGBColor(200, 40, 40);
-const INFO_C: RGBColor = RGBColor(230, 140, 0);
-const PENDING_C: RGBColor = RGBColor(120, 120, 120);
-const VIOLATION_C: RGBColor = RGBColor(220, 0, 0);
+// One colour per meaning, red only for a violation (the line, the operations it names, the
+// overlaps it is made of). Outcomes: green ok, purple fail, orange info, grey pending.
+pub(crate) const OK_C: RGBColor = RGBColor(30, 140, 60);
+pub(crate) const FAIL_C: RGBColor = RGBColor(125, 70, 175);
+pub(crate) const INFO_C: RGBColor = RGBColor(230, 140, 0);
+pub(crate) const PENDING_C: RGBColor = RGBColor(175, 175, 175);
+/// The violation colour, and nothing else's.
+pub const VIOLATION_C: RGBColor = RGBColor(215, 0, 0);
+/// Delivered messages.
+pub(crate) const MSG_C: RGBColor = RGBColor(40, 70, 160);
+/// Dropped messages.
+pub(crate) const DROP_C: RGBColor = RGBColor(60, 60, 60);
 const NODE_COLORS: [RGBColor; 8] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
+    RGBColor(188, 189, 34),
     RGBColor(148, 103, 189),
     RGBColor(140, 86, 75),
     RGBColor(227, 119, 194),
@@ -110,18 +250,24 @@ pub(crate) fn node_color(i: usize) -> RGBColor {
     NODE_COLORS[i % NODE_COLORS.len()]
 }
 
-fn fault_color(kind: &str) -> RGBColor {
+pub(crate) fn fault_color(kind: &str) -> RGBColor {
     match kind {
         "partition" => RGBColor(70, 130, 220),
-        "crash" => RGBColor(220, 50, 50),
-        "pause" => RGBColor(230, 180, 0),
-        "clog" => RGBColor(150, 80, 200),
-        _ => RGBColor(90, 60, 160),
+        "crash" => RGBColor(25, 25, 25),
+        "pause" => RGBColor(200, 160, 0),
+        "clog" => RGBColor(140, 95, 50),
+        _ => RGBColor(0, 130, 130),
     }
 }
 
 pub(crate) fn font(size: u32) -> TextStyle<'static> {
     TextStyle::from((FAMILY, size).into_font())
+}
+
+/// `c` mixed with white: `a` of the colour (a legend swatch of a shaded area).
+pub(crate) fn pale(c: RGBColor, a: f64) -> RGBColor {
+    let m = |x: u8| (x as f64 * a + 255.0 * (1.0 - a)).round() as u8;
+    RGBColor(m(c.0), m(c.1), m(c.2))
 }
 
 pub(crate) fn s_of(ns: u64) -> f64 {
@@ -136,15 +282,33 @@ pub(crate) fn note<DB: DrawingBackend>(
     if text.is_empty() {
         return Ok(());
     }
-    let (_, h) = root.dim_in_pixel();
-    root.draw(&Text::new(
-        text.to_string(),
-        (8, h as i32 - 4),
-        font(12)
-            .color(&RGBColor(90, 90, 90))
-            .pos(Pos::new(HPos::Left, VPos::Bottom)),
-    ))
-    .map_err(err)
+    let (w, h) = root.dim_in_pixel();
+    // Wrapped at the plot's width (DejaVu Sans at 12 px: about 6.8 px a character), never cut.
+    let per_line = ((w as f64 - 16.0) / 6.8) as usize;
+    let mut lines: Vec<String> = vec![String::new()];
+    for word in text.split(' ') {
+        let last = lines.last_mut().expect("one line");
+        if !last.is_empty() && last.chars().count() + 1 + word.chars().count() > per_line {
+            lines.push(word.to_string());
+        } else {
+            if !last.is_empty() {
+                last.push(' ');
+            }
+            last.push_str(word);
+        }
+    }
+    let n = lines.len() as i32;
+    for (i, line) in lines.into_iter().enumerate() {
+        root.draw(&Text::new(
+            line,
+            (8, h as i32 - 4 - (n - 1 - i as i32) * 15),
+            font(12)
+                .color(&RGBColor(70, 70, 70))
+                .pos(Pos::new(HPos::Left, VPos::Bottom)),
+        ))
+        .map_err(err)?;
+    }
+    Ok(())
 }
 
 type Chart2<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
@@ -282,7 +446,7 @@ impl LatencyPlot<'_> {
 
 impl Plot for LatencyPlot<'_> {
     fn size(&self) -> (u32, u32) {
-        (1100, 460)
+        (1100, 490)
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
@@ -354,7 +518,7 @@ pub struct ThroughputPlot<'a> {
 
 impl Plot for ThroughputPlot<'_> {
     fn size(&self) -> (u32, u32) {
-        (1100, 360)
+        (1100, 390)
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
@@ -524,10 +688,19 @@ impl SpaceTimePlot<'_> {
     }
 }
 
+/// The name of node `n` on every plot: `n3` for a server, `n5 (client 0)` for a client.
+pub fn node_name(n: usize, servers: usize) -> String {
+    if n < servers {
+        format!("n{n}")
+    } else {
+        format!("n{n} (client {})", n - servers)
+    }
+}
+
 impl Plot for SpaceTimePlot<'_> {
     fn size(&self) -> (u32, u32) {
         let lanes = (self.servers + self.clients).max(1) as u32;
-        (1100, (160 + 46 * lanes).min(1400))
+        (1100, (190 + 46 * lanes).min(1400))
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
@@ -550,19 +723,21 @@ impl Plot for SpaceTimePlot<'_> {
             arrows = self.arrows((a, b));
         }
         let lanes = self.servers + self.clients;
-        let (x0, x1) = (s_of(a) * 1e3, (s_of(b) * 1e3).max(s_of(a) * 1e3 + 1e-3));
+        let (x0, x1) = (s_of(a), s_of(b).max(s_of(a) + 1e-6));
         let (y0, y1) = (-0.7, lanes as f64 - 0.3);
         let y_of = |n: usize| (lanes - 1 - n.min(lanes.saturating_sub(1))) as f64;
         let mut chart = frame(
             root,
             "Space-time diagram (messages between nodes)",
-            50,
+            110,
             x0..x1,
             y0..y1,
         )?;
+        let dx = decimals_for(x1 - x0);
         chart
             .configure_mesh()
-            .x_desc("time (ms)")
+            .x_desc("time (s)")
+            .x_label_formatter(&|x| fmt_tick_s(*x, dx))
             .y_labels(0)
             .disable_y_mesh()
             .label_style(font(12))
@@ -574,21 +749,9 @@ impl Plot for SpaceTimePlot<'_> {
             .faults
             .iter()
             .filter(|w| w.kind == "partition" || w.end_ns == w.start_ns)
-            .map(|w| FaultWindow {
-                start_ns: w.start_ns,
-                end_ns: w.end_ns,
-                ..w.clone()
-            })
+            .cloned()
             .collect();
-        let in_ms: Vec<FaultWindow> = global
-            .iter()
-            .map(|w| FaultWindow {
-                start_ns: w.start_ns * 1000,
-                end_ns: w.end_ns * 1000,
-                ..w.clone()
-            })
-            .collect();
-        shade_faults(&mut chart, &in_ms, (x0, x1), (y0, y1))?;
+        shade_faults(&mut chart, &global, (x0, x1), (y0, y1))?;
         for n in 0..lanes {
             let y = y_of(n);
             let c = if n < self.servers {
@@ -602,14 +765,9 @@ impl Plot for SpaceTimePlot<'_> {
                     c.stroke_width(1),
                 )))
                 .map_err(err)?;
-            let name = if n < self.servers {
-                format!("n{n}")
-            } else {
-                format!("client {}", n - self.servers)
-            };
             let (px, py) = chart.backend_coord(&(x0, y));
             root.draw(&Text::new(
-                name,
+                node_name(n, self.servers),
                 (px - 6, py),
                 font(12).pos(Pos::new(HPos::Right, VPos::Center)),
             ))
@@ -620,7 +778,7 @@ impl Plot for SpaceTimePlot<'_> {
             .iter()
             .filter(|w| w.kind != "partition" && w.end_ns > w.start_ns)
         {
-            let (s, e) = (s_of(w.start_ns) * 1e3, s_of(w.end_ns) * 1e3);
+            let (s, e) = (s_of(w.start_ns), s_of(w.end_ns));
             if e < x0 || s > x1 {
                 continue;
             }
@@ -630,7 +788,7 @@ impl Plot for SpaceTimePlot<'_> {
                 chart
                     .draw_series(std::iter::once(Rectangle::new(
                         [(s.max(x0), y - 0.12), (e.min(x1), y + 0.12)],
-                        c.mix(0.35).filled(),
+                        c.mix(0.7).filled(),
                     )))
                     .map_err(err)?;
                 chart
@@ -652,23 +810,27 @@ impl Plot for SpaceTimePlot<'_> {
             let lane = self.servers + (op.process % clients) as usize;
             let y = y_of(lane);
             let hl = self.highlight.contains_key(&op.index);
-            let c = if hl {
-                VIOLATION_C
-            } else {
-                outcome_color(op.outcome)
-            };
-            let (s, e) = (s_of(op.invoke_ns) * 1e3, s_of(end) * 1e3);
+            let c = outcome_color(op.outcome);
+            let (s, e) = (s_of(op.invoke_ns).max(x0), s_of(end).min(x1));
             chart
                 .draw_series(std::iter::once(Rectangle::new(
-                    [(s.max(x0), y - 0.08), (e.min(x1), y + 0.08)],
-                    if hl { c.filled() } else { c.mix(0.5).filled() },
+                    [(s, y - 0.08), (e, y + 0.08)],
+                    c.mix(0.6).filled(),
                 )))
                 .map_err(err)?;
+            if hl {
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(s, y - 0.13), (e, y + 0.13)],
+                        VIOLATION_C.stroke_width(2),
+                    )))
+                    .map_err(err)?;
+            }
         }
         let show_labels = arrows.len() <= 40;
         for ar in &arrows {
             let (ya, yb) = (y_of(ar.from), y_of(ar.to));
-            let (ta, tb) = (s_of(ar.t0) * 1e3, s_of(ar.t1) * 1e3);
+            let (ta, tb) = (s_of(ar.t0), s_of(ar.t1));
             if ar.dropped {
                 // A dropped message goes part of the way and ends in a cross.
                 let tb = tb.max(ta + (x1 - x0) * 0.01);
@@ -676,27 +838,26 @@ impl Plot for SpaceTimePlot<'_> {
                 chart
                     .draw_series(std::iter::once(PathElement::new(
                         vec![(ta, ya), (tb, ym)],
-                        FAIL_C.mix(0.8).stroke_width(1),
+                        DROP_C.mix(0.8).stroke_width(1),
                     )))
                     .map_err(err)?;
                 chart
                     .draw_series(std::iter::once(Cross::new(
                         (tb, ym),
                         4,
-                        FAIL_C.stroke_width(2),
+                        DROP_C.stroke_width(2),
                     )))
                     .map_err(err)?;
             } else {
-                let c = RGBColor(40, 70, 160);
                 chart
                     .draw_series(std::iter::once(PathElement::new(
                         vec![(ta, ya), (tb, yb)],
-                        c.mix(0.6).stroke_width(1),
+                        MSG_C.mix(0.6).stroke_width(1),
                     )))
                     .map_err(err)?;
                 // The arrow head: a dot at the receiving end.
                 chart
-                    .draw_series(std::iter::once(Circle::new((tb, yb), 2, c.filled())))
+                    .draw_series(std::iter::once(Circle::new((tb, yb), 2, MSG_C.filled())))
                     .map_err(err)?;
             }
             if show_labels {
@@ -709,25 +870,36 @@ impl Plot for SpaceTimePlot<'_> {
                     .map_err(err)?;
             }
         }
-        violation_line(
-            &mut chart,
-            self.violation_ns.map(|v| s_of(v) * 1e3),
-            (x0, x1),
-            (y0, y1),
-        )?;
+        violation_line(&mut chart, self.violation_ns.map(s_of), (x0, x1), (y0, y1))?;
         let dropped = arrows.iter().filter(|a| a.dropped).count();
         let mut text = format!(
-            "{} messages ({} dropped, marked x); {}",
+            "{} messages ({} dropped); {}",
             arrows.len(),
             dropped,
             self.why
         );
         if narrowed {
             text.push_str(&format!(
-                "; window narrowed to {:.1}..{:.1} ms to draw at most {MESSAGES_MAX} messages",
-                x0, x1
+                "; window narrowed to {}..{} to draw at most {MESSAGES_MAX} messages",
+                fmt_s(a),
+                fmt_s(b)
             ));
         }
+        let mut items = vec![
+            (Swatch::Line(MSG_C), "message".to_string()),
+            (Swatch::Cross(DROP_C), "dropped".into()),
+            (
+                Swatch::Box(pale(fault_color("partition"), 0.3)),
+                "partition".into(),
+            ),
+            (
+                Swatch::Box(pale(fault_color("crash"), 0.7)),
+                "node down".into(),
+            ),
+        ];
+        items.extend(outcome_legend(!self.highlight.is_empty()));
+        items.push((Swatch::Line(VIOLATION_C), "violation".into()));
+        legend_row(root, &items, LEGEND_UP)?;
         note(root, &text)
     }
 }
@@ -745,6 +917,9 @@ pub struct HistoryPlot<'a> {
     pub highlight: &'a BTreeMap<usize, &'static str>,
     /// Client count (rows).
     pub clients: usize,
+    /// Server count, to name rows by their client nodes (`None`: a history file, whose rows
+    /// are processes).
+    pub servers: Option<usize>,
     /// The window drawn.
     pub window_ns: (u64, u64),
     /// The first violation.
@@ -755,19 +930,27 @@ pub struct HistoryPlot<'a> {
 
 impl Plot for HistoryPlot<'_> {
     fn size(&self) -> (u32, u32) {
-        (1100, (150 + 44 * self.clients.max(1) as u32).min(1400))
+        (1100, (180 + 48 * self.clients.max(1) as u32).min(1400))
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
         root.fill(&WHITE).map_err(err)?;
         let rows = self.clients.max(1);
         let (a, b) = self.window_ns;
-        let (x0, x1) = (s_of(a) * 1e3, (s_of(b) * 1e3).max(s_of(a) * 1e3 + 1e-3));
+        let (x0, x1) = (s_of(a), s_of(b).max(s_of(a) + 1e-6));
         let (y0, y1) = (-0.6, rows as f64 - 0.4);
-        let mut chart = frame(root, format!("History of {}", self.key), 60, x0..x1, y0..y1)?;
+        let mut chart = frame(
+            root,
+            format!("History of {}", self.key),
+            110,
+            x0..x1,
+            y0..y1,
+        )?;
+        let dx = decimals_for(x1 - x0);
         chart
             .configure_mesh()
-            .x_desc("time (ms)")
+            .x_desc("time (s)")
+            .x_label_formatter(&|x| fmt_tick_s(*x, dx))
             .y_labels(0)
             .disable_y_mesh()
             .label_style(font(12))
@@ -777,83 +960,102 @@ impl Plot for HistoryPlot<'_> {
         for r in 0..rows {
             let y = (rows - 1 - r) as f64;
             let (px, py) = chart.backend_coord(&(x0, y));
+            let name = match self.servers {
+                Some(s) => node_name(s + r, s),
+                None => format!("process {r}"),
+            };
             root.draw(&Text::new(
-                format!("client {r}"),
+                name,
                 (px - 6, py),
                 font(12).pos(Pos::new(HPos::Right, VPos::Center)),
             ))
             .map_err(err)?;
         }
-        // Plot width in pixels per millisecond, to give labels only to bars they fit in.
-        let px_per_ms = (self.size().0 as f64 - 100.0) / (x1 - x0);
-        // Highlighted labels per row, to alternate them above and below their bars.
-        let mut hl_labels = vec![0usize; rows];
+        let (plot_x0, _) = chart.backend_coord(&(x0, y0));
+        let (plot_x1, _) = chart.backend_coord(&(x1, y0));
+        // Where each label row is free again (pixels), so labels never overlap: per client
+        // row, one row above the bars and one below.
+        let mut free_from = vec![[i32::MIN; 2]; rows];
         for op in &self.ops {
             let r = (op.process % rows as u64) as usize;
             let y = (rows - 1 - r) as f64;
             let end = op.complete_ns.unwrap_or(b);
-            let (s, e) = (
-                (s_of(op.invoke_ns) * 1e3).max(x0),
-                (s_of(end) * 1e3).min(x1),
-            );
+            let (s, e) = (s_of(op.invoke_ns).max(x0), s_of(end).min(x1));
             let hl = self.highlight.contains_key(&op.index);
-            let c = if hl {
-                VIOLATION_C
-            } else {
-                outcome_color(op.outcome)
-            };
+            let c = outcome_color(op.outcome);
             chart
                 .draw_series(std::iter::once(Rectangle::new(
-                    [(s, y - 0.28), (e, y + 0.28)],
-                    c.mix(if hl { 0.55 } else { 0.25 }).filled(),
+                    [(s, y - 0.22), (e, y + 0.22)],
+                    c.mix(0.35).filled(),
                 )))
                 .map_err(err)?;
             chart
                 .draw_series(std::iter::once(Rectangle::new(
-                    [(s, y - 0.28), (e, y + 0.28)],
-                    c.stroke_width(if hl { 3 } else { 1 }),
+                    [(s, y - 0.22), (e, y + 0.22)],
+                    c.stroke_width(1),
                 )))
                 .map_err(err)?;
-            let mut label = format!("#{} {}", op.index, op.label());
-            if label.chars().count() > 28 {
-                label = label.chars().take(27).collect::<String>() + "…";
-            }
-            if let Some(why) = self.highlight.get(&op.index) {
-                // Above or below the bar, in red, whether it fits or not.
-                hl_labels[r] += 1;
-                let dy = if hl_labels[r] % 2 == 1 { 0.45 } else { -0.32 };
+            if hl {
                 chart
-                    .draw_series(std::iter::once(Text::new(
-                        format!("{label} ({why})"),
-                        (s, y + dy),
-                        font(11).color(&VIOLATION_C),
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(s, y - 0.3), (e, y + 0.3)],
+                        VIOLATION_C.stroke_width(3),
                     )))
                     .map_err(err)?;
-            } else if (e - s) * px_per_ms >= 6.0 * label.chars().count() as f64 {
+            }
+            let mut label = format!("#{} {}", op.index, op.label());
+            if label.chars().count() > 24 {
+                label = label.chars().take(23).collect::<String>() + "…";
+            }
+            if self.highlight.get(&op.index) == Some(&"not placed") {
+                // The checker's word for it; "named by a violation" is the legend's default.
+                label.push_str(" (not placed)");
+            }
+            // DejaVu Sans at 10-11 px: about 6 px a character.
+            let width = (label.chars().count() as f64 * 6.2) as i32;
+            let (bx0, _) = chart.backend_coord(&(s, y));
+            let (bx1, _) = chart.backend_coord(&(e, y));
+            if !hl && bx1 - bx0 >= width + 4 {
                 chart
                     .draw_series(std::iter::once(Text::new(
                         label,
-                        (s, y + 0.18),
+                        (s, y + 0.14),
                         font(10).color(&BLACK),
                     )))
                     .map_err(err)?;
+                continue;
+            }
+            if !hl {
+                continue;
+            }
+            // A highlighted operation: its label above or below the bar, kept inside the plot
+            // and off the other labels; one that fits nowhere is left to the page's list.
+            let x = bx0.min(plot_x1 - width).max(plot_x0);
+            for (slot, dy) in [(0usize, 0.5), (1, -0.3)] {
+                if x >= free_from[r][slot] {
+                    free_from[r][slot] = x + width + 6;
+                    let (_, py) = chart.backend_coord(&(s, y + dy));
+                    root.draw(&Text::new(
+                        label.clone(),
+                        (x, py),
+                        font(11).color(&VIOLATION_C),
+                    ))
+                    .map_err(err)?;
+                    break;
+                }
             }
         }
-        violation_line(
-            &mut chart,
-            self.violation_ns.map(|v| s_of(v) * 1e3),
-            (x0, x1),
-            (y0, y1),
-        )?;
+        violation_line(&mut chart, self.violation_ns.map(s_of), (x0, x1), (y0, y1))?;
         let hl = self
             .ops
             .iter()
             .filter(|o| self.highlight.contains_key(&o.index))
             .count();
+        legend_row(root, &outcome_legend(hl > 0), LEGEND_UP)?;
         note(
             root,
             &format!(
-                "{} operations; {} in red: not placed by the checker or named by a violation; green ok, red-outlined fail, orange info, grey pending; {}",
+                "{} operations in this window, {} outlined in red; {}",
                 self.ops.len(),
                 hl,
                 self.why
@@ -980,7 +1182,7 @@ pub fn overlaps(iv: &BTreeMap<usize, Vec<(u64, u64)>>) -> Vec<(u64, u64)> {
 
 impl Plot for PanelPlot<'_> {
     fn size(&self) -> (u32, u32) {
-        (1100, 340)
+        (1100, 380)
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
@@ -1050,9 +1252,11 @@ impl Plot for PanelPlot<'_> {
                     0f64..x1,
                     y0..y1,
                 )?;
+                let dx = decimals_for(x1);
                 chart
                     .configure_mesh()
                     .x_desc("time (s)")
+                    .x_label_formatter(&|x| fmt_tick_s(*x, dx))
                     .y_labels(0)
                     .disable_y_mesh()
                     .label_style(font(12))
@@ -1131,7 +1335,30 @@ impl Plot for PanelPlot<'_> {
                     0f64..x1,
                     y0..y1,
                 )?;
-                value_mesh(&mut chart, "time (s)", self.name)?;
+                let integral = self.points.iter().all(|p| p.value.fract() == 0.0);
+                if integral && ymax - ymin <= 12.0 {
+                    // Terms, ids, counts: integer ticks only, never "2.5".
+                    let dx = decimals_for(x1);
+                    chart
+                        .configure_mesh()
+                        .x_desc("time (s)")
+                        .y_desc(self.name)
+                        .y_labels((ymax - ymin) as usize + 2)
+                        .x_label_formatter(&|x| fmt_tick_s(*x, dx))
+                        .y_label_formatter(&|y| {
+                            if (y - y.round()).abs() < 1e-9 {
+                                format!("{:.0}", y)
+                            } else {
+                                String::new()
+                            }
+                        })
+                        .label_style(font(12))
+                        .light_line_style(RGBColor(235, 235, 235))
+                        .draw()
+                        .map_err(err)?;
+                } else {
+                    value_mesh(&mut chart, "time (s)", self.name)?;
+                }
                 shade_faults(&mut chart, self.faults, (0.0, x1), (y0, y1))?;
                 let mut sampled = false;
                 for (i, node) in nodes.iter().enumerate() {

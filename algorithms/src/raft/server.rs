@@ -108,6 +108,21 @@ fn entry_key(index: u64) -> String {
     format!("e{index}")
 }
 
+/// The report hook for the log (drawn by reports/src/raft_log.rs): a `log.term` point of
+/// value `index * LOG_TERM_SCALE + term` says "this server's log now holds an entry of `term`
+/// at `index`, and ends there"; `log.commit` is the commit index. Terms at or past the scale
+/// are clamped (the picture shows them as the largest term).
+pub const LOG_TERM_SCALE: u64 = 1 << 24;
+
+/// Records the entry at `index` as the end of this server's log, for the report's log panel.
+fn report_entry<M: Message>(ctx: &mut Ctx<'_, M>, index: u64, term: u64) {
+    debug_assert!(index < 1 << 29, "the encoding stays exact in an f64");
+    ctx.series(
+        "log.term",
+        (index * LOG_TERM_SCALE + term.min(LOG_TERM_SCALE - 1)) as f64,
+    );
+}
+
 impl<S: StateMachine, M: Message + From<Msg<S>>> Server<S, M> {
     /// A fresh server before `on_start` loads its durable state.
     pub fn new(p: Rc<Params>, id: NodeId, servers_count: usize) -> Self {
@@ -267,6 +282,7 @@ impl<S: StateMachine, M: Message + From<Msg<S>>> Server<S, M> {
         ctx.storage().put_json(&entry_key(index), &e);
         ctx.storage().put_json("last", &index);
         ctx.storage().sync();
+        report_entry(ctx, index, e.term);
         self.log.push(e);
         self.match_index[self.id] = index;
         if self.bug(RaftBug::ApplyBeforeCommit) {
@@ -291,6 +307,12 @@ impl<S: StateMachine, M: Message + From<Msg<S>>> Server<S, M> {
         }
         st.put_json("last", &new_last);
         st.sync();
+        for (k, e) in entries.iter().enumerate() {
+            report_entry(ctx, keep_last + 1 + k as u64, e.term);
+        }
+        if entries.is_empty() && truncated {
+            report_entry(ctx, keep_last, self.term_at(keep_last).unwrap_or(0));
+        }
         if truncated && self.config_index > keep_last {
             self.recompute_config();
         }
@@ -355,6 +377,11 @@ impl<S: StateMachine, M: Message + From<Msg<S>>> Server<S, M> {
         self.commit = self.snap.index;
         self.applied = self.snap.index;
         self.recompute_config();
+        // What survived on disk is the log from here on (unsynced writes may be gone).
+        if self.last_index() > 0 {
+            report_entry(ctx, self.last_index(), self.last_term());
+        }
+        ctx.series("log.commit", self.commit as f64);
     }
 
     // ---- timers and roles ---------------------------------------------------------------
@@ -611,6 +638,7 @@ impl<S: StateMachine, M: Message + From<Msg<S>>> Server<S, M> {
         if c > self.commit {
             ctx.count("raft.commit_advances", 1.0);
             self.commit = c;
+            ctx.series("log.commit", c as f64);
         }
     }
 
@@ -841,11 +869,13 @@ impl<S: StateMachine, M: Message + From<Msg<S>>> Server<S, M> {
             self.log.drain(..(snap.index - self.snap.index) as usize);
         } else {
             self.log.clear();
+            report_entry(ctx, snap.index, snap.term);
         }
         self.snap = snap.clone();
         self.pending_snap = None;
         self.kv = snap.kv.clone();
         self.commit = self.commit.max(snap.index);
+        ctx.series("log.commit", self.commit as f64);
         self.applied = snap.index;
         let new_last = self.last_index();
         let st = ctx.storage();
