@@ -64,9 +64,17 @@ pub struct Window {
 
 /// Picks the window: at most [`EVENTS_MAX`] events, ending [`EVENTS_AFTER`] events past the
 /// anchor (or at the trace's end), the rest before it; a window that would start before the
-/// first event is filled from the other side.
-pub fn window(trace: &[TraceEvent]) -> Window {
-    let violation = trace.iter().position(|e| e.kind == TraceKind::Violation);
+/// first event is filled from the other side. The anchor is the first violation's event; a
+/// violation with no event of its own (a metric assertion judged after the run) anchors at the
+/// last event at or before its time, `violation_ns`.
+pub fn window(trace: &[TraceEvent], violation_ns: Option<u64>) -> Window {
+    let violation = trace
+        .iter()
+        .position(|e| e.kind == TraceKind::Violation)
+        .or_else(|| {
+            let t = violation_ns?;
+            trace.partition_point(|e| e.time_ns <= t).checked_sub(1)
+        });
     let fault = trace.iter().position(|e| e.kind == TraceKind::Fault);
     let (anchor, why) = match (violation, fault) {
         (Some(v), _) => (Some(v), "the first violation"),
@@ -225,7 +233,7 @@ fn node_name(n: usize, servers: usize) -> String {
 /// SVG, [`tag_svg`].)
 pub fn data(r: &RunResult) -> Value {
     let trace: &[TraceEvent] = r.trace.as_deref().unwrap_or(&[]);
-    let w = window(trace);
+    let w = window(trace, r.violations.first().map(|v| v.time_ns));
     let nodes = (r.servers + r.clients).max(1);
     let mut replay = Replay::new(nodes);
     let sums = &r.summaries;
@@ -285,6 +293,7 @@ pub fn data(r: &RunResult) -> Value {
         "total": trace.len(),
         "first": w.first,
         "anchor": w.anchor,
+        "anchor_is_violation": !r.violations.is_empty() && w.anchor.is_some(),
         "why": w.why,
         "labels": labels,
         "events": events,
@@ -344,7 +353,7 @@ pub fn section(r: &RunResult) -> String {
         return String::new();
     }
     let d = data(r);
-    let w = window(trace);
+    let w = window(trace, r.violations.first().map(|v| v.time_ns));
     let mut h = String::new();
     let _ = write!(
         h,

@@ -25,20 +25,23 @@ fn a_million_events_window_around_the_violation_or_else_the_first_fault() {
     let mut t: Vec<TraceEvent> = (0..1_000_000).map(|i| ev(i, TraceKind::Timer)).collect();
     t[300_000].kind = TraceKind::Fault;
     t[700_000].kind = TraceKind::Violation;
-    let w = window(&t);
+    let w = window(&t, None);
     assert_eq!(w.anchor, Some(700_000));
     assert_eq!(w.end - w.first, EVENTS_MAX);
     assert_eq!(w.end, 700_000 + EVENTS_AFTER);
     // Without a violation, the first fault; near the start, the window fills forwards.
     t[700_000].kind = TraceKind::Timer;
-    assert_eq!(window(&t).anchor, Some(300_000));
+    assert_eq!(window(&t, None).anchor, Some(300_000));
     t[300_000].kind = TraceKind::Timer;
     t[10].kind = TraceKind::Fault;
-    let w = window(&t);
+    let w = window(&t, None);
     assert_eq!((w.first, w.end), (0, EVENTS_MAX));
+    // A violation with no event of its own anchors at its time.
+    let w = window(&t, Some(600_000));
+    assert_eq!((w.anchor, w.end), (Some(600_000), 601_000));
     // A violation at the very end: the window ends with it.
     t[999_999].kind = TraceKind::Violation;
-    let w = window(&t);
+    let w = window(&t, None);
     assert_eq!((w.first, w.end), (1_000_000 - EVENTS_MAX, 1_000_000));
 }
 
