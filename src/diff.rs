@@ -154,8 +154,8 @@ impl Side {
 /// after the servers). Without the server count (a trace file) only `n5`.
 pub fn node_name(n: usize, servers: Option<usize>) -> String {
     match servers {
-        Some(s) if n >= s => format!("n{n} (client {})", n - s),
-        _ => format!("n{n}"),
+        Some(s) => reports::plots::node_name(n, s),
+        None => format!("n{n}"),
     }
 }
 

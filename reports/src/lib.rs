@@ -78,6 +78,7 @@ pub mod plots;
 pub mod raft_log;
 pub mod ring;
 pub mod rows;
+pub mod timeline;
 pub mod txn;
 
 pub use txn::write_txn_report;
@@ -176,6 +177,8 @@ struct Drawn {
     name: String,
     title: String,
     svg: String,
+    /// HTML placed after the plot (the step-through timeline after the space-time diagram).
+    after: String,
 }
 
 /// Draws a plot to `dir/NAME.svg` and `dir/NAME.png`; errors are collected, not raised.
@@ -219,6 +222,7 @@ fn render<P: Plot>(
         name: name.to_string(),
         title: title.to_string(),
         svg,
+        after: String::new(),
     });
 }
 
@@ -495,11 +499,8 @@ pub fn write_run_report(
         None => pick_window(&ops, &unplaced, first.as_ref(), &faults, end_ns),
     };
     match &r.trace {
-        Some(trace) => render(
-            dir,
-            "spacetime",
-            "Space-time diagram",
-            &SpaceTimePlot {
+        Some(trace) => {
+            let plot = SpaceTimePlot {
                 trace,
                 ops: &ops,
                 highlight: &unplaced,
@@ -509,10 +510,17 @@ pub fn write_run_report(
                 window_ns: window,
                 violation_ns,
                 why,
-            },
-            &mut out,
-            &mut drawn,
-        ),
+            };
+            render(
+                dir,
+                "spacetime",
+                "Space-time diagram",
+                &plot,
+                &mut out,
+                &mut drawn,
+            );
+            timeline::attach(r, plot.geometry().ok(), &mut drawn);
+        }
         None => out
             .problems
             .push("space-time diagram: the run kept no trace (RunOptions::keep_trace)".into()),
@@ -925,6 +933,7 @@ fn write_index(
             esc(&d.name),
             esc(&d.name)
         );
+        h.push_str(&d.after);
     }
     if !out.problems.is_empty() {
         h.push_str("<h2>Not shown</h2><ul class=problems>");

@@ -697,18 +697,29 @@ pub fn node_name(n: usize, servers: usize) -> String {
     }
 }
 
-impl Plot for SpaceTimePlot<'_> {
-    fn size(&self) -> (u32, u32) {
-        let lanes = (self.servers + self.clients).max(1) as u32;
-        (1100, (190 + 46 * lanes).min(1400))
-    }
+/// Where the space-time diagram puts time and nodes, in the pixels of its SVG: what the
+/// page's step-through timeline needs to mark an event on the diagram.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpaceTimeGeometry {
+    /// The window drawn (after narrowing), true time.
+    pub t0_ns: u64,
+    /// Its end.
+    pub t1_ns: u64,
+    /// The x pixel of `t0_ns`.
+    pub x0_px: i32,
+    /// The x pixel of `t1_ns`.
+    pub x1_px: i32,
+    /// The y pixel of each node's lane, by node index.
+    pub lane_y_px: Vec<i32>,
+}
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
-        root.fill(&WHITE).map_err(err)?;
+impl SpaceTimePlot<'_> {
+    /// The window drawn, narrowed around its anchor until the messages fit, with its messages
+    /// and whether it was narrowed.
+    fn narrowed(&self) -> ((u64, u64), Vec<Arrow>, bool) {
         let (mut a, mut b) = self.window_ns;
         let mut arrows = self.arrows((a, b));
         let mut narrowed = false;
-        // Narrow the window around its anchor until the messages fit.
         let anchor = self
             .violation_ns
             .filter(|v| *v >= a && *v <= b)
@@ -722,17 +733,66 @@ impl Plot for SpaceTimePlot<'_> {
             b = anchor + r * 2 / 3;
             arrows = self.arrows((a, b));
         }
+        ((a, b), arrows, narrowed)
+    }
+
+    /// The y coordinate of node `n`'s lane (servers on top).
+    fn lane_y(&self, n: usize) -> f64 {
+        let lanes = self.servers + self.clients;
+        (lanes - 1 - n.min(lanes.saturating_sub(1))) as f64
+    }
+
+    /// The chart of window `(a, b)` with its x range (ms) and y range.
+    #[allow(clippy::type_complexity)]
+    fn chart<'a, DB: DrawingBackend>(
+        &self,
+        root: &'a DrawingArea<DB, Shift>,
+        (a, b): (u64, u64),
+    ) -> Result<(Chart<'a, DB>, (f64, f64), (f64, f64)), String> {
         let lanes = self.servers + self.clients;
         let (x0, x1) = (s_of(a), s_of(b).max(s_of(a) + 1e-6));
         let (y0, y1) = (-0.7, lanes as f64 - 0.3);
-        let y_of = |n: usize| (lanes - 1 - n.min(lanes.saturating_sub(1))) as f64;
-        let mut chart = frame(
+        let chart = frame(
             root,
             "Space-time diagram (messages between nodes)",
             110,
             x0..x1,
             y0..y1,
         )?;
+        Ok((chart, (x0, x1), (y0, y1)))
+    }
+
+    /// Where [`Plot::draw`] puts the window's ends and each lane, in pixels of the drawing.
+    pub fn geometry(&self) -> Result<SpaceTimeGeometry, String> {
+        let ((a, b), _, _) = self.narrowed();
+        let mut sink = String::new();
+        let root = SVGBackend::with_string(&mut sink, self.size()).into_drawing_area();
+        let (chart, (x0, x1), _) = self.chart(&root, (a, b))?;
+        let lane_y_px = (0..self.servers + self.clients)
+            .map(|n| chart.backend_coord(&(x0, self.lane_y(n))).1)
+            .collect();
+        Ok(SpaceTimeGeometry {
+            t0_ns: a,
+            t1_ns: b,
+            x0_px: chart.backend_coord(&(x0, 0.0)).0,
+            x1_px: chart.backend_coord(&(x1, 0.0)).0,
+            lane_y_px,
+        })
+    }
+}
+
+impl Plot for SpaceTimePlot<'_> {
+    fn size(&self) -> (u32, u32) {
+        let lanes = (self.servers + self.clients).max(1) as u32;
+        (1100, (190 + 46 * lanes).min(1400))
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        root.fill(&WHITE).map_err(err)?;
+        let ((a, b), arrows, narrowed) = self.narrowed();
+        let lanes = self.servers + self.clients;
+        let y_of = |n: usize| self.lane_y(n);
+        let (mut chart, (x0, x1), (y0, y1)) = self.chart(root, (a, b))?;
         let dx = decimals_for(x1 - x0);
         chart
             .configure_mesh()

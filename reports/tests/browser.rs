@@ -1,5 +1,6 @@
 //! index.html loads in headless Chromium with no console errors, and a screenshot of it is not
-//! blank. Without Chromium the test says it skipped, unless DISTSIM_REQUIRE_BROWSER=1 (as in
+//! blank; the step-through timeline steps when keys are pressed and buttons clicked, and marks
+//! the current event on the space-time diagram. Without Chromium the test says it skipped, unless DISTSIM_REQUIRE_BROWSER=1 (as in
 //! CI, whose .ci/run installs Debian's chromium package), when it fails.
 
 mod common;
@@ -23,9 +24,11 @@ fn find_chromium() -> Option<PathBuf> {
     None
 }
 
-/// Runs Chromium headless on `page`, writing a screenshot; returns its stderr log.
-fn screenshot(chromium: &Path, page: &Path, shot: &Path, profile: &Path) -> String {
+/// Runs Chromium headless on `url` with `args` (a screenshot, or `--dump-dom`); returns its
+/// standard output and its log (stderr).
+fn chromium_run(chromium: &Path, url: &str, args: &[String], profile: &Path) -> (String, String) {
     let log = profile.with_extension("log");
+    let out = profile.with_extension("out");
     let mut child = Command::new(chromium)
         .args([
             "--headless",
@@ -36,15 +39,14 @@ fn screenshot(chromium: &Path, page: &Path, shot: &Path, profile: &Path) -> Stri
             "--disable-sync",
             "--no-first-run",
             "--hide-scrollbars",
-            "--window-size=1280,2000",
             "--enable-logging=stderr",
             "--v=0",
         ])
+        .args(args)
         .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("--screenshot={}", shot.display()))
-        .arg(format!("file://{}", page.display()))
+        .arg(url)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(std::fs::File::create(&out).expect("output file"))
         .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()
         .expect("chromium starts");
@@ -55,7 +57,7 @@ fn screenshot(chromium: &Path, page: &Path, shot: &Path, profile: &Path) -> Stri
             Some(status) => {
                 let text = std::fs::read_to_string(&log).unwrap_or_default();
                 assert!(status.success(), "chromium failed ({status}):\n{text}");
-                return text;
+                return (std::fs::read_to_string(&out).unwrap_or_default(), text);
             }
             None if Instant::now() > deadline => {
                 let _ = child.kill();
@@ -67,9 +69,26 @@ fn screenshot(chromium: &Path, page: &Path, shot: &Path, profile: &Path) -> Stri
     }
 }
 
-#[test]
-fn index_html_loads_in_headless_chromium_without_console_errors() {
-    let Some(chromium) = find_chromium() else {
+/// Runs Chromium headless on `page`, writing a screenshot; returns its stderr log.
+fn screenshot(chromium: &Path, page: &Path, shot: &Path, profile: &Path) -> String {
+    let args = [
+        "--window-size=1280,2000".to_string(),
+        format!("--screenshot={}", shot.display()),
+    ];
+    chromium_run(
+        chromium,
+        &format!("file://{}", page.display()),
+        &args,
+        profile,
+    )
+    .1
+}
+
+/// Chromium, or None when the test should skip (and it says so); a failure when
+/// DISTSIM_REQUIRE_BROWSER=1.
+fn chromium_or_skip() -> Option<PathBuf> {
+    let found = find_chromium();
+    if found.is_none() {
         if std::env::var("DISTSIM_REQUIRE_BROWSER").as_deref() == Ok("1") {
             panic!(
                 "DISTSIM_REQUIRE_BROWSER=1 but no chromium on PATH: apt-get install -y chromium"
@@ -82,6 +101,38 @@ fn index_html_loads_in_headless_chromium_without_console_errors() {
             "SKIPPED: browser check: no chromium on PATH (apt-get install -y chromium; \
              set DISTSIM_REQUIRE_BROWSER=1 to make this a failure)"
         );
+    }
+    found
+}
+
+/// Every console message of a page is logged as `...:CONSOLE(line)] "text", source: ...`;
+/// any such line (the timeline's script logs nothing), and any failed load, is an error.
+fn console_errors(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|l| {
+            l.contains(":CONSOLE") || l.contains("net::ERR_") || l.contains("Not allowed to load")
+        })
+        .collect()
+}
+
+/// The pixels of a PNG screenshot, as RGB.
+fn pixels(shot: &Path) -> Vec<[u8; 3]> {
+    let f = std::fs::File::open(shot).expect("screenshot written");
+    let mut dec = png::Decoder::new(f);
+    dec.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut rd = dec.read_info().expect("screenshot decodes");
+    let mut buf = vec![0; rd.output_buffer_size()];
+    let info = rd.next_frame(&mut buf).expect("screenshot frame");
+    let ch = info.color_type.samples();
+    buf[..info.buffer_size()]
+        .chunks(ch)
+        .map(|p| [p[0], p[1], p[2]])
+        .collect()
+}
+
+#[test]
+fn index_html_loads_in_headless_chromium_without_console_errors() {
+    let Some(chromium) = chromium_or_skip() else {
         return;
     };
     let r = common::run(&common::root().join("scenarios/broadcast/partition-no-retry.toml"));
@@ -90,29 +141,12 @@ fn index_html_loads_in_headless_chromium_without_console_errors() {
     let page = std::fs::canonicalize(&w.index).unwrap();
     let shot = dir.join("screenshot.png");
     let log = screenshot(&chromium, &page, &shot, &dir.join("profile"));
-    // Every console message of the page is logged as `...:CONSOLE(line)] "text", source: ...`;
-    // the page has no script, so any such line, and any failed load, is an error.
-    let bad: Vec<&str> = log
-        .lines()
-        .filter(|l| {
-            l.contains(":CONSOLE") || l.contains("net::ERR_") || l.contains("Not allowed to load")
-        })
-        .collect();
+    let bad = console_errors(&log);
     assert!(bad.is_empty(), "console errors:\n{}", bad.join("\n"));
     // The screenshot is not blank: many pixels differ from the white background, in several
     // colours (text, plot marks, fault shading).
-    let f = std::fs::File::open(&shot).expect("screenshot written");
-    let mut dec = png::Decoder::new(f);
-    dec.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
-    let mut rd = dec.read_info().expect("screenshot decodes");
-    let mut buf = vec![0; rd.output_buffer_size()];
-    let info = rd.next_frame(&mut buf).expect("screenshot frame");
-    let ch = info.color_type.samples();
-    let px: Vec<&[u8]> = buf[..info.buffer_size()].chunks(ch).collect();
-    let non_white = px
-        .iter()
-        .filter(|p| p[..3].iter().any(|c| *c < 230))
-        .count();
+    let px = pixels(&shot);
+    let non_white = px.iter().filter(|p| p.iter().any(|c| *c < 230)).count();
     let colours: std::collections::BTreeSet<[u8; 3]> = px
         .iter()
         .map(|p| [p[0] & 0xf0, p[1] & 0xf0, p[2] & 0xf0])
@@ -132,6 +166,131 @@ fn index_html_loads_in_headless_chromium_without_console_errors() {
         non_white,
         px.len(),
         colours.len(),
+        shot.display()
+    );
+}
+
+/// The text of the element with `id` in a dumped DOM (up to its next tag).
+fn text_of<'a>(dom: &'a str, id: &str) -> &'a str {
+    let at = dom
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no #{id} in the page"));
+    let rest = &dom[at..];
+    let start = rest.find('>').expect("tag ends") + 1;
+    let end = rest[start..].find('<').map_or(rest.len(), |e| start + e);
+    &rest[start..end]
+}
+
+#[test]
+fn the_timeline_steps_and_marks_the_diagram_in_headless_chromium() {
+    let Some(chromium) = chromium_or_skip() else {
+        return;
+    };
+    // Two clients in the critical section; the diagram's window is set around the violation
+    // so that the timeline's mark falls inside it.
+    let r = common::run(&common::root().join("scenarios/lock/pause.toml"));
+    let v = r.violations.first().expect("the scenario fails").time_ns;
+    let dir = common::fresh_dir("browser-timeline");
+    #[allow(clippy::needless_update)]
+    let opts = ReportOptions {
+        window_ns: Some((v.saturating_sub(300_000_000), v + 1_000_000)),
+        ..ReportOptions::default()
+    };
+    let w = write_run_report(&dir, &r, "distsim run x", &opts).unwrap();
+    let page = std::fs::canonicalize(&w.index).unwrap();
+    let url = |hash: &str| format!("file://{}#{hash}", page.display());
+    let dom = |hash: &str, n: usize| {
+        let (out, log) = chromium_run(
+            &chromium,
+            &url(hash),
+            &["--dump-dom".to_string()],
+            &dir.join(format!("profile-{n}")),
+        );
+        let bad = console_errors(&log);
+        assert!(
+            bad.is_empty(),
+            "console errors at #{hash}:\n{}",
+            bad.join("\n")
+        );
+        out
+    };
+    // A step given by the link, then keys pressed and buttons clicked as a reader would.
+    let at = dom("step=100", 0);
+    assert!(
+        text_of(&at, "tl-pos").starts_with("event 100 of "),
+        "{}",
+        text_of(&at, "tl-pos")
+    );
+    let moved = dom("step=100&keys=nn>>p", 1);
+    assert!(
+        text_of(&moved, "tl-pos").starts_with("event 103 of "),
+        "{}",
+        text_of(&moved, "tl-pos")
+    );
+    assert_ne!(
+        text_of(&at, "tl-event"),
+        text_of(&moved, "tl-event"),
+        "stepping changed nothing"
+    );
+    // `f` goes to the first event, `v` (or the button) to the violation.
+    let first = dom("keys=f", 2);
+    assert!(
+        text_of(&first, "tl-pos").starts_with("event 0 of "),
+        "{}",
+        text_of(&first, "tl-pos")
+    );
+    assert!(
+        text_of(&first, "tl-event").contains("starts"),
+        "{}",
+        text_of(&first, "tl-event")
+    );
+    let viol = dom("keys=f!", 3);
+    assert!(
+        text_of(&viol, "tl-event").contains("VIOLATION"),
+        "{}",
+        text_of(&viol, "tl-event")
+    );
+    assert!(
+        viol.contains("class=\"tl-event tl-v\""),
+        "the violation is not highlighted"
+    );
+    // The lock family's summaries reach the node table: a holder with its token.
+    assert!(
+        viol.contains("holder (writing)"),
+        "no lock client's state in the table"
+    );
+    assert!(
+        viol.contains("id=\"tl-mark\""),
+        "no mark on the space-time diagram"
+    );
+    // A screenshot tall enough for the diagram and the timeline: not blank, and the mark (the
+    // magenta ring and line) is drawn.
+    let shot = dir.join("timeline.png");
+    let (_, log) = chromium_run(
+        &chromium,
+        &url("keys=v"),
+        &[
+            "--window-size=1280,3600".to_string(),
+            format!("--screenshot={}", shot.display()),
+        ],
+        &dir.join("profile-shot"),
+    );
+    let bad = console_errors(&log);
+    assert!(bad.is_empty(), "console errors:\n{}", bad.join("\n"));
+    let px = pixels(&shot);
+    let non_white = px.iter().filter(|p| p.iter().any(|c| *c < 230)).count();
+    let magenta = px
+        .iter()
+        .filter(|p| p[0] > 170 && p[1] < 80 && p[2] > 170)
+        .count();
+    assert!(non_white * 100 > px.len(), "screenshot looks blank");
+    assert!(
+        magenta > 30,
+        "the timeline's mark is not on the screenshot ({magenta} pixels)"
+    );
+    eprintln!(
+        "timeline check: {non_white} of {} pixels drawn, {magenta} of the mark; screenshot at {}",
+        px.len(),
         shot.display()
     );
 }

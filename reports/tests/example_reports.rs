@@ -81,7 +81,17 @@ fn check_report(dir: &Path, w: &reports::Written) -> String {
             "index.html references an external resource: {bad}"
         );
     }
-    assert!(!html.contains("<script"), "index.html needs no script");
+    // The only scripts are the step-through timeline's: its data and its code, inline.
+    assert!(
+        !html.contains("<script src"),
+        "index.html loads no script file"
+    );
+    let scripts = html.matches("<script").count();
+    assert!(
+        scripts == 0
+            || (scripts == 2 && html.contains("<script type=\"application/json\" id=tl-data>")),
+        "index.html has {scripts} scripts; only the timeline's data and code are expected"
+    );
     assert_eq!(
         html.matches("<svg").count(),
         svgs,

@@ -22,6 +22,7 @@ pub mod rng;
 pub mod scenario;
 pub mod sim;
 pub mod storage;
+pub mod summary;
 pub mod time;
 pub mod trace;
 pub mod txn;

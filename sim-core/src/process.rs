@@ -55,6 +55,14 @@ pub trait Process: Sized + 'static {
     fn role_rank(&self, _role: &str) -> Option<u64> {
         None
     }
+
+    /// This node's state in a few fields for the report's step-through timeline (role, term,
+    /// log length, lock held, a line of the algorithm's own); `None` leaves the report to what
+    /// the trace shows (up, crashed, paused, the operation a client has open). Asked after
+    /// every callback when the trace is kept, never otherwise; it must not change the node.
+    fn state_summary(&self) -> Option<crate::summary::StateSummary> {
+        None
+    }
 }
 
 /// The world as one node sees it during a callback.

@@ -179,6 +179,9 @@ pub struct RunResult {
     /// Per-node time series recorded by the algorithm.
     #[serde(skip)]
     pub series: BTreeMap<String, Vec<SeriesPoint>>,
+    /// Per-node state summaries, when the trace was kept (`Process::state_summary`).
+    #[serde(skip)]
+    pub summaries: Vec<crate::summary::SummaryPoint>,
 }
 
 impl RunResult {

@@ -274,6 +274,11 @@ impl Trace {
         self.hasher.finish()
     }
 
+    /// How many events are kept (0 when none are).
+    pub fn kept_len(&self) -> usize {
+        self.events.as_ref().map_or(0, Vec::len)
+    }
+
     /// How many events were recorded.
     pub fn count(&self) -> u64 {
         self.count

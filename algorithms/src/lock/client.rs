@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use rand::Rng;
 use serde_json::json;
+use sim_core::summary::StateSummary;
 use sim_core::time::{Nanos, MS};
 use sim_core::{Ctx, EventType, NodeId, Op, TimerId};
 
@@ -94,6 +95,27 @@ pub struct Client {
 }
 
 impl Client {
+    /// The client's state for the report's timeline: where it is in its operation, and the
+    /// token it holds while it believes it holds the lock.
+    pub fn summary(&self) -> StateSummary {
+        let (role, holds) = match self.phase {
+            Phase::Idle => ("idle", false),
+            Phase::Acquiring => ("acquiring", false),
+            Phase::Reading => ("holder (reading)", true),
+            Phase::Working => ("holder (working)", true),
+            Phase::Writing => ("holder (writing)", true),
+        };
+        StateSummary {
+            role: Some(role),
+            lock: holds.then(|| format!("token {}", self.held_token)),
+            detail: match self.session {
+                Some(s) => format!("session {s}"),
+                None => String::new(),
+            },
+            ..StateSummary::default()
+        }
+    }
+
     /// Client node `id` of the resource at node `resource` (lock servers are the nodes before
     /// it).
     pub fn new(params: Params, id: NodeId, resource: NodeId) -> Self {

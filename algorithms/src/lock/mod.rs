@@ -313,6 +313,15 @@ impl Process for Node {
             _ => None,
         }
     }
+
+    fn state_summary(&self) -> Option<sim_core::summary::StateSummary> {
+        Some(match self {
+            Node::Kv(s) => s.summary(),
+            Node::Zk(z) => z.summary(),
+            Node::Resource(r) => r.summary(),
+            Node::Client(c) => c.summary(),
+        })
+    }
 }
 
 fn zk_server(n: &Node) -> Option<&raft::server::Server<ZkMachine, Msg>> {

@@ -1,6 +1,7 @@
 //! The servers of the lock designs: the lease server (one Redis instance) and the protected
 //! resource. (The ZooKeeper-style service is in [`super::zk`].)
 
+use sim_core::summary::StateSummary;
 use sim_core::time::Nanos;
 use sim_core::{Ctx, NodeId};
 
@@ -44,6 +45,20 @@ impl KvServer {
 
     pub(crate) fn on_start(&mut self, ctx: &mut Ctx<'_, Msg>) {
         self.fence = ctx.storage().get_json(FENCE_KEY).unwrap_or(0);
+    }
+
+    /// The server's state for the report's timeline: whether the key is set, and by which
+    /// grant (its fencing token).
+    pub fn summary(&self) -> StateSummary {
+        StateSummary {
+            role: Some("lock server"),
+            lock: self
+                .key
+                .as_ref()
+                .map(|l| format!("granted, fencing token {}", l.grant)),
+            detail: format!("{} grants so far", self.fence),
+            ..StateSummary::default()
+        }
     }
 
     fn expire_by_wall_clock(&mut self, ctx: &Ctx<'_, Msg>) {
@@ -159,6 +174,23 @@ impl Resource {
     /// The counter.
     pub fn counter(&self) -> u64 {
         self.counter
+    }
+
+    /// The resource's state for the report's timeline: the counter and the newest token.
+    pub fn summary(&self) -> StateSummary {
+        let fence = if self.fencing {
+            "refuses older tokens"
+        } else {
+            "no fencing"
+        };
+        StateSummary {
+            role: Some("resource"),
+            detail: format!(
+                "counter {}, newest token {} ({fence})",
+                self.counter, self.max_token
+            ),
+            ..StateSummary::default()
+        }
     }
 
     pub(crate) fn on_start(&mut self, ctx: &mut Ctx<'_, Msg>) {

@@ -330,6 +330,25 @@ pub(crate) fn raft_params() -> raft::Params {
 }
 
 impl ZkReplica {
+    /// The replica's state for the report's timeline: its Raft state, and who holds the lock
+    /// in the state it has applied (the lowest sequence number, which is the fencing token).
+    pub fn summary(&self) -> sim_core::summary::StateSummary {
+        let mut s = self.raft.summary();
+        let m = self.raft.state();
+        if let Some((seq, session)) = m.children.iter().next() {
+            let who = match m.sessions.get(session) {
+                Some(c) => format!("n{c}"),
+                None => format!("session {session}"),
+            };
+            s.lock = Some(format!("held by {who}, token {seq}"));
+            let waiting = m.children.len() - 1;
+            if waiting > 0 {
+                s.detail.push_str(&format!(", {waiting} waiting"));
+            }
+        }
+        s
+    }
+
     /// Replica `id` of `servers_count` nodes (the non-replica nodes never join: the Raft
     /// configuration is `0..replicas`).
     pub fn new(raft_params: Rc<raft::Params>, p: &Params, id: NodeId, replicas: usize) -> Self {

@@ -336,6 +336,56 @@ impl Process for Node {
             _ => None,
         }
     }
+
+    fn state_summary(&self) -> Option<sim_core::summary::StateSummary> {
+        use sim_core::summary::StateSummary;
+        let view = |v: &msg::View| {
+            let p = v.primary.map_or("none".to_string(), |p| format!("n{p}"));
+            let b: Vec<String> = v.backups.iter().map(|b| format!("n{b}")).collect();
+            format!("view {}: primary {p}, backups [{}]", v.num, b.join(", "))
+        };
+        match self {
+            Node::Service(s) => Some(StateSummary {
+                role: Some("view service"),
+                term: Some(s.state.view.num),
+                detail: format!(
+                    "{}{}",
+                    view(&s.state.view),
+                    if s.state.acked {
+                        ", acked"
+                    } else {
+                        ", not acked"
+                    }
+                ),
+                ..StateSummary::default()
+            }),
+            Node::Coord(c) => Some(c.raft.summary()),
+            Node::Replica(r) => {
+                let role = if r.acting() {
+                    "primary"
+                } else if r.view.primary == Some(r.id) {
+                    "primary without lease"
+                } else if r.view.backups.contains(&r.id) {
+                    "backup"
+                } else {
+                    "idle"
+                };
+                Some(StateSummary {
+                    role: Some(role),
+                    term: Some(if r.zk.is_some() {
+                        r.view.epoch
+                    } else {
+                        r.view.num
+                    }),
+                    log_len: Some(r.log.len() as u64),
+                    lock: None,
+                    detail: view(&r.view),
+                })
+            }
+            // The report shows a client's open operation from the trace.
+            Node::Client(_) => None,
+        }
+    }
 }
 
 fn coord_server(n: &Node) -> Option<&crate::raft::server::Server<coord::Coord, Msg>> {

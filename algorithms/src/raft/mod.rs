@@ -309,6 +309,14 @@ impl Process for Node {
             _ => None,
         }
     }
+
+    fn state_summary(&self) -> Option<sim_core::summary::StateSummary> {
+        match self {
+            Node::Server(s) => Some(s.summary()),
+            // The report shows a client's open operation from the trace.
+            Node::Client(_) => None,
+        }
+    }
 }
 
 /// The `[params]` fields, for `distsim list`.

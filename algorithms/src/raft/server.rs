@@ -940,6 +940,28 @@ impl<S: StateMachine, M: Message + From<Msg<S>>> Server<S, M> {
         &mut self.kv
     }
 
+    /// The server's state for the report's timeline: role, term, last log index, and the
+    /// commit and apply points with the leader it believes in.
+    pub fn summary(&self) -> sim_core::summary::StateSummary {
+        let role = match self.role {
+            Role::Follower => "follower",
+            Role::PreCandidate => "pre-candidate",
+            Role::Candidate => "candidate",
+            Role::Leader => "leader",
+        };
+        let leader = match self.leader {
+            Some(l) => format!(", leader n{l}"),
+            None => String::new(),
+        };
+        sim_core::summary::StateSummary {
+            role: Some(role),
+            term: Some(self.term),
+            log_len: Some(self.last_index()),
+            lock: None,
+            detail: format!("commit {}, applied {}{leader}", self.commit, self.applied),
+        }
+    }
+
     /// Whether this server believes it leads.
     pub fn is_leader(&self) -> bool {
         self.role == Role::Leader

@@ -105,6 +105,7 @@ impl<P: Process> Sim<P> {
             linearizability: lin_report,
             history,
             trace: w.trace.take_events(),
+            summaries: w.summaries.take_points(),
             series: w.metrics.all_series(),
         }
     }

@@ -219,6 +219,7 @@ impl<P: Process> Sim<P> {
         w.epoch[node] += 1;
         let lost = w.storage[node].crash();
         self.procs[node] = None;
+        w.summaries.forget(node);
         w.cover("crash");
         w.log_fault(
             "crash",

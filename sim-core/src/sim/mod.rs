@@ -141,6 +141,7 @@ impl<P: Process> Sim<P> {
             accepting_ops: true,
             nemesis_on: cfg.nemesis.is_some(),
             metrics: Metrics::default(),
+            summaries: Default::default(),
             trace: Trace::with_bytes_max(
                 cfg.options.keep_trace,
                 cfg.options
@@ -352,6 +353,7 @@ impl<P: Process> Sim<P> {
             restart: false,
         };
         f(p, &mut ctx);
+        summarize(&mut self.world, node, p);
         self.run_checkers(node);
     }
 
@@ -389,6 +391,7 @@ impl<P: Process> Sim<P> {
             restart,
         };
         p.on_start(&mut ctx);
+        summarize(&mut self.world, node, &p);
         self.procs[node] = Some(p);
         self.run_checkers(node);
     }
@@ -471,6 +474,18 @@ pub fn params_of<T: serde::de::DeserializeOwned + Default>(
     sc: &Scenario,
 ) -> Result<T, ScenarioError> {
     sc.params::<T>()
+}
+
+/// Keeps `node`'s state summary after a callback, when the trace is kept: tied to the event
+/// that caused the callback, recorded just before it (start, delivery, timer, invocation).
+fn summarize<P: Process>(world: &mut World<P::Msg>, node: NodeId, p: &P) {
+    if !world.trace.keeps() || world.trace.full().is_some() {
+        return;
+    }
+    let at = world.trace.kept_len().saturating_sub(1);
+    world
+        .summaries
+        .record(at, world.now, node, p.state_summary());
 }
 
 /// The read-only view checkers get of every node.

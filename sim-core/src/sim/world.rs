@@ -67,6 +67,8 @@ pub struct World<M: Message> {
     pub(crate) nemesis_on: bool,
     pub(crate) metrics: Metrics,
     pub(crate) trace: Trace,
+    /// Per-node state summaries, kept with the trace (for the report's timeline).
+    pub(crate) summaries: crate::summary::Summaries,
     pub(crate) violations: Vec<Violation>,
     pub(crate) fault_log: Vec<FaultRecord>,
     /// The faults carried out, as a script with every random choice made
