@@ -409,7 +409,7 @@ impl Shrinker {
             target,
             msg,
         );
-        let header = crate::wrap(&text, 90)
+        let header = crate::list::wrap(&text, 90)
             .into_iter()
             .map(|l| format!("# {l}"))
             .collect();

@@ -277,7 +277,9 @@ pub fn data(r: &RunResult) -> Value {
         .take(FAULTS_MAX)
         .map(|f| json!([f.start_ns, f.end_ns, f.label(), f.detail]))
         .collect();
-    let names: Vec<String> = (0..nodes).map(|n| crate::plots::node_name(n, r.servers)).collect();
+    let names: Vec<String> = (0..nodes)
+        .map(|n| crate::plots::node_name(n, r.servers))
+        .collect();
     json!({
         "names": names,
         "servers": r.servers,
