@@ -245,15 +245,207 @@ pub fn read_txn_jsonl<R: std::io::BufRead>(mut r: R) -> Result<TxnHistory, Strin
             break;
         }
         line_no += 1;
-        let line = String::from_utf8_lossy(&buf);
-        if line.trim().is_empty() {
+        if buf.trim_ascii().is_empty() {
             continue;
         }
+        // The common case without a JSON tree per line: a typed reading of the line, taken
+        // only when its micro-operations have the shape the general path accepts. Anything
+        // else (an error to report, an unusual value) goes the general way, which words
+        // every error; both build the same transactions.
+        if let Ok(e) = serde_json::from_slice::<FastEvent<'_>>(&buf) {
+            if e.mops.fits(e.kind) {
+                b.push_fast(&e)
+                    .map_err(|err| format!("line {line_no}: {err}"))?;
+                continue;
+            }
+        }
+        let line = String::from_utf8_lossy(&buf);
         let e: HistoryEvent =
             serde_json::from_str(&line).map_err(|err| format!("line {line_no}: {err}"))?;
         b.push(&e).map_err(|err| format!("line {line_no}: {err}"))?;
     }
     Ok(b.finish())
+}
+
+/// One JSON Lines event read without a JSON tree: the fields of [`HistoryEvent`], with the
+/// value read straight into micro-operations.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FastEvent<'a> {
+    #[serde(rename = "type")]
+    kind: EventType,
+    process: u64,
+    time_ns: u64,
+    #[serde(borrow)]
+    f: std::borrow::Cow<'a, str>,
+    #[serde(default, borrow)]
+    #[allow(dead_code)]
+    key: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow, rename = "value")]
+    mops: FastMops<'a>,
+}
+
+/// A value read as a list of `[f key value]` micro-operations (absent: not a list).
+#[derive(Default)]
+struct FastMops<'a>(Option<Vec<FastMop<'a>>>);
+
+/// One micro-operation as written.
+struct FastMop<'a> {
+    f: std::borrow::Cow<'a, str>,
+    key: FastKey<'a>,
+    val: FastVal,
+}
+
+/// A key: a string, or an integer kept as its decimal text (as the general path names it).
+enum FastKey<'a> {
+    Str(std::borrow::Cow<'a, str>),
+    Int(i64),
+    UInt(u64),
+}
+
+/// A micro-operation's value, in the shapes the checker uses.
+enum FastVal {
+    Null,
+    Int(i64),
+    List(Vec<i64>),
+}
+
+impl FastMops<'_> {
+    /// Whether the general path would read these micro-operations without an error (so the
+    /// fast path builds exactly what it would).
+    fn fits(&self, kind: EventType) -> bool {
+        match kind {
+            // The general path reads no micro-operations of a failed or unknown outcome.
+            EventType::Fail | EventType::Info => true,
+            EventType::Invoke | EventType::Ok => self.0.as_ref().is_some_and(|list| {
+                list.iter().all(|m| match m.f.as_ref() {
+                    "append" | "w" | "write" => matches!(m.val, FastVal::Int(_)),
+                    "r" | "read" => true,
+                    _ => false,
+                })
+            }),
+        }
+    }
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for FastMops<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let list: Vec<FastMop<'a>> = serde::Deserialize::deserialize(d)?;
+        Ok(FastMops(Some(list)))
+    }
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for FastMop<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = FastMop<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("[f key value]")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<FastMop<'a>, A::Error> {
+                use serde::de::Error;
+                let f: std::borrow::Cow<'a, str> = a
+                    .next_element::<BorrowedCow<'a>>()?
+                    .ok_or_else(|| A::Error::custom("short"))?
+                    .0;
+                let key = a.next_element()?.ok_or_else(|| A::Error::custom("short"))?;
+                let val = a.next_element()?.ok_or_else(|| A::Error::custom("short"))?;
+                if a.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    return Err(A::Error::custom("long"));
+                }
+                Ok(FastMop { f, key, val })
+            }
+        }
+        d.deserialize_seq(V(std::marker::PhantomData))
+    }
+}
+
+/// A string borrowed from the line where it has no escapes.
+struct BorrowedCow<'a>(std::borrow::Cow<'a, str>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for BorrowedCow<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = BorrowedCow<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(BorrowedCow(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(BorrowedCow(std::borrow::Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(V(std::marker::PhantomData))
+    }
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for FastKey<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = FastKey<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an integer or a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(FastKey::Str(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(FastKey::Str(std::borrow::Cow::Owned(v.to_string())))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(FastKey::Int(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(FastKey::UInt(v))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for FastVal {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = FastVal;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("null, an integer or a list of integers")
+            }
+            fn visit_unit<E>(self) -> Result<FastVal, E> {
+                Ok(FastVal::Null)
+            }
+            fn visit_none<E>(self) -> Result<FastVal, E> {
+                Ok(FastVal::Null)
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<FastVal, E> {
+                Ok(FastVal::Int(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<FastVal, E> {
+                i64::try_from(v)
+                    .map(FastVal::Int)
+                    .map_err(|_| E::custom("out of range"))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<FastVal, A::Error> {
+                let mut out = Vec::with_capacity(a.size_hint().unwrap_or(4));
+                while let Some(x) = a.next_element::<i64>()? {
+                    out.push(x);
+                }
+                Ok(FastVal::List(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// Builds a [`TxnHistory`] one history event at a time (the events in the order they
@@ -271,53 +463,70 @@ pub struct TxnBuilder {
 impl TxnBuilder {
     /// Adds the next event. Errors name the 1-based event and say what is wrong.
     pub fn push(&mut self, e: &HistoryEvent) -> Result<(), String> {
+        self.push_parts(e.kind, e.process, e.time_ns, &e.f, MopsIn::Json(&e.value))
+    }
+
+    /// [`Self::push`] of a line read by the typed path.
+    fn push_fast(&mut self, e: &FastEvent<'_>) -> Result<(), String> {
+        let mops = MopsIn::Fast(e.mops.0.as_deref().unwrap_or(&[]));
+        self.push_parts(e.kind, e.process, e.time_ns, &e.f, mops)
+    }
+
+    fn push_parts(
+        &mut self,
+        kind: EventType,
+        process: u64,
+        time_ns: u64,
+        f: &str,
+        mops: MopsIn<'_, '_>,
+    ) -> Result<(), String> {
         let i = self.events;
         self.events += 1;
         let at = |m: String| format!("event {}: {m}", i + 1);
         let h = &mut self.h;
-        if e.f != "txn" {
+        if f != "txn" {
             return Err(at(format!(
                 "operation {:?} in a transactional history: every operation must be \"txn\" \
                  with a list of [f key value] micro-operations (or check it with a \
                  linearizability model such as --model kv)",
-                e.f
+                f
             )));
         }
-        match e.kind {
+        match kind {
             EventType::Invoke => {
-                if let Some(&t) = self.open.get(&e.process) {
+                if let Some(&t) = self.open.get(&process) {
                     return Err(at(format!(
                         "process {} invokes a txn while its txn from event {} is still \
                          outstanding (a process runs one transaction at a time)",
-                        e.process,
+                        process,
                         h.txns[t].invoke_event + 1
                     )));
                 }
                 let mop_start = h.mops.len() as u32;
-                let mops = parse_mops(&e.value, false, h, &mut self.key_ids).map_err(at)?;
+                let mops = mops.parse(false, h, &mut self.key_ids).map_err(at)?;
                 let n = mops.len() as u32;
                 h.mops.extend(mops);
-                self.open.insert(e.process, h.txns.len());
+                self.open.insert(process, h.txns.len());
                 h.txns.push(Txn {
-                    process: e.process,
+                    process,
                     status: TxnStatus::Info,
                     mop_start,
                     mop_len: n,
                     invoke_event: i as u32,
                     complete_event: None,
-                    invoke_ns: e.time_ns,
+                    invoke_ns: time_ns,
                     complete_ns: None,
                 });
             }
             kind => {
-                let Some(t) = self.open.remove(&e.process) else {
+                let Some(t) = self.open.remove(&process) else {
                     return Err(at(format!(
                         "{} of a txn by process {}, which has no outstanding invocation",
                         kind.as_str(),
-                        e.process
+                        process
                     )));
                 };
-                complete(h, t, i, e, &mut self.key_ids).map_err(at)?;
+                complete(h, t, i, (kind, process, time_ns), mops, &mut self.key_ids).map_err(at)?;
             }
         }
         Ok(())
@@ -334,34 +543,35 @@ fn complete(
     h: &mut TxnHistory,
     t: usize,
     i: usize,
-    e: &HistoryEvent,
+    (kind, process, time_ns): (EventType, u64, u64),
+    mops: MopsIn<'_, '_>,
     key_ids: &mut HashMap<String, u32>,
 ) -> Result<(), String> {
     let inv_ns = h.txns[t].invoke_ns;
-    if e.time_ns < inv_ns {
+    if time_ns < inv_ns {
         return Err(format!(
             "the txn of process {} completes at time_ns {} before its invocation (event {}, \
              time_ns {}): fix the timestamps",
-            e.process,
-            e.time_ns,
+            process,
+            time_ns,
             h.txns[t].invoke_event + 1,
             inv_ns
         ));
     }
     h.txns[t].complete_event = Some(i as u32);
-    h.txns[t].complete_ns = Some(e.time_ns);
-    h.txns[t].status = match e.kind {
+    h.txns[t].complete_ns = Some(time_ns);
+    h.txns[t].status = match kind {
         EventType::Ok => TxnStatus::Ok,
         EventType::Fail => TxnStatus::Fail,
         _ => TxnStatus::Info,
     };
-    if e.kind != EventType::Ok {
+    if kind != EventType::Ok {
         return Ok(());
     }
     // The completion repeats the micro-operations with the reads filled in: parse it and
     // replace the invocation's copy, after checking that it is the same transaction.
     let (start, len) = (h.txns[t].mop_start as usize, h.txns[t].mop_len as usize);
-    let done = parse_mops(&e.value, true, h, key_ids)?;
+    let done = mops.parse(true, h, key_ids)?;
     if done.len() != len {
         return Err(format!(
             "the ok txn has {} micro-operations but its invocation had {len}",
@@ -379,6 +589,100 @@ fn complete(
     }
     h.mops[start..start + len].copy_from_slice(&done);
     Ok(())
+}
+
+/// A value's micro-operations, as a JSON tree or as read by the typed path.
+#[derive(Clone, Copy)]
+enum MopsIn<'v, 'a> {
+    Json(&'v Value),
+    Fast(&'v [FastMop<'a>]),
+}
+
+impl MopsIn<'_, '_> {
+    fn parse(
+        self,
+        completed: bool,
+        h: &mut TxnHistory,
+        key_ids: &mut HashMap<String, u32>,
+    ) -> Result<Vec<Mop>, String> {
+        match self {
+            MopsIn::Json(v) => parse_mops(v, completed, h, key_ids),
+            MopsIn::Fast(list) => Ok(parse_fast_mops(list, completed, h, key_ids)),
+        }
+    }
+}
+
+/// The key's index, interning a new name (without allocating for a known one).
+fn intern(name: &str, h: &mut TxnHistory, key_ids: &mut HashMap<String, u32>) -> u32 {
+    if let Some(&k) = key_ids.get(name) {
+        return k;
+    }
+    let k = key_ids.len() as u32;
+    key_ids.insert(name.to_string(), k);
+    h.keys.push(name.to_string());
+    k
+}
+
+/// [`parse_mops`] of micro-operations that [`FastMops::fits`] accepted: the same result,
+/// with no error left to find.
+fn parse_fast_mops(
+    list: &[FastMop<'_>],
+    completed: bool,
+    h: &mut TxnHistory,
+    key_ids: &mut HashMap<String, u32>,
+) -> Vec<Mop> {
+    let mut out = Vec::with_capacity(list.len());
+    for m in list {
+        let key = match &m.key {
+            FastKey::Str(s) => intern(s, h, key_ids),
+            FastKey::Int(n) => intern(&n.to_string(), h, key_ids),
+            FastKey::UInt(n) => intern(&n.to_string(), h, key_ids),
+        };
+        let value = match m.val {
+            FastVal::Int(v) => v,
+            _ => 0,
+        };
+        let mop = match m.f.as_ref() {
+            "append" => Mop {
+                kind: MopKind::Append,
+                key,
+                value,
+                read_start: 0,
+                read_len: NOT_READ,
+            },
+            "w" | "write" => Mop {
+                kind: MopKind::Write,
+                key,
+                value,
+                read_start: 0,
+                read_len: NOT_READ,
+            },
+            _ => {
+                let start = h.read_values.len() as u32;
+                let len = match &m.val {
+                    _ if !completed => NOT_READ,
+                    FastVal::Null => NIL_READ,
+                    FastVal::List(items) => {
+                        h.read_values.extend_from_slice(items);
+                        items.len() as u32
+                    }
+                    FastVal::Int(x) => {
+                        h.read_values.push(*x);
+                        1
+                    }
+                };
+                Mop {
+                    kind: MopKind::Read,
+                    key,
+                    value: 0,
+                    read_start: start,
+                    read_len: len,
+                }
+            }
+        };
+        out.push(mop);
+    }
+    out
 }
 
 /// Parses a list of `[f key value]` micro-operations (read results go into

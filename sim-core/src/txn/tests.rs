@@ -535,3 +535,63 @@ fn a_register_read_of_a_list_is_shown_not_a_panic() {
     let r = super::explain::txn_ref(&h, 0, TxnModel::RwRegister);
     assert_eq!(r.ops, "[r 5 []] [r 5 [1 2]]");
 }
+
+/// The streaming reader reads most lines without a JSON tree; every shape the general path
+/// accepts must come out the same, and every error must be worded the same.
+#[test]
+fn the_typed_reading_builds_what_the_general_path_builds() {
+    let lines = [
+        // String and integer keys naming the same key, a negative key, a huge unsigned one.
+        r#"{"type":"invoke","process":0,"time_ns":1,"f":"txn","value":[["append","5",1],["r",5,null],["w",-3,2],["r",18446744073709551615,null]]}"#,
+        r#"{"type":"ok","process":0,"time_ns":2,"f":"txn","value":[["append","5",1],["r",5,[1]],["w",-3,2],["r",18446744073709551615,7]]}"#,
+        // A read carrying a string on its invocation: accepted (only results are read).
+        r#"{"type":"invoke","process":1,"time_ns":3,"f":"txn","value":[["read","k\"q",["x"]],["write","k\"q",4]]}"#,
+        r#"{"type":"ok","process":1,"time_ns":4,"f":"txn","value":[["read","k\"q",null],["write","k\"q",4]]}"#,
+        // Fail and info completions: their values are not read at all.
+        r#"{"type":"invoke","process":2,"time_ns":5,"f":"txn","value":[["append",9,1]]}"#,
+        r#"{"type":"fail","process":2,"time_ns":6,"f":"txn","value":"whatever"}"#,
+        r#"{"type":"invoke","process":3,"time_ns":7,"f":"txn","key":"x","value":[["append",9,2]]}"#,
+        r#"{"type":"info","process":3,"time_ns":8,"f":"txn"}"#,
+    ];
+    let text = lines.join("\n");
+    let general = {
+        let mut b = super::TxnBuilder::default();
+        for l in &lines {
+            let e: crate::history::HistoryEvent = serde_json::from_str(l).expect("event");
+            b.push(&e).expect("accepted");
+        }
+        b.finish()
+    };
+    let streamed = super::read_txn_jsonl(std::io::Cursor::new(text)).expect("stream");
+    assert_eq!(streamed, general);
+    assert_eq!(streamed.keys.len(), 5, "{:?}", streamed.keys);
+    // Errors: the typed reading hands every line it cannot take to the general path.
+    let bad = [
+        (r#"[["append",1,1.5]]"#, "must be an integer"),
+        (
+            r#"[["append",1,9223372036854775808]]"#,
+            "must be an integer",
+        ),
+        (r#"[["cas",1,1]]"#, "use append, w or r"),
+        (r#"[["append",1]]"#, "is not [f key value]"),
+        (r#"[["append",[1],1]]"#, "must be an integer or a string"),
+        (r#"{"a":1}"#, "must be a list"),
+    ];
+    for (value, want) in bad {
+        let line =
+            format!(r#"{{"type":"invoke","process":0,"time_ns":1,"f":"txn","value":{value}}}"#);
+        let e = super::read_txn_jsonl(std::io::Cursor::new(line.clone())).unwrap_err();
+        let ev: crate::history::HistoryEvent = serde_json::from_str(&line).expect("event");
+        let g = super::TxnBuilder::default().push(&ev).unwrap_err();
+        assert_eq!(e, format!("line 1: {g}"), "{value}");
+        assert!(e.contains(want), "{value}: {e}");
+    }
+    // An ok completion whose read result is not a list of integers.
+    let text = concat!(
+        r#"{"type":"invoke","process":0,"time_ns":1,"f":"txn","value":[["r",1,null]]}"#,
+        "\n",
+        r#"{"type":"ok","process":0,"time_ns":2,"f":"txn","value":[["r",1,["a"]]]}"#,
+    );
+    let e = super::read_txn_jsonl(std::io::Cursor::new(text)).unwrap_err();
+    assert!(e.starts_with("line 2: event 2: value \"a\""), "{e}");
+}
