@@ -209,4 +209,8 @@ fn zk_nemesis_seeds_that_once_failed_pass() {
             r.violations.first()
         );
     }
+    // A primary whose entry expired kept writing the in-sync set in its old epoch, was refused
+    // (a newer primary had written it) and asked again, never listing to learn its new view.
+    let r = run_file("zk-nemesis-wide-drift", 6002);
+    assert_eq!(r.verdict, Verdict::Pass, "{:?}", r.violations.first());
 }
