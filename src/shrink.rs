@@ -172,15 +172,16 @@ impl Size {
 
 impl std::fmt::Display for Size {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        let n = |k: u64, one: &str, many: &str| format!("{k} {}", if k == 1 { one } else { many });
         write!(
             f,
-            "{} faults, {} operations, {} events ({} simulated; {} servers, {} clients)",
-            self.faults,
-            self.operations,
-            self.events,
+            "{}, {}, {} ({} simulated; {}, {})",
+            n(self.faults as u64, "fault", "faults"),
+            n(self.operations as u64, "operation", "operations"),
+            n(self.events, "event", "events"),
             fmt_ns(self.simulated_ns),
-            self.servers,
-            self.clients
+            n(self.servers as u64, "server", "servers"),
+            n(self.clients as u64, "client", "clients")
         )
     }
 }

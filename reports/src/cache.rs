@@ -99,7 +99,7 @@ impl Plot for CachePlot<'_> {
                 "reads/s",
                 dbmax,
                 &db,
-                RGBColor(200, 60, 40),
+                RGBColor(140, 86, 75),
             ),
         ];
         for (area, caption, ylab, ymax, pts, c) in panels {

@@ -44,8 +44,9 @@ impl State {
     fn color(self) -> RGBColor {
         match self {
             State::Working => RGBColor(205, 215, 230),
-            State::Prepared => RGBColor(245, 180, 40),
-            State::InDoubt => RGBColor(215, 40, 40),
+            State::Prepared => RGBColor(250, 215, 120),
+            // The colour of an unknown outcome on every plot (red is the violation's alone).
+            State::InDoubt => crate::plots::INFO_C,
             State::Down => RGBColor(60, 60, 60),
         }
     }
@@ -242,13 +243,13 @@ impl Plot for CommitPlot<'_> {
                     .collect::<Vec<_>>()
             };
             chart
-                .draw_series(ticks(&row.committed, y + 0.9, RGBColor(30, 140, 60)))
+                .draw_series(ticks(&row.committed, y + 0.9, crate::plots::OK_C))
                 .map_err(err)?;
             chart
-                .draw_series(ticks(&row.aborted, y + 0.83, RGBColor(200, 40, 40)))
+                .draw_series(ticks(&row.aborted, y + 0.83, crate::plots::FAIL_C))
                 .map_err(err)?;
             if let Some((a, b)) = row.longest_doubt.filter(|(a, b)| b - a >= self.end_ns / 50) {
-                // The blocked window, named inside its red band.
+                // The blocked window, named inside its band.
                 let label = format!("in doubt {:.3} s (from {:.3} s)", s_of(b - a), s_of(a));
                 chart
                     .draw_series(std::iter::once(Text::new(
@@ -266,8 +267,8 @@ impl Plot for CommitPlot<'_> {
                 .map_err(err)?;
         }
         let text = format!(
-            "band: grey working (nothing prepared), amber prepared, red in doubt (outcome late), black down. \
-             bars: keys locked (full height {locks_max:.0}). ticks: green committed, red aborted. \
+            "band: grey working (nothing prepared), pale yellow prepared, orange in doubt (outcome late), black down. \
+             bars: keys locked (full height {locks_max:.0}). ticks: green committed, purple aborted. \
              {COLUMNS} columns, each the worst state in it"
         );
         note(root, &text)

@@ -33,7 +33,7 @@ fn color(control: &str) -> RGBColor {
     if control == "optimistic" {
         RGBColor(31, 119, 180)
     } else {
-        RGBColor(214, 39, 40)
+        RGBColor(255, 127, 14)
     }
 }
 

@@ -6,7 +6,7 @@
 //! - `locks.keys` (the concurrency family): `(key * 1024 + client) * 8 + event`, event 1
 //!   granted, 2 released at commit, 3 waiting, 4 a waiter made a deadlock victim, 5 released
 //!   by an abort. Drawn as one row per key: a bar per holder (coloured by client), a thin line
-//!   per wait, a red cross per victim.
+//!   per wait, a purple cross (an aborted transaction's colour) per victim.
 //!
 //! Both bound what they draw (the first sagas that compensated, the busiest keys in a window)
 //! and say so on the plot.
@@ -190,7 +190,7 @@ fn lock_rows(points: &[SeriesPoint], end_ns: u64) -> Rows {
     }
     let labels = keys.iter().map(|k| format!("k{k}")).collect();
     let note = format!(
-        "bars: lock held (colour = client); thin lines: waits; red crosses: deadlock victims and aborted holders. First second of lock activity, the {} busiest keys",
+        "bars: lock held (colour = client); thin lines: waits; purple crosses: deadlock victims and aborted holders. First second of lock activity, the {} busiest keys",
         keys.len()
     );
     (labels, bars, victims, note)
@@ -251,11 +251,13 @@ impl Plot for RowsPlot<'_> {
             }))
             .map_err(err)?;
         chart
-            .draw_series(
-                victims
-                    .iter()
-                    .map(|(row, t)| Cross::new((*t, *row as f64 + 0.5), 5, RED.stroke_width(2))),
-            )
+            .draw_series(victims.iter().map(|(row, t)| {
+                Cross::new(
+                    (*t, *row as f64 + 0.5),
+                    5,
+                    crate::plots::FAIL_C.stroke_width(2),
+                )
+            }))
             .map_err(err)?;
         // Row names inside the plot's left edge (a numeric axis cannot name rows).
         chart
