@@ -19,6 +19,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
+use sim_core::hash::LookupMap;
 use sim_core::time::{fmt_ns, Nanos, MS};
 use sim_core::{Checker, EventType, Finding, History, LivenessPhase, NodeId, View};
 
@@ -201,8 +202,9 @@ pub struct CommitChecker {
     servers: usize,
     journal: Journal,
     stats: Rc<RefCell<CommitStats>>,
-    first: BTreeMap<TxnId, First>,
-    yes: BTreeMap<TxnId, u64>,
+    /// Lookups only, never iterated (a `BTreeMap` here was a tenth of a 2PC run's time).
+    first: LookupMap<TxnId, First>,
+    yes: LookupMap<TxnId, u64>,
     /// (participant, transaction) -> (prepared since, keys locked, participant is the coordinator).
     doubt: BTreeMap<(NodeId, TxnId), (Nanos, usize, bool)>,
     locks_now: usize,
@@ -223,8 +225,8 @@ impl CommitChecker {
             servers,
             journal,
             stats,
-            first: BTreeMap::new(),
-            yes: BTreeMap::new(),
+            first: LookupMap::default(),
+            yes: LookupMap::default(),
             doubt: BTreeMap::new(),
             locks_now: 0,
             buf: Vec::new(),

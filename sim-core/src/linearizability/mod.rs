@@ -51,7 +51,7 @@ mod generate;
 mod generate_append;
 mod model;
 mod search;
-pub(crate) use search::FastHasher;
+pub use search::FastHasher;
 #[cfg(test)]
 mod tests;
 

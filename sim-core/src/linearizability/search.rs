@@ -66,7 +66,7 @@ pub(crate) struct SearchResult {
 /// A small multiplicative hasher (in the spirit of FxHash) for the visited cache: the keys are
 /// bitsets and small states, and SipHash's DoS resistance buys nothing here.
 #[derive(Default, Clone, Copy)]
-pub(crate) struct FastHasher(u64);
+pub struct FastHasher(u64);
 
 impl Hasher for FastHasher {
     fn finish(&self) -> u64 {
