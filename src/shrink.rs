@@ -815,7 +815,7 @@ impl Case {
                     };
                     node_ok && !cut.is_empty()
                 }
-                a => match node_of(a) {
+                a => match a.node_mut() {
                     Some(NodeRef::Index(i)) => map(*i).map(|m| *i = m).is_some(),
                     _ => true,
                 },
@@ -829,21 +829,6 @@ impl Case {
             nodes: n,
             ..self.clone()
         }
-    }
-}
-
-fn node_of(a: &mut FaultAction) -> Option<&mut NodeRef> {
-    match a {
-        FaultAction::Partition { node, .. } => node.as_mut(),
-        FaultAction::Crash { node, .. }
-        | FaultAction::Restart { node }
-        | FaultAction::Pause { node, .. }
-        | FaultAction::Resume { node }
-        | FaultAction::ClockStep { node, .. }
-        | FaultAction::ClockDrift { node, .. }
-        | FaultAction::Clog { node, .. }
-        | FaultAction::Unclog { node } => Some(node),
-        FaultAction::Heal | FaultAction::Swizzle { .. } => None,
     }
 }
 

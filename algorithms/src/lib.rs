@@ -6,7 +6,7 @@
 //! refused), `BUGS` (each bug switch with one line on the rule it breaks), the `Node` process,
 //! its checkers, and `run`, which builds the simulation from a scenario.
 
-use sim_core::faults::{FaultAction, NodeRef};
+use sim_core::faults::NodeRef;
 use sim_core::time::{Duration, SEC};
 use sim_core::{Ctx, Message, NodeId, RunOptions, RunResult, Scenario, ScenarioError};
 
@@ -296,7 +296,7 @@ pub fn prepare(sc: &mut Scenario) -> Result<&'static Algorithm, ScenarioError> {
         }
     }
     for (i, f) in sc.faults.iter().enumerate() {
-        if let Some(NodeRef::Role(r)) = fault_node(&f.action) {
+        if let Some(NodeRef::Role(r)) = f.action.node() {
             if r != "random" && !alg.roles.contains(&r.as_str()) {
                 let known: Vec<String> = alg
                     .roles
@@ -346,22 +346,6 @@ fn algorithm_of(sc: &Scenario) -> Result<&'static Algorithm, ScenarioError> {
             ),
         )
     })
-}
-
-/// The node a fault names, if any.
-fn fault_node(a: &FaultAction) -> Option<&NodeRef> {
-    match a {
-        FaultAction::Partition { node, .. } => node.as_ref(),
-        FaultAction::Crash { node, .. }
-        | FaultAction::Restart { node }
-        | FaultAction::Pause { node, .. }
-        | FaultAction::Resume { node }
-        | FaultAction::ClockStep { node, .. }
-        | FaultAction::ClockDrift { node, .. }
-        | FaultAction::Clog { node, .. }
-        | FaultAction::Unclog { node } => Some(node),
-        FaultAction::Heal | FaultAction::Swizzle { .. } => None,
-    }
 }
 
 /// Runs one seed of a scenario with the algorithm it names. A scenario that has not been

@@ -199,6 +199,39 @@ fn default_swizzle_hold() -> Duration {
 }
 
 impl FaultAction {
+    /// The node the action names, if any (a partition's shape node; heal and swizzle name
+    /// none).
+    pub fn node(&self) -> Option<&NodeRef> {
+        match self {
+            FaultAction::Partition { node, .. } => node.as_ref(),
+            FaultAction::Crash { node, .. }
+            | FaultAction::Restart { node }
+            | FaultAction::Pause { node, .. }
+            | FaultAction::Resume { node }
+            | FaultAction::ClockStep { node, .. }
+            | FaultAction::ClockDrift { node, .. }
+            | FaultAction::Clog { node, .. }
+            | FaultAction::Unclog { node } => Some(node),
+            FaultAction::Heal | FaultAction::Swizzle { .. } => None,
+        }
+    }
+
+    /// [`Self::node`], to change it.
+    pub fn node_mut(&mut self) -> Option<&mut NodeRef> {
+        match self {
+            FaultAction::Partition { node, .. } => node.as_mut(),
+            FaultAction::Crash { node, .. }
+            | FaultAction::Restart { node }
+            | FaultAction::Pause { node, .. }
+            | FaultAction::Resume { node }
+            | FaultAction::ClockStep { node, .. }
+            | FaultAction::ClockDrift { node, .. }
+            | FaultAction::Clog { node, .. }
+            | FaultAction::Unclog { node } => Some(node),
+            FaultAction::Heal | FaultAction::Swizzle { .. } => None,
+        }
+    }
+
     /// Whether the action injects a fault (rather than undoing one).
     pub fn harms(&self) -> bool {
         !matches!(

@@ -58,6 +58,15 @@ impl StableHasher {
     }
 }
 
+/// A hash map for lookups only (never iterated, so nothing observable depends on its order),
+/// with a small fixed multiplicative hasher: for checkers that look up millions of integer
+/// keys, where a `BTreeMap`'s comparisons cost more than the lookups are worth.
+pub type LookupMap<K, V> = std::collections::HashMap<
+    K,
+    V,
+    std::hash::BuildHasherDefault<crate::linearizability::FastHasher>,
+>;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,12 +92,3 @@ mod tests {
         assert_eq!(a, PINNED_DELIVER_1);
     }
 }
-
-/// A hash map for lookups only (never iterated, so nothing observable depends on its order),
-/// with a small fixed multiplicative hasher: for checkers that look up millions of integer
-/// keys, where a `BTreeMap`'s comparisons cost more than the lookups are worth.
-pub type LookupMap<K, V> = std::collections::HashMap<
-    K,
-    V,
-    std::hash::BuildHasherDefault<crate::linearizability::FastHasher>,
->;

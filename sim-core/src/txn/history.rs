@@ -291,7 +291,8 @@ struct FastMops<'a>(Option<Vec<FastMop<'a>>>);
 
 /// One micro-operation as written.
 struct FastMop<'a> {
-    f: std::borrow::Cow<'a, str>,
+    /// The function: a string for every micro-operation the fast path takes.
+    f: FastKey<'a>,
     key: FastKey<'a>,
     val: FastVal,
 }
@@ -301,6 +302,16 @@ enum FastKey<'a> {
     Str(std::borrow::Cow<'a, str>),
     Int(i64),
     UInt(u64),
+}
+
+impl FastKey<'_> {
+    /// The text of a string, "" for an integer (no micro-operation is named by one).
+    fn as_str(&self) -> &str {
+        match self {
+            FastKey::Str(s) => s,
+            FastKey::Int(_) | FastKey::UInt(_) => "",
+        }
+    }
 }
 
 /// A micro-operation's value, in the shapes the checker uses.
@@ -318,7 +329,7 @@ impl FastMops<'_> {
             // The general path reads no micro-operations of a failed or unknown outcome.
             EventType::Fail | EventType::Info => true,
             EventType::Invoke | EventType::Ok => self.0.as_ref().is_some_and(|list| {
-                list.iter().all(|m| match m.f.as_ref() {
+                list.iter().all(|m| match m.f.as_str() {
                     "append" | "w" | "write" => matches!(m.val, FastVal::Int(_)),
                     "r" | "read" => true,
                     _ => false,
@@ -348,10 +359,7 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for FastMop<'a> {
                 mut a: A,
             ) -> Result<FastMop<'a>, A::Error> {
                 use serde::de::Error;
-                let f: std::borrow::Cow<'a, str> = a
-                    .next_element::<BorrowedCow<'a>>()?
-                    .ok_or_else(|| A::Error::custom("short"))?
-                    .0;
+                let f = a.next_element()?.ok_or_else(|| A::Error::custom("short"))?;
                 let key = a.next_element()?.ok_or_else(|| A::Error::custom("short"))?;
                 let val = a.next_element()?.ok_or_else(|| A::Error::custom("short"))?;
                 if a.next_element::<serde::de::IgnoredAny>()?.is_some() {
@@ -361,28 +369,6 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for FastMop<'a> {
             }
         }
         d.deserialize_seq(V(std::marker::PhantomData))
-    }
-}
-
-/// A string borrowed from the line where it has no escapes.
-struct BorrowedCow<'a>(std::borrow::Cow<'a, str>);
-
-impl<'de: 'a, 'a> serde::Deserialize<'de> for BorrowedCow<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
-            type Value = BorrowedCow<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(BorrowedCow(std::borrow::Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(BorrowedCow(std::borrow::Cow::Owned(v.to_string())))
-            }
-        }
-        d.deserialize_str(V(std::marker::PhantomData))
     }
 }
 
@@ -642,7 +628,7 @@ fn parse_fast_mops(
             FastVal::Int(v) => v,
             _ => 0,
         };
-        let mop = match m.f.as_ref() {
+        let mop = match m.f.as_str() {
             "append" => Mop {
                 kind: MopKind::Append,
                 key,
