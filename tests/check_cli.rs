@@ -103,6 +103,23 @@ fn transactional_anomalies_are_found_and_explained() {
 }
 
 #[test]
+fn a_linearizability_report_explains_in_tables_not_raw_json() {
+    let dir = std::env::temp_dir().join(format!("distsim-lin-report-{}", std::process::id()));
+    let d = dir.to_str().unwrap();
+    check(
+        &["examples/histories/stale-read.jsonl", "--report", d],
+        1,
+        &["report written to"],
+    );
+    let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    assert!(html.contains("is not linearizable</h3>"), "{html}");
+    assert!(html.contains("<table class=list>"), "{html}");
+    // The checker's data is still there, folded away.
+    assert!(html.contains("<details><summary>The checker's report as data"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn models_are_detected_and_suggested() {
     check(
         &["examples/histories/kv-append-bad.jsonl"],

@@ -1172,9 +1172,15 @@ pub fn write_check_report(
     }
     h.push_str("</table>");
     if let Some(l) = linearizability {
+        // The explanation as tables (the same as a run's report), then the data behind it.
+        lin::explain_html(&mut h, l, history, 0, clients);
         let text = serde_json::to_string_pretty(l).unwrap_or_default();
         let text: String = text.chars().take(20_000).collect();
-        let _ = write!(h, "<h3>Checker report</h3><pre>{}</pre>", esc(&text));
+        let _ = write!(
+            h,
+            "<details><summary>The checker's report as data (JSON)</summary><pre>{}</pre></details>",
+            esc(&text)
+        );
     }
     write_index(
         dir,
