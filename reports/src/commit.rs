@@ -278,14 +278,7 @@ impl Plot for CommitPlot<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn pt(time_ns: u64, node: usize, value: f64) -> SeriesPoint {
-        SeriesPoint {
-            time_ns,
-            node,
-            value,
-        }
-    }
+    use crate::plots::test_point as pt;
 
     #[test]
     fn a_blocked_window_is_in_doubt_and_a_crash_is_down() {

@@ -1653,17 +1653,20 @@ impl Plot for DistributionPlot<'_> {
     }
 }
 
+/// A series point, for the unit tests of every panel.
+#[cfg(test)]
+pub(crate) fn test_point(time_ns: u64, node: usize, value: f64) -> SeriesPoint {
+    SeriesPoint {
+        time_ns,
+        node,
+        value,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn pt(time_ns: u64, node: usize, value: f64) -> SeriesPoint {
-        SeriesPoint {
-            time_ns,
-            node,
-            value,
-        }
-    }
+    use crate::plots::test_point as pt;
 
     #[test]
     fn a_crash_ends_the_state_a_node_was_in() {

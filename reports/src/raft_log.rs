@@ -441,14 +441,7 @@ impl Plot for LogPlot<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn pt(time_ns: u64, node: usize, value: f64) -> SeriesPoint {
-        SeriesPoint {
-            time_ns,
-            node,
-            value,
-        }
-    }
+    use crate::plots::test_point as pt;
 
     fn e(index: u64, term: u64) -> f64 {
         (index * TERM_SCALE + term) as f64
