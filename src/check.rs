@@ -187,7 +187,7 @@ fn check_txn(
 /// first event is a `txn`. `None` when the file is not such a history, or does not read as
 /// one: the general path then reads it and explains what is wrong, with its hints.
 fn stream_txn(a: &CheckArgs, start: Instant) -> Option<u8> {
-    use std::io::{BufRead, BufReader, Seek};
+    use std::io::{BufRead, BufReader};
     let lower = a.history.to_ascii_lowercase();
     if lower.ends_with(".edn") {
         return None;
@@ -196,8 +196,8 @@ fn stream_txn(a: &CheckArgs, start: Instant) -> Option<u8> {
     if matches!(given, Some(None)) {
         return None;
     }
-    let mut file = std::fs::File::open(&a.history).ok()?;
     if given.is_none() {
+        let mut file = std::fs::File::open(&a.history).ok()?;
         // Sniff the first event: a JSON object whose `f` is "txn".
         let mut r = BufReader::new(&mut file);
         let mut line = Vec::new();
@@ -214,9 +214,8 @@ fn stream_txn(a: &CheckArgs, start: Instant) -> Option<u8> {
         if first.f != "txn" {
             return None;
         }
-        file.rewind().ok()?;
     }
-    let h = txn::read_txn_jsonl(BufReader::with_capacity(1 << 20, file)).ok()?;
+    let h = txn::read_txn_jsonl_file(std::path::Path::new(&a.history), a.jobs).ok()?;
     let parse_ns = start.elapsed().as_nanos() as u64;
     let (model, note) = match given {
         Some(Some(m)) => (m, None),

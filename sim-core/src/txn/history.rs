@@ -8,7 +8,7 @@
 //! integers or strings; values are integers. In JSON Lines the same value is written
 //! `[["append",5,3],["r",5,[1,2,3]]]`.
 
-use std::collections::HashMap;
+use crate::hash::LookupMap;
 
 use serde_json::Value;
 
@@ -228,220 +228,14 @@ pub fn parse_txn_history(history: &History) -> Result<TxnHistory, String> {
     Ok(b.finish())
 }
 
-/// Reads a JSON Lines transactional history straight into a [`TxnHistory`], one line at a
-/// time: no line's JSON outlives its line, so a million-transaction file costs the flat arrays
-/// of the result, not a tree of JSON values per event. Blank lines are skipped; invalid UTF-8
-/// is read as U+FFFD, as the whole-file reader does. Errors name the 1-based line and event.
-pub fn read_txn_jsonl<R: std::io::BufRead>(mut r: R) -> Result<TxnHistory, String> {
-    let mut b = TxnBuilder::default();
-    let mut buf = Vec::new();
-    let mut line_no = 0usize;
-    loop {
-        buf.clear();
-        let n = r
-            .read_until(b'\n', &mut buf)
-            .map_err(|e| format!("line {}: cannot read: {e}", line_no + 1))?;
-        if n == 0 {
-            break;
-        }
-        line_no += 1;
-        if buf.trim_ascii().is_empty() {
-            continue;
-        }
-        // The common case without a JSON tree per line: a typed reading of the line, taken
-        // only when its micro-operations have the shape the general path accepts. Anything
-        // else (an error to report, an unusual value) goes the general way, which words
-        // every error; both build the same transactions.
-        if let Ok(e) = serde_json::from_slice::<FastEvent<'_>>(&buf) {
-            if e.mops.fits(e.kind) {
-                b.push_fast(&e)
-                    .map_err(|err| format!("line {line_no}: {err}"))?;
-                continue;
-            }
-        }
-        let line = String::from_utf8_lossy(&buf);
-        let e: HistoryEvent =
-            serde_json::from_str(&line).map_err(|err| format!("line {line_no}: {err}"))?;
-        b.push(&e).map_err(|err| format!("line {line_no}: {err}"))?;
-    }
-    Ok(b.finish())
-}
-
-/// One JSON Lines event read without a JSON tree: the fields of [`HistoryEvent`], with the
-/// value read straight into micro-operations.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FastEvent<'a> {
-    #[serde(rename = "type")]
-    kind: EventType,
-    process: u64,
-    time_ns: u64,
-    #[serde(borrow)]
-    f: std::borrow::Cow<'a, str>,
-    #[serde(default, borrow)]
-    #[allow(dead_code)]
-    key: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default, borrow, rename = "value")]
-    mops: FastMops<'a>,
-}
-
-/// A value read as a list of `[f key value]` micro-operations (absent: not a list).
-#[derive(Default)]
-struct FastMops<'a>(Option<Vec<FastMop<'a>>>);
-
-/// One micro-operation as written.
-struct FastMop<'a> {
-    /// The function: a string for every micro-operation the fast path takes.
-    f: FastKey<'a>,
-    key: FastKey<'a>,
-    val: FastVal,
-}
-
-/// A key: a string, or an integer kept as its decimal text (as the general path names it).
-enum FastKey<'a> {
-    Str(std::borrow::Cow<'a, str>),
-    Int(i64),
-    UInt(u64),
-}
-
-impl FastKey<'_> {
-    /// The text of a string, "" for an integer (no micro-operation is named by one).
-    fn as_str(&self) -> &str {
-        match self {
-            FastKey::Str(s) => s,
-            FastKey::Int(_) | FastKey::UInt(_) => "",
-        }
-    }
-}
-
-/// A micro-operation's value, in the shapes the checker uses.
-enum FastVal {
-    Null,
-    Int(i64),
-    List(Vec<i64>),
-}
-
-impl FastMops<'_> {
-    /// Whether the general path would read these micro-operations without an error (so the
-    /// fast path builds exactly what it would).
-    fn fits(&self, kind: EventType) -> bool {
-        match kind {
-            // The general path reads no micro-operations of a failed or unknown outcome.
-            EventType::Fail | EventType::Info => true,
-            EventType::Invoke | EventType::Ok => self.0.as_ref().is_some_and(|list| {
-                list.iter().all(|m| match m.f.as_str() {
-                    "append" | "w" | "write" => matches!(m.val, FastVal::Int(_)),
-                    "r" | "read" => true,
-                    _ => false,
-                })
-            }),
-        }
-    }
-}
-
-impl<'de: 'a, 'a> serde::Deserialize<'de> for FastMops<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let list: Vec<FastMop<'a>> = serde::Deserialize::deserialize(d)?;
-        Ok(FastMops(Some(list)))
-    }
-}
-
-impl<'de: 'a, 'a> serde::Deserialize<'de> for FastMop<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
-            type Value = FastMop<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("[f key value]")
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut a: A,
-            ) -> Result<FastMop<'a>, A::Error> {
-                use serde::de::Error;
-                let f = a.next_element()?.ok_or_else(|| A::Error::custom("short"))?;
-                let key = a.next_element()?.ok_or_else(|| A::Error::custom("short"))?;
-                let val = a.next_element()?.ok_or_else(|| A::Error::custom("short"))?;
-                if a.next_element::<serde::de::IgnoredAny>()?.is_some() {
-                    return Err(A::Error::custom("long"));
-                }
-                Ok(FastMop { f, key, val })
-            }
-        }
-        d.deserialize_seq(V(std::marker::PhantomData))
-    }
-}
-
-impl<'de: 'a, 'a> serde::Deserialize<'de> for FastKey<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
-            type Value = FastKey<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an integer or a string")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(FastKey::Str(std::borrow::Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(FastKey::Str(std::borrow::Cow::Owned(v.to_string())))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(FastKey::Int(v))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(FastKey::UInt(v))
-            }
-        }
-        d.deserialize_any(V(std::marker::PhantomData))
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for FastVal {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = FastVal;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("null, an integer or a list of integers")
-            }
-            fn visit_unit<E>(self) -> Result<FastVal, E> {
-                Ok(FastVal::Null)
-            }
-            fn visit_none<E>(self) -> Result<FastVal, E> {
-                Ok(FastVal::Null)
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<FastVal, E> {
-                Ok(FastVal::Int(v))
-            }
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<FastVal, E> {
-                i64::try_from(v)
-                    .map(FastVal::Int)
-                    .map_err(|_| E::custom("out of range"))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut a: A,
-            ) -> Result<FastVal, A::Error> {
-                let mut out = Vec::with_capacity(a.size_hint().unwrap_or(4));
-                while let Some(x) = a.next_element::<i64>()? {
-                    out.push(x);
-                }
-                Ok(FastVal::List(out))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
 /// Builds a [`TxnHistory`] one history event at a time (the events in the order they
 /// happened).
 #[derive(Debug, Default)]
 pub struct TxnBuilder {
     h: TxnHistory,
-    key_ids: HashMap<String, u32>,
+    key_ids: KeyTable,
     /// Per process: its outstanding transaction.
-    open: HashMap<u64, usize>,
+    open: LookupMap<u64, usize>,
     /// Events pushed so far.
     events: usize,
 }
@@ -452,10 +246,24 @@ impl TxnBuilder {
         self.push_parts(e.kind, e.process, e.time_ns, &e.f, MopsIn::Json(&e.value))
     }
 
-    /// [`Self::push`] of a line read by the typed path.
-    fn push_fast(&mut self, e: &FastEvent<'_>) -> Result<(), String> {
-        let mops = MopsIn::Fast(e.mops.0.as_deref().unwrap_or(&[]));
-        self.push_parts(e.kind, e.process, e.time_ns, &e.f, mops)
+    /// [`Self::push`] of a `txn` event whose micro-operations a reader already parsed: the
+    /// `mops` hold keys numbered by the reader's own table (named by `names`, mapped to this
+    /// history's numbers through `remap`, `u32::MAX` where not yet mapped) and reads that
+    /// point into `read_values`.
+    pub(super) fn push_read(
+        &mut self,
+        (kind, process, time_ns): (EventType, u64, u64),
+        mops: &[Mop],
+        read_values: &[i64],
+        (names, remap): (&[String], &mut [u32]),
+    ) -> Result<(), String> {
+        let mops = MopsIn::Read {
+            mops,
+            read_values,
+            names,
+            remap,
+        };
+        self.push_parts(kind, process, time_ns, "txn", mops)
     }
 
     fn push_parts(
@@ -464,7 +272,7 @@ impl TxnBuilder {
         process: u64,
         time_ns: u64,
         f: &str,
-        mops: MopsIn<'_, '_>,
+        mops: MopsIn<'_>,
     ) -> Result<(), String> {
         let i = self.events;
         self.events += 1;
@@ -530,8 +338,8 @@ fn complete(
     t: usize,
     i: usize,
     (kind, process, time_ns): (EventType, u64, u64),
-    mops: MopsIn<'_, '_>,
-    key_ids: &mut HashMap<String, u32>,
+    mops: MopsIn<'_>,
+    key_ids: &mut KeyTable,
 ) -> Result<(), String> {
     let inv_ns = h.txns[t].invoke_ns;
     if time_ns < inv_ns {
@@ -577,98 +385,90 @@ fn complete(
     Ok(())
 }
 
-/// A value's micro-operations, as a JSON tree or as read by the typed path.
-#[derive(Clone, Copy)]
-enum MopsIn<'v, 'a> {
+/// A value's micro-operations: a JSON tree, or already parsed by a reader.
+enum MopsIn<'v> {
     Json(&'v Value),
-    Fast(&'v [FastMop<'a>]),
+    Read {
+        mops: &'v [Mop],
+        read_values: &'v [i64],
+        names: &'v [String],
+        remap: &'v mut [u32],
+    },
 }
 
-impl MopsIn<'_, '_> {
+impl MopsIn<'_> {
     fn parse(
         self,
         completed: bool,
         h: &mut TxnHistory,
-        key_ids: &mut HashMap<String, u32>,
+        key_ids: &mut KeyTable,
     ) -> Result<Vec<Mop>, String> {
         match self {
             MopsIn::Json(v) => parse_mops(v, completed, h, key_ids),
-            MopsIn::Fast(list) => Ok(parse_fast_mops(list, completed, h, key_ids)),
+            MopsIn::Read {
+                mops,
+                read_values,
+                names,
+                remap,
+            } => Ok(mops
+                .iter()
+                .map(|m| {
+                    let local = m.key as usize;
+                    if remap[local] == u32::MAX {
+                        remap[local] = key_ids.intern_str(&names[local], &mut h.keys);
+                    }
+                    let mut out = Mop {
+                        key: remap[local],
+                        ..*m
+                    };
+                    if m.kind == MopKind::Read {
+                        // Where the result starts here, read or not (as the JSON path does).
+                        out.read_start = h.read_values.len() as u32;
+                        if !completed {
+                            out.read_len = NOT_READ;
+                        } else if m.read_len != NOT_READ && m.read_len != NIL_READ {
+                            let from = m.read_start as usize;
+                            h.read_values
+                                .extend_from_slice(&read_values[from..from + m.read_len as usize]);
+                        }
+                    }
+                    out
+                })
+                .collect()),
         }
     }
 }
 
-/// The key's index, interning a new name (without allocating for a known one).
-fn intern(name: &str, h: &mut TxnHistory, key_ids: &mut HashMap<String, u32>) -> u32 {
-    if let Some(&k) = key_ids.get(name) {
-        return k;
-    }
-    let k = key_ids.len() as u32;
-    key_ids.insert(name.to_string(), k);
-    h.keys.push(name.to_string());
-    k
+/// Key names and their numbers, for lookups only: names by their text, integer keys also by
+/// their value, so that an integer key is numbered without writing out its decimal text.
+/// An integer and the string of its decimal text are the same key.
+#[derive(Debug, Default)]
+pub(super) struct KeyTable {
+    names: LookupMap<String, u32>,
+    ints: LookupMap<i64, u32>,
 }
 
-/// [`parse_mops`] of micro-operations that [`FastMops::fits`] accepted: the same result,
-/// with no error left to find.
-fn parse_fast_mops(
-    list: &[FastMop<'_>],
-    completed: bool,
-    h: &mut TxnHistory,
-    key_ids: &mut HashMap<String, u32>,
-) -> Vec<Mop> {
-    let mut out = Vec::with_capacity(list.len());
-    for m in list {
-        let key = match &m.key {
-            FastKey::Str(s) => intern(s, h, key_ids),
-            FastKey::Int(n) => intern(&n.to_string(), h, key_ids),
-            FastKey::UInt(n) => intern(&n.to_string(), h, key_ids),
-        };
-        let value = match m.val {
-            FastVal::Int(v) => v,
-            _ => 0,
-        };
-        let mop = match m.f.as_str() {
-            "append" => Mop {
-                kind: MopKind::Append,
-                key,
-                value,
-                read_start: 0,
-                read_len: NOT_READ,
-            },
-            "w" | "write" => Mop {
-                kind: MopKind::Write,
-                key,
-                value,
-                read_start: 0,
-                read_len: NOT_READ,
-            },
-            _ => {
-                let start = h.read_values.len() as u32;
-                let len = match &m.val {
-                    _ if !completed => NOT_READ,
-                    FastVal::Null => NIL_READ,
-                    FastVal::List(items) => {
-                        h.read_values.extend_from_slice(items);
-                        items.len() as u32
-                    }
-                    FastVal::Int(x) => {
-                        h.read_values.push(*x);
-                        1
-                    }
-                };
-                Mop {
-                    kind: MopKind::Read,
-                    key,
-                    value: 0,
-                    read_start: start,
-                    read_len: len,
-                }
-            }
-        };
-        out.push(mop);
+impl KeyTable {
+    /// The key's number; a new name is numbered next and pushed onto `keys`.
+    pub(super) fn intern_str(&mut self, name: &str, keys: &mut Vec<String>) -> u32 {
+        if let Some(&k) = self.names.get(name) {
+            return k;
+        }
+        let k = self.names.len() as u32;
+        self.names.insert(name.to_string(), k);
+        keys.push(name.to_string());
+        k
     }
-    out
+
+    /// [`Self::intern_str`] of an integer key.
+    pub(super) fn intern_int(&mut self, n: i64, keys: &mut Vec<String>) -> u32 {
+        if let Some(&k) = self.ints.get(&n) {
+            return k;
+        }
+        let k = self.intern_str(&n.to_string(), keys);
+        self.ints.insert(n, k);
+        k
+    }
 }
 
 /// Parses a list of `[f key value]` micro-operations (read results go into
@@ -677,7 +477,7 @@ fn parse_mops(
     v: &Value,
     completed: bool,
     h: &mut TxnHistory,
-    key_ids: &mut HashMap<String, u32>,
+    key_ids: &mut KeyTable,
 ) -> Result<Vec<Mop>, String> {
     let Some(list) = v.as_array() else {
         return Err(format!(
@@ -703,11 +503,7 @@ fn parse_mops(
                 ))
             }
         };
-        let next = key_ids.len() as u32;
-        let key = *key_ids.entry(key_name.clone()).or_insert_with(|| {
-            h.keys.push(key_name);
-            next
-        });
+        let key = key_ids.intern_str(&key_name, &mut h.keys);
         let int = |x: &Value| -> Result<i64, String> {
             x.as_i64()
                 .ok_or_else(|| format!("value {} in {} must be an integer", short(x), short(m)))

@@ -35,6 +35,7 @@ mod explain;
 pub mod generate;
 mod graph;
 pub mod history;
+mod read;
 #[cfg(test)]
 mod tests;
 mod versions;
@@ -45,9 +46,8 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 pub use generate::{generate_txn_history, TxnGenOptions};
-pub use history::{
-    parse_txn_history, read_txn_jsonl, Mop, MopKind, Txn, TxnBuilder, TxnHistory, TxnStatus,
-};
+pub use history::{parse_txn_history, Mop, MopKind, Txn, TxnBuilder, TxnHistory, TxnStatus};
+pub use read::{read_txn_jsonl, read_txn_jsonl_file};
 
 /// What the keys hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -595,3 +595,73 @@ fn the_typed_reading_builds_what_the_general_path_builds() {
     let e = super::read_txn_jsonl(std::io::Cursor::new(text)).unwrap_err();
     assert!(e.starts_with("line 2: event 2: value \"a\""), "{e}");
 }
+
+/// A file read in parts side by side builds exactly what one reader builds, key numbers and
+/// first error included, whatever the number of parts and wherever the cuts fall.
+#[test]
+fn reading_a_file_in_parts_builds_what_one_reader_builds() {
+    let h = generate_txn_history(&TxnGenOptions {
+        seed: 3,
+        txns: 400,
+        clients: 6,
+        keys: 9,
+        max_appends_per_key: 40,
+        info_fraction: 0.1,
+        ..Default::default()
+    });
+    let mut lines: Vec<String> = h
+        .to_history(false)
+        .to_jsonl()
+        .lines()
+        .map(String::from)
+        .collect();
+    // Lines the typed reading leaves to the general path, blank lines, and a string key that
+    // names an integer key, spread through every part.
+    for (i, extra) in [
+        r#"{"type":"invoke","process":90,"time_ns":1,"f":"txn","value":[["append","7",1],["r",7,null]]}"#,
+        "",
+        r#"{"type":"invoke","process":91,"time_ns":1,"f":"txn","value":[["read","new key",["x"]]]}"#,
+        "   ",
+        r#"{"type":"invoke","process":92,"time_ns":1,"f":"txn","value":[["append",-4,1]]}"#,
+    ]
+    .iter()
+    .enumerate()
+    {
+        lines.insert(1 + i * lines.len() / 5, extra.to_string());
+    }
+    let text = lines.join("\n");
+    let path =
+        std::env::temp_dir().join(format!("distsim-read-parts-{}.jsonl", std::process::id()));
+    std::fs::write(&path, &text).expect("write");
+    let one = super::read_txn_jsonl(std::io::Cursor::new(text.as_bytes())).expect("one reader");
+    assert!(one.keys.iter().any(|k| k == "new key"), "{:?}", one.keys);
+    for jobs in 1..=7 {
+        let parts = super::read::read_file(&path, jobs, 0).expect("parts");
+        assert_eq!(parts.keys, one.keys, "{jobs} parts");
+        assert_eq!(parts.txns, one.txns, "{jobs} parts");
+        assert_eq!(parts.mops.len(), one.mops.len(), "{jobs} parts");
+        for (i, (a, b)) in parts.mops.iter().zip(&one.mops).enumerate() {
+            assert_eq!(a, b, "{jobs} parts: mop {i}");
+        }
+        assert_eq!(parts, one, "{jobs} parts");
+    }
+    // An error near the end is reported with its line in the whole file.
+    let bad_at = lines.len() - 3;
+    lines[bad_at] =
+        r#"{"type":"invoke","process":0,"time_ns":1,"f":"txn","value":[["cas",1,1]]}"#.into();
+    let text = lines.join("\n");
+    std::fs::write(&path, &text).expect("write");
+    let want = super::read_txn_jsonl(std::io::Cursor::new(text.as_bytes())).unwrap_err();
+    assert!(
+        want.starts_with(&format!("line {}: ", bad_at + 1)),
+        "{want}"
+    );
+    for jobs in 1..=7 {
+        assert_eq!(
+            super::read::read_file(&path, jobs, 0).unwrap_err(),
+            want,
+            "{jobs} parts"
+        );
+    }
+    let _ = std::fs::remove_file(&path);
+}
