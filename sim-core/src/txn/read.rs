@@ -178,6 +178,8 @@ struct PartReader<R> {
     line: usize,
     buf: Vec<u8>,
     done: bool,
+    /// The last batch's micro-operations and read values, with room to spare.
+    sizes: (usize, usize),
 }
 
 impl<R: BufRead> PartReader<R> {
@@ -188,6 +190,7 @@ impl<R: BufRead> PartReader<R> {
             line: 0,
             buf: Vec::new(),
             done: false,
+            sizes: (0, 0),
         }
     }
 
@@ -196,10 +199,11 @@ impl<R: BufRead> PartReader<R> {
         if self.done {
             return None;
         }
+        // Sized like the last batch, so that a batch's vectors rarely grow.
         let mut b = Batch {
             lines: Vec::with_capacity(BATCH_LINES),
-            mops: Vec::new(),
-            read_values: Vec::new(),
+            mops: Vec::with_capacity(self.sizes.0),
+            read_values: Vec::with_capacity(self.sizes.1),
             new_keys: Vec::new(),
             line_count: 0,
         };
@@ -227,6 +231,10 @@ impl<R: BufRead> PartReader<R> {
             }
         }
         b.line_count = self.line - first;
+        self.sizes = (
+            b.mops.len() + b.mops.len() / 8,
+            b.read_values.len() + b.read_values.len() / 8,
+        );
         if b.lines.is_empty() && b.line_count == 0 {
             return None;
         }
@@ -486,7 +494,8 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for FastKey<'a> {
                 Ok(FastKey::Int(v))
             }
             fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(FastKey::UInt(v))
+                // JSON's non-negative integers arrive here.
+                Ok(i64::try_from(v).map_or(FastKey::UInt(v), FastKey::Int))
             }
         }
         d.deserialize_any(V(std::marker::PhantomData))
