@@ -22,9 +22,10 @@ pub type AcceptRecord = (u64, Ballot, u64);
 /// The storage log of accept records.
 const ACC_LOG: &str = "acc";
 
-/// An accept record's bytes: slot, ballot round and proposer (8 bytes each), then the value.
+/// An accept record's bytes: slot, ballot round and proposer (8 bytes each), then the value
+/// (at most 42 bytes for a [`super::msg::Cmd`], a cas).
 fn record<V: Value>(slot: u64, b: Ballot, v: &V) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64);
+    let mut out = Vec::with_capacity(72);
     put_u64(&mut out, slot);
     put_u64(&mut out, b.round);
     put_u64(&mut out, b.node as u64);
