@@ -47,17 +47,53 @@ impl std::fmt::Display for Ballot {
 }
 
 /// A value an acceptor can accept: it has a stable digest so that checkers compare values
-/// without caring about their type.
+/// without caring about their type, and a compact binary form for the acceptor's durable
+/// records (written for every accept, so JSON's cost showed in every run's profile).
 pub trait Value:
     Clone + std::fmt::Debug + PartialEq + Serialize + for<'de> Deserialize<'de>
 {
     /// A stable digest (equal values, equal digests).
     fn digest(&self) -> u64;
+    /// Appends the value's binary form to `out`.
+    fn encode(&self, out: &mut Vec<u8>);
+    /// Reads a value written by [`Value::encode`] from the front of `bytes`, advancing it;
+    /// `None` if the bytes are not such a value.
+    fn decode(bytes: &mut &[u8]) -> Option<Self>;
+}
+
+/// Appends `x` little-endian.
+pub(crate) fn put_u64(out: &mut Vec<u8>, x: u64) {
+    out.extend_from_slice(&x.to_le_bytes());
+}
+
+/// Reads a little-endian u64 from the front of `bytes`, advancing it.
+pub(crate) fn take_u64(bytes: &mut &[u8]) -> Option<u64> {
+    let (head, rest) = bytes.split_first_chunk::<8>()?;
+    *bytes = rest;
+    Some(u64::from_le_bytes(*head))
+}
+
+fn take_u32(bytes: &mut &[u8]) -> Option<u32> {
+    u32::try_from(take_u64(bytes)?).ok()
+}
+
+fn take_u8(bytes: &mut &[u8]) -> Option<u8> {
+    let (head, rest) = bytes.split_first()?;
+    *bytes = rest;
+    Some(*head)
 }
 
 impl Value for u64 {
     fn digest(&self) -> u64 {
         *self
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        put_u64(out, *self);
+    }
+
+    fn decode(bytes: &mut &[u8]) -> Option<Self> {
+        take_u64(bytes)
     }
 }
 
@@ -90,6 +126,61 @@ impl Value for Cmd {
             }
         }
         h.0
+    }
+
+    /// A tag byte (0 no-op, 1 client command), then client, seq, and the operation as a tag
+    /// byte (0 get, 1 put, 2 cas) and its fields, every number as 8 bytes.
+    fn encode(&self, out: &mut Vec<u8>) {
+        let Cmd::Client { client, seq, op } = self else {
+            out.push(0);
+            return;
+        };
+        out.push(1);
+        put_u64(out, *client as u64);
+        put_u64(out, *seq);
+        match op {
+            KvOp::Get { key } => {
+                out.push(0);
+                put_u64(out, *key as u64);
+            }
+            KvOp::Put { key, value } => {
+                out.push(1);
+                put_u64(out, *key as u64);
+                put_u64(out, *value);
+            }
+            KvOp::Cas { key, from, to } => {
+                out.push(2);
+                put_u64(out, *key as u64);
+                put_u64(out, *from);
+                put_u64(out, *to);
+            }
+        }
+    }
+
+    fn decode(bytes: &mut &[u8]) -> Option<Self> {
+        match take_u8(bytes)? {
+            0 => return Some(Cmd::Noop),
+            1 => {}
+            _ => return None,
+        }
+        let client = take_u32(bytes)?;
+        let seq = take_u64(bytes)?;
+        let op = match take_u8(bytes)? {
+            0 => KvOp::Get {
+                key: take_u32(bytes)?,
+            },
+            1 => KvOp::Put {
+                key: take_u32(bytes)?,
+                value: take_u64(bytes)?,
+            },
+            2 => KvOp::Cas {
+                key: take_u32(bytes)?,
+                from: take_u64(bytes)?,
+                to: take_u64(bytes)?,
+            },
+            _ => return None,
+        };
+        Some(Cmd::Client { client, seq, op })
     }
 }
 
