@@ -408,7 +408,8 @@ impl Server {
         if self.replica.applied == before {
             return;
         }
-        for r in &self.replica.recent_applied {
+        // Only this call's slots: a callback that applies twice keeps the first call's too.
+        for r in self.replica.recent_applied.iter().filter(|r| r.slot > before) {
             ctx.series("slot.applied", r.slot as f64);
             if r.fresh_write.is_none()
                 && self
