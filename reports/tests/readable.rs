@@ -21,6 +21,7 @@ fn report(scenario: &str, dir: &str) -> (RunResult, PathBuf, About) {
     let opts = ReportOptions {
         window_ns: None,
         about: Some(about.clone()),
+        ..ReportOptions::default()
     };
     let dir = common::fresh_dir(dir);
     let w = write_run_report(&dir, &r, "distsim run x", &opts).expect("report");
