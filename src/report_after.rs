@@ -16,7 +16,9 @@ use sim_core::{RunOptions, RunResult, Scenario, Verdict};
 use crate::{bad_input, run_once};
 
 /// The run carried on for `after` (a duration, `0s` for none) past `r`'s first violation, or
-/// `None` when `r` did not fail or nothing is asked. Exit code 2 on a bad duration.
+/// `None` when nothing is asked, `r` did not fail, its violation was found at the end (nothing
+/// follows it), or no panel of its report draws from such a run. Exit code 2 on a bad
+/// duration.
 pub fn carry_on(
     sc: &Scenario,
     seed: u64,
@@ -35,7 +37,12 @@ pub fn carry_on(
     let Some(v) = r.violations.first() else {
         return Ok(None);
     };
-    if after_ns == 0 || r.verdict != Verdict::Violation {
+    let found_at_end = v.time_ns >= sc.duration.0;
+    if after_ns == 0
+        || r.verdict != Verdict::Violation
+        || found_at_end
+        || !reports::draws_after_violation(r)
+    {
         return Ok(None);
     }
     let carried = run_once(

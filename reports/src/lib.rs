@@ -105,6 +105,12 @@ pub struct ReportOptions {
     pub after: Option<AfterViolation>,
 }
 
+/// Whether a panel of this run's report draws from the run carried on past its first violation
+/// ([`ReportOptions::after`]): only then is it worth running again. Raft's log panel does.
+pub fn draws_after_violation(r: &RunResult) -> bool {
+    r.series.contains_key("log.term")
+}
+
 /// A run carried on past its first violation, for drawing only ([`ReportOptions::after`]).
 #[derive(Clone, Debug, Default)]
 pub struct AfterViolation {

@@ -569,6 +569,50 @@ mod tests {
     }
 
     #[test]
+    fn a_moment_after_the_violation_shows_the_committed_entry_overwritten() {
+        // n0 commits index 2 (term 1) on n0 and n1; n2 leads term 2 lacking it (the violation
+        // at 40); carried on, n2's entry of term 2 replaces it on n0 and n1 at 50.
+        let entries = [
+            pt(10, 0, e(1, 1)),
+            pt(11, 1, e(1, 1)),
+            pt(12, 2, e(1, 1)),
+            pt(20, 0, e(2, 1)),
+            pt(21, 1, e(2, 1)),
+            pt(40, 2, e(2, 2)),
+            pt(50, 0, e(2, 2)),
+            pt(50, 1, e(2, 2)),
+        ];
+        let commit = [pt(22, 0, 2.0)];
+        let leader = [pt(5, 0, 1.0), pt(30, 0, 0.0), pt(40, 2, 1.0)];
+        let term = [pt(5, 0, 1.0), pt(40, 2, 2.0)];
+        let plot = |after_end_ns| LogPlot {
+            entries: &entries,
+            commit: &commit,
+            leader: &leader,
+            term: &term,
+            violation_ns: Some(40),
+            end_ns: 40,
+            after_end_ns,
+        };
+        let m = plot(Some(60)).moments();
+        assert_eq!(m.len(), 3, "{m:?}");
+        assert_eq!(m[1].leader_losses(), vec![(2, 1, 2)]);
+        assert!(m[2].label.contains("after the violation"), "{}", m[2].label);
+        let over = m[2].overwrites(&m[1]);
+        let o = |node| Overwrite {
+            node,
+            index: 2,
+            committed_term: 1,
+            term: 2,
+        };
+        assert_eq!(over, vec![o(0), o(1)]);
+        // Without the carried-on stretch the last moment is the violation: no overwrite seen.
+        let m = plot(None).moments();
+        assert_eq!(m.len(), 2);
+        assert!(m[1].overwrites(&m[0]).is_empty());
+    }
+
+    #[test]
     fn a_shorter_batch_ends_the_log() {
         let entries = [pt(1, 0, e(1, 1)), pt(1, 0, e(2, 1)), pt(2, 0, e(1, 3))];
         let p = LogPlot {
