@@ -452,11 +452,28 @@ impl Shrinker {
         })
     }
 
-    /// The run's faults as a script, the swarm draws frozen.
+    /// The run's faults as a script, the swarm draws frozen. A fault of the original script
+    /// that named its node by a role (`node = "leader"`) keeps the role: it resolved to the
+    /// node recorded, without drawing randomness, so the run is the same, and the fault keeps
+    /// following the role when shrinking shifts who holds it.
     fn frozen_case(&self, sc: &Scenario, seed: u64, opts: &RunOptions, r: &RunResult) -> Case {
         let cfg = SimConfig::new(sc, seed, opts);
         let mut c = Case::from_scenario(sc, cfg.servers_count, &cfg.network);
         c.faults = r.applied_faults.clone();
+        for f in &mut c.faults {
+            let scripted = sc.faults.iter().find(|s| {
+                s.at == f.at
+                    && s.action.name() == f.action.name()
+                    && !matches!(s.action, FaultAction::Partition { .. })
+            });
+            let role = scripted.and_then(|s| match s.action.clone().node_mut() {
+                Some(NodeRef::Role(r)) if r != "random" => Some(NodeRef::Role(r.clone())),
+                _ => None,
+            });
+            if let (Some(role), Some(node)) = (role, f.action.node_mut()) {
+                *node = role;
+            }
+        }
         c.seed = seed;
         c.normalize();
         c
