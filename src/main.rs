@@ -23,6 +23,7 @@ mod diff;
 mod list;
 mod merge;
 mod output;
+mod report_after;
 mod shrink;
 mod sweep;
 
@@ -83,6 +84,16 @@ struct RunArgs {
     /// (default: around the first violation).
     #[arg(long, value_name = "START..END", requires = "report")]
     window: Option<String>,
+    /// How long past the first violation the report's panels follow the run (Raft's log panel
+    /// shows the committed entry overwritten); verdict, trace hash and reproduce line stay those
+    /// of the run stopped at the violation. `0s`: none.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "2s",
+        requires = "report"
+    )]
+    report_after: String,
     /// Let the seed draw the fault mix and cluster size (as `sweep --swarm` does).
     #[arg(long)]
     swarm: bool,
@@ -224,6 +235,10 @@ fn cmd_run(a: RunArgs) -> u8 {
             &reports::ReportOptions {
                 window_ns,
                 about: Some(reports::About::of(&sc)),
+                after: match report_after::carry_on(&sc, seed, &opts, &r, &a.report_after) {
+                    Ok(after) => after,
+                    Err(code) => return code,
+                },
             },
         ) {
             Ok(w) => {

@@ -17,7 +17,7 @@ use std::io::IsTerminal;
 
 use clap::Args;
 use serde::Serialize;
-use sim_core::faults::{FaultAction, FaultTime, NodeRef, ScriptedFault};
+use sim_core::faults::{FaultAction, FaultTime, NodeRef, PartitionKind, ScriptedFault};
 use sim_core::time::{fmt_ns, Duration, Nanos, MS, SEC};
 use sim_core::{EventType, RunOptions, RunResult, Scenario, SimConfig, Verdict, ViolationKind};
 
@@ -113,6 +113,8 @@ impl std::fmt::Display for Signature {
 /// The parts of a scenario that shrinking changes; the rest is kept from the original file.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Case {
+    /// The seed written into the file.
+    pub seed: u64,
     /// The fault script, in time order.
     pub faults: Vec<ScriptedFault>,
     /// Servers.
@@ -344,8 +346,6 @@ struct Shrinker {
     /// Comment lines opening the written file.
     header: Vec<String>,
     target: Signature,
-    /// The seed, written into every candidate.
-    seed: u64,
     best: Case,
     /// Operations invoked by the best case's run (an upper bound for `limit`).
     best_ops: u64,
@@ -359,7 +359,14 @@ struct Shrinker {
     seen: BTreeMap<String, bool>,
     out: String,
     bar: indicatif::ProgressBar,
+    /// The algorithm's first role (Raft's `"leader"`, primary-backup's `"primary"`), which a
+    /// fault's node may be named by.
+    role: Option<&'static str>,
 }
+
+/// Most faults left by delta debugging that the passes for stubborn faults leave alone: a
+/// handful, which a reader follows without help.
+const HANDFUL: usize = 5;
 
 /// Keys of the original file that a case writes, or that a script replaces.
 const CASE_KEYS: &[&str] = &[
@@ -428,7 +435,6 @@ impl Shrinker {
             base,
             header,
             target,
-            seed,
             best: Case::from_scenario(sc, sc.nodes, &sc.network),
             best_ops: 0,
             ops_max: u64::MAX,
@@ -438,6 +444,7 @@ impl Shrinker {
             seen: BTreeMap::new(),
             out: out.to_string(),
             bar,
+            role: algorithms::find(&sc.algorithm).and_then(|alg| alg.roles.first().copied()),
         })
         .map(|mut s| {
             s.count_run();
@@ -445,11 +452,29 @@ impl Shrinker {
         })
     }
 
-    /// The run's faults as a script, the swarm draws frozen.
+    /// The run's faults as a script, the swarm draws frozen. A fault of the original script
+    /// that named its node by a role (`node = "leader"`) keeps the role: it resolved to the
+    /// node recorded, without drawing randomness, so the run is the same, and the fault keeps
+    /// following the role when shrinking shifts who holds it.
     fn frozen_case(&self, sc: &Scenario, seed: u64, opts: &RunOptions, r: &RunResult) -> Case {
         let cfg = SimConfig::new(sc, seed, opts);
         let mut c = Case::from_scenario(sc, cfg.servers_count, &cfg.network);
         c.faults = r.applied_faults.clone();
+        for f in &mut c.faults {
+            let scripted = sc.faults.iter().find(|s| {
+                s.at == f.at
+                    && s.action.name() == f.action.name()
+                    && !matches!(s.action, FaultAction::Partition { .. })
+            });
+            let role = scripted.and_then(|s| match s.action.clone().node_mut() {
+                Some(NodeRef::Role(r)) if r != "random" => Some(NodeRef::Role(r.clone())),
+                _ => None,
+            });
+            if let (Some(role), Some(node)) = (role, f.action.node_mut()) {
+                *node = role;
+            }
+        }
+        c.seed = seed;
         c.normalize();
         c
     }
@@ -506,6 +531,13 @@ impl Shrinker {
             self.workload();
             self.cluster();
             self.network();
+            // More than a handful of faults that delta debugging could not drop, because
+            // dropping any one shifts the rest of the run: named by the role they struck,
+            // they follow it when an earlier fault goes, and may go themselves. Last in the
+            // round, so that a small budget goes to the phases above first.
+            if self.best.faults.len() > HANDFUL && self.by_role() {
+                self.ddmin_faults();
+            }
             if self.best == start || self.exhausted {
                 break;
             }
@@ -559,6 +591,50 @@ impl Shrinker {
                 n = n.min(len).max(2);
             }
         }
+    }
+
+    /// Names each fault's node by the algorithm's first role when it held it as the fault
+    /// struck: a crash of n4 that was the leader then becomes a crash of `"leader"`. Resolving
+    /// a role draws no randomness, so when every renamed fault hits the node it hit before the
+    /// run is the same one and the candidate is accepted; what it buys is that the faults
+    /// follow the role when an earlier fault is dropped and the elections shift, which lets
+    /// delta debugging drop faults of a failure that hangs on who leads when (Raft's Figure 8).
+    /// All faults are renamed in one candidate first, then each half of a rejected group, so
+    /// that a script whose faults all struck the role costs one run. Returns whether any
+    /// fault was renamed.
+    fn by_role(&mut self) -> bool {
+        let Some(role) = self.role else {
+            return false;
+        };
+        self.bar.set_message("faults by role");
+        let nodes = self.best.nodes;
+        let group: Vec<usize> = (0..self.best.faults.len())
+            .filter(|&i| role_form(&self.best.faults[i].action, role, nodes).is_some())
+            .collect();
+        self.rename_group(&group, role)
+    }
+
+    /// [`Self::by_role`] over the faults at `group` (indices into the best case's script,
+    /// which renaming leaves in place).
+    fn rename_group(&mut self, group: &[usize], role: &str) -> bool {
+        if group.is_empty() || self.exhausted {
+            return false;
+        }
+        let mut c = self.best.clone();
+        for &i in group {
+            if let Some(a) = role_form(&c.faults[i].action, role, c.nodes) {
+                c.faults[i].action = a;
+            }
+        }
+        if self.try_case(c) {
+            return true;
+        }
+        if group.len() == 1 {
+            return false;
+        }
+        let (a, b) = group.split_at(group.len() / 2);
+        let first = self.rename_group(a, role);
+        self.rename_group(b, role) || first
     }
 
     fn try_faults(&mut self, faults: Vec<ScriptedFault>) -> bool {
@@ -730,7 +806,7 @@ impl Shrinker {
 
     /// The scenario file of a case.
     fn render(&self, c: &Case) -> String {
-        render(&self.header, &self.base, c, self.seed)
+        render(&self.header, &self.base, c)
     }
 }
 
@@ -738,6 +814,7 @@ impl Case {
     /// The parts of a scenario a case holds, with `nodes` servers and that network.
     fn from_scenario(sc: &Scenario, nodes: usize, net: &sim_core::network::NetworkConfig) -> Case {
         Case {
+            seed: sc.seed,
             faults: sc.faults.clone(),
             nodes,
             duration_ns: sc.duration.0,
@@ -830,6 +907,53 @@ impl Case {
             ..self.clone()
         }
     }
+}
+
+/// The fault on a server named by index with the node named by `role` instead: a crash,
+/// pause or clog of that server, or a `links` partition that cuts exactly that server off from
+/// the others (both ways) as an `isolate` of the role. `None` for any other fault.
+fn role_form(a: &FaultAction, role: &str, servers: usize) -> Option<FaultAction> {
+    let mut b = a.clone();
+    match &mut b {
+        FaultAction::Crash { node, .. }
+        | FaultAction::Pause { node, .. }
+        | FaultAction::Clog { node, .. } => match node {
+            NodeRef::Index(i) if *i < servers => *node = NodeRef::Role(role.to_string()),
+            _ => return None,
+        },
+        FaultAction::Partition {
+            kind: kind @ PartitionKind::Links,
+            node,
+            cut,
+            ..
+        } => {
+            isolated(cut, servers)?;
+            *kind = PartitionKind::Isolate;
+            *node = Some(NodeRef::Role(role.to_string()));
+            cut.clear();
+        }
+        _ => return None,
+    }
+    Some(b)
+}
+
+/// The server a `links` cut isolates, when it cuts exactly that server's links to every
+/// other server both ways (as an `isolate` partition does) and nothing else.
+fn isolated(cut: &[[usize; 2]], servers: usize) -> Option<usize> {
+    let [a, b] = *cut.first()?;
+    let x = if cut.iter().all(|c| c.contains(&a)) {
+        a
+    } else {
+        b
+    };
+    let mut want: Vec<[usize; 2]> = (0..servers)
+        .filter(|b| *b != x)
+        .flat_map(|b| [[x, b], [b, x]])
+        .collect();
+    let mut got = cut.to_vec();
+    want.sort_unstable();
+    got.sort_unstable();
+    (x < servers && got == want).then_some(x)
 }
 
 /// A fault's `for`, when it has one.
@@ -971,11 +1095,11 @@ const TABLE_ORDER: &[&str] = &[
 
 /// The scenario file of a case: the header comment, the original's keys with the case's
 /// values set, the fault script.
-fn render(header: &[String], base: &toml::Table, c: &Case, seed: u64) -> String {
+fn render(header: &[String], base: &toml::Table, c: &Case) -> String {
     let mut t = base.clone();
     t.insert("nodes".into(), (c.nodes as i64).into());
     t.insert("duration".into(), dur(c.duration_ns));
-    t.insert("seed".into(), toml::Value::Integer(seed as i64));
+    t.insert("seed".into(), toml::Value::Integer(c.seed as i64));
     t.insert("expect".into(), "violation".into());
     if c.quiet_ns > 0 {
         t.insert("quiet".into(), dur(c.quiet_ns));
@@ -1162,6 +1286,7 @@ kinds = ["crash"]
             base.remove(*k);
         }
         let case = Case {
+            seed: 99,
             faults: every_fault(),
             nodes: 4,
             duration_ns: 3 * SEC + 1,
@@ -1173,7 +1298,7 @@ kinds = ["crash"]
             duplicate: 0.0,
             reorder: 0.5,
         };
-        let text = render(&["# header".into()], &base, &case, 99);
+        let text = render(&["# header".into()], &base, &case);
         let back = Scenario::parse("orig.toml", &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(back.faults, case.faults, "{text}");
         let mut got = Case::from_scenario(&back, back.nodes, &back.network);
@@ -1205,7 +1330,7 @@ kinds = ["crash"]
             faults: back.faults.clone(),
             ..again
         };
-        assert_eq!(render(&["# header".into()], &base, &again, 99), text);
+        assert_eq!(render(&["# header".into()], &base, &again), text);
     }
 
     #[test]
@@ -1230,6 +1355,46 @@ kinds = ["crash"]
         }
     }
 
+    /// A crash of a server and a `links` cut that isolates one are named by the role; a crash
+    /// of a client, a cut that isolates nothing, a heal are not.
+    #[test]
+    fn faults_on_a_server_are_named_by_the_role() {
+        let crash = |i| FaultAction::Crash {
+            node: NodeRef::Index(i),
+            for_: Some(Duration(MS)),
+        };
+        assert_eq!(
+            role_form(&crash(2), "leader", 5),
+            Some(FaultAction::Crash {
+                node: NodeRef::Role("leader".into()),
+                for_: Some(Duration(MS)),
+            })
+        );
+        assert_eq!(role_form(&crash(5), "leader", 5), None, "n5 is a client");
+        let links = |cut: Vec<[usize; 2]>| FaultAction::Partition {
+            kind: PartitionKind::Links,
+            node: None,
+            cut,
+            for_: Some(Duration(SEC)),
+        };
+        let isolate_n1 = links(vec![[1, 0], [0, 1], [1, 2], [2, 1]]);
+        assert_eq!(isolated(&[[1, 0], [0, 1], [1, 2], [2, 1]], 3), Some(1));
+        assert_eq!(
+            role_form(&isolate_n1, "leader", 3),
+            Some(FaultAction::Partition {
+                kind: PartitionKind::Isolate,
+                node: Some(NodeRef::Role("leader".into())),
+                cut: vec![],
+                for_: Some(Duration(SEC)),
+            })
+        );
+        // One way only, or a cut that also names a client: not an isolate.
+        assert_eq!(role_form(&links(vec![[1, 0], [1, 2]]), "leader", 3), None);
+        let with_client = links(vec![[1, 0], [0, 1], [1, 2], [2, 1], [1, 3], [3, 1]]);
+        assert_eq!(role_form(&with_client, "leader", 3), None);
+        assert_eq!(role_form(&FaultAction::Heal, "leader", 3), None);
+    }
+
     #[test]
     fn ddmin_chunks_cover_the_list_in_order() {
         let v: Vec<u32> = (0..7).collect();
@@ -1244,6 +1409,7 @@ kinds = ["crash"]
     #[test]
     fn fewer_servers_renumber_clients_and_drop_faults_on_removed_servers() {
         let c = Case {
+            seed: 1,
             faults: every_fault(),
             nodes: 5,
             duration_ns: 10 * SEC,

@@ -65,6 +65,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
+use sim_core::metrics::SeriesPoint;
 use sim_core::{History, RunResult};
 
 pub mod cache;
@@ -97,6 +98,28 @@ pub struct ReportOptions {
     pub window_ns: Option<(u64, u64)>,
     /// What the scenario says about itself, shown at the top of the page.
     pub about: Option<About>,
+    /// The same run (same scenario, seed and options) carried on for a while past its first
+    /// violation: panels that show what a violation leads to (Raft's log panel: the committed
+    /// entry overwritten) draw from it. Everything else on the page, the verdict and the trace
+    /// hash among it, is the run stopped at the violation.
+    pub after: Option<AfterViolation>,
+}
+
+/// Whether a panel of this run's report draws from the run carried on past its first violation
+/// ([`ReportOptions::after`]): only then is it worth running again. Raft's log panel does.
+pub fn draws_after_violation(r: &RunResult) -> bool {
+    r.series.contains_key("log.term")
+}
+
+/// A run carried on past its first violation, for drawing only ([`ReportOptions::after`]).
+#[derive(Clone, Debug, Default)]
+pub struct AfterViolation {
+    /// How long past the first violation it ran (at most).
+    pub after_ns: u64,
+    /// Where it stopped (true time).
+    pub end_ns: u64,
+    /// Its series: the stopped run's up to the violation, then what followed.
+    pub series: BTreeMap<String, Vec<SeriesPoint>>,
 }
 
 /// What a scenario says about itself: shown at the top of the report, so that the page says
@@ -538,7 +561,15 @@ pub fn write_run_report(
             &mut drawn,
         );
     }
-    family_panels(dir, r, &faults, end_ns, &mut out, &mut drawn);
+    family_panels(
+        dir,
+        r,
+        opts.after.as_ref(),
+        &faults,
+        end_ns,
+        &mut out,
+        &mut drawn,
+    );
     let log_drawn = r.series.contains_key("log.term");
     let commit_drawn =
         r.series.contains_key("state.prepared") && r.series.contains_key("state.locks");
@@ -600,6 +631,7 @@ pub fn write_run_report(
 fn family_panels(
     dir: &Path,
     r: &RunResult,
+    after: Option<&AfterViolation>,
     faults: &[FaultWindow],
     end_ns: u64,
     out: &mut Written,
@@ -631,14 +663,24 @@ fn family_panels(
         let title = "Algorithm panel: cache hit ratio and database load";
         render(dir, "panel-cache", title, &p, out, drawn);
     }
-    if let Some(entries) = series("log.term") {
+    // The log panel draws from the run carried on past the violation when there is one
+    // (its series up to the violation are the stopped run's), to show what the violation
+    // led to.
+    let violation_ns = r.violations.first().map(|v| v.time_ns);
+    let carried = after.filter(|a| violation_ns.is_some() && a.series.contains_key("log.term"));
+    let log_series = |n: &str| match carried {
+        Some(a) => a.series.get(n).map(|v| v.as_slice()),
+        None => series(n),
+    };
+    if let Some(entries) = log_series("log.term") {
         let p = raft_log::LogPlot {
             entries,
-            commit: series("log.commit").unwrap_or(&[]),
-            leader: series("state.leader").unwrap_or(&[]),
-            term: series("term").unwrap_or(&[]),
-            violation_ns: r.violations.first().map(|v| v.time_ns),
+            commit: log_series("log.commit").unwrap_or(&[]),
+            leader: log_series("state.leader").unwrap_or(&[]),
+            term: log_series("term").unwrap_or(&[]),
+            violation_ns,
             end_ns,
+            after_end_ns: carried.map(|a| a.end_ns.max(end_ns)),
         };
         let title = "Algorithm panel: each server's log at each election";
         render(dir, "panel-raft-log", title, &p, out, drawn);

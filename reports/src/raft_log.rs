@@ -1,6 +1,10 @@
 //! The Raft log panel: each server's log as the paper draws it (Figure 8), one box per entry
 //! with its term, at each moment a leader was elected and at the violation (or the end), so
 //! an entry that is committed and then overwritten, or missing from a later leader, is seen.
+//! A run stops at its first violation, which for Figure 8 is the election of a leader that
+//! lacks a committed entry: the overwrite itself comes after. So when the report has the run
+//! carried on past the violation (`distsim run --report-after`), one more moment is drawn at
+//! its end, where the committed entry is seen replaced.
 //!
 //! Input convention (recorded by `algorithms/src/raft/server.rs`, each point tagged with its
 //! node):
@@ -53,6 +57,23 @@ pub struct LogPlot<'a> {
     pub violation_ns: Option<u64>,
     /// The run's end.
     pub end_ns: u64,
+    /// Where the run carried on past the violation stopped, when the series are those of such
+    /// a run ([`crate::AfterViolation`]): one more moment is drawn there.
+    pub after_end_ns: Option<u64>,
+}
+
+/// A server's entry that was committed and has been replaced by an entry of another term since
+/// an earlier moment: what Figure 8's bug leads to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Overwrite {
+    /// The server.
+    pub node: usize,
+    /// The log index.
+    pub index: u64,
+    /// The committed entry's term.
+    pub committed_term: u64,
+    /// The term of the entry there now.
+    pub term: u64,
 }
 
 /// Every server's log and commit index at one moment.
@@ -90,6 +111,31 @@ impl Moment {
             })
             .collect()
     }
+
+    /// The committed entries that some server held at `before` and holds with another term
+    /// now: overwritten.
+    pub fn overwrites(&self, before: &Moment) -> Vec<Overwrite> {
+        let mut out = Vec::new();
+        for (&node, log) in &self.logs {
+            let Some(was) = before.logs.get(&node) else {
+                continue;
+            };
+            for (&index, &committed_term) in &self.committed {
+                let at = |l: &Vec<u64>| l.get(index as usize - 1).copied();
+                if let (Some(w), Some(term)) = (at(was), at(log)) {
+                    if w == committed_term && term != w {
+                        out.push(Overwrite {
+                            node,
+                            index,
+                            committed_term,
+                            term,
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
 }
 
 /// Decodes a `log.term` value into (index, term).
@@ -120,6 +166,12 @@ impl LogPlot<'_> {
             .collect();
         if when.last().map(|w| w.0) != Some(last) {
             when.push((last, None));
+        }
+        let after = self
+            .after_end_ns
+            .filter(|a| *a > last && self.violation_ns.is_some());
+        if let Some(a) = after {
+            when.push((a, None));
         }
         let skip = when.len().saturating_sub(MOMENTS_MAX);
         let term_of = |node: usize, t: u64| {
@@ -172,6 +224,10 @@ impl LogPlot<'_> {
             m.leader = leader;
             m.leader_term = leader.map(|l| term_of(l, t)).unwrap_or(0);
             m.label = match (leader, self.violation_ns == Some(t)) {
+                _ if after == Some(t) => format!(
+                    "{} after the violation (the run carried on past it for this panel only)",
+                    fmt_s(t - last)
+                ),
                 (Some(l), v) => format!(
                     "n{l} is elected leader of term {}{}",
                     m.leader_term,
@@ -292,7 +348,8 @@ impl Plot for LogPlot<'_> {
         .map_err(err)?;
         let (lo, hi) = columns(&all);
         let cols = (hi + 1 - lo) as i32;
-        let cw = ((w as i32 - LEFT - 30) / cols.max(1)).min(28);
+        // Room on the right for "commit N, last M".
+        let cw = ((w as i32 - LEFT - 110) / cols.max(1)).min(28);
         let servers = servers_of(&moments);
         let mut y = 44;
         // The index axis, once, above the first block.
@@ -318,6 +375,10 @@ impl Plot for LogPlot<'_> {
         let mut losses_total = Vec::new();
         for (k, m) in moments.iter().enumerate() {
             let losses = m.leader_losses();
+            let overwrites = k
+                .checked_sub(1)
+                .map(|p| m.overwrites(&moments[p]))
+                .unwrap_or_default();
             root.draw(&Text::new(
                 format!("{}  {}", fmt_s(m.time_ns), m.label),
                 (8, y + 4),
@@ -378,7 +439,8 @@ impl Plot for LogPlot<'_> {
                         ))
                         .map_err(err)?;
                     }
-                    if m.leader == Some(n) && losses.iter().any(|l| l.0 == i) {
+                    let lost = m.leader == Some(n) && losses.iter().any(|l| l.0 == i);
+                    if lost || overwrites.iter().any(|o| o.node == n && o.index == i) {
                         root.draw(&Rectangle::new(
                             [(x, y), (x + cw, y + ROW_H - 2)],
                             VIOLATION_C.stroke_width(2),
@@ -421,6 +483,29 @@ impl Plot for LogPlot<'_> {
                 losses_total.push(text);
                 y += 14;
             }
+            if let (Some(first), Some(last)) = (overwrites.first(), overwrites.last()) {
+                let mut nodes: Vec<String> =
+                    overwrites.iter().map(|o| format!("n{}", o.node)).collect();
+                nodes.dedup();
+                let (lo_i, hi_i) = overwrites
+                    .iter()
+                    .fold((u64::MAX, 0), |(a, b), o| (a.min(o.index), b.max(o.index)));
+                let text = format!(
+                    "committed entries overwritten on {}: indices {lo_i}..{hi_i} (term {}) now hold term {}",
+                    nodes.join(", "),
+                    first.committed_term,
+                    last.term
+                );
+                root.draw(&Text::new(
+                    text,
+                    (LEFT, y + 1),
+                    font(12)
+                        .color(&VIOLATION_C)
+                        .pos(Pos::new(HPos::Left, VPos::Top)),
+                ))
+                .map_err(err)?;
+                y += 14;
+            }
             y += GAP_H;
         }
         let earlier = if left_out > 0 {
@@ -432,7 +517,7 @@ impl Plot for LogPlot<'_> {
             root,
             &format!(
                 "Indices {lo}..{hi} shown.{earlier} Solid with a black bar below: committed on that server; pale: not yet committed; \
-                 dark corner: overwritten since the moment above; red outline: an entry committed in an earlier term that the new leader lacks or holds with another term."
+                 dark corner: overwritten since the moment above; red outline: an entry committed in an earlier term that the new leader lacks or holds with another term, or a committed entry overwritten since the moment above."
             ),
         )
     }
@@ -471,6 +556,7 @@ mod tests {
             term: &term,
             violation_ns: None,
             end_ns: 60,
+            after_end_ns: None,
         };
         let m = p.moments();
         assert_eq!(m.len(), 3, "{m:?}");
@@ -483,6 +569,50 @@ mod tests {
     }
 
     #[test]
+    fn a_moment_after_the_violation_shows_the_committed_entry_overwritten() {
+        // n0 commits index 2 (term 1) on n0 and n1; n2 leads term 2 lacking it (the violation
+        // at 40); carried on, n2's entry of term 2 replaces it on n0 and n1 at 50.
+        let entries = [
+            pt(10, 0, e(1, 1)),
+            pt(11, 1, e(1, 1)),
+            pt(12, 2, e(1, 1)),
+            pt(20, 0, e(2, 1)),
+            pt(21, 1, e(2, 1)),
+            pt(40, 2, e(2, 2)),
+            pt(50, 0, e(2, 2)),
+            pt(50, 1, e(2, 2)),
+        ];
+        let commit = [pt(22, 0, 2.0)];
+        let leader = [pt(5, 0, 1.0), pt(30, 0, 0.0), pt(40, 2, 1.0)];
+        let term = [pt(5, 0, 1.0), pt(40, 2, 2.0)];
+        let plot = |after_end_ns| LogPlot {
+            entries: &entries,
+            commit: &commit,
+            leader: &leader,
+            term: &term,
+            violation_ns: Some(40),
+            end_ns: 40,
+            after_end_ns,
+        };
+        let m = plot(Some(60)).moments();
+        assert_eq!(m.len(), 3, "{m:?}");
+        assert_eq!(m[1].leader_losses(), vec![(2, 1, 2)]);
+        assert!(m[2].label.contains("after the violation"), "{}", m[2].label);
+        let over = m[2].overwrites(&m[1]);
+        let o = |node| Overwrite {
+            node,
+            index: 2,
+            committed_term: 1,
+            term: 2,
+        };
+        assert_eq!(over, vec![o(0), o(1)]);
+        // Without the carried-on stretch the last moment is the violation: no overwrite seen.
+        let m = plot(None).moments();
+        assert_eq!(m.len(), 2);
+        assert!(m[1].overwrites(&m[0]).is_empty());
+    }
+
+    #[test]
     fn a_shorter_batch_ends_the_log() {
         let entries = [pt(1, 0, e(1, 1)), pt(1, 0, e(2, 1)), pt(2, 0, e(1, 3))];
         let p = LogPlot {
@@ -492,6 +622,7 @@ mod tests {
             term: &[],
             violation_ns: None,
             end_ns: 5,
+            after_end_ns: None,
         };
         assert_eq!(p.moments()[0].logs[&0], vec![3], "the log ends at index 1");
     }

@@ -21,6 +21,7 @@ fn report(scenario: &str, dir: &str) -> (RunResult, PathBuf, About) {
     let opts = ReportOptions {
         window_ns: None,
         about: Some(about.clone()),
+        ..ReportOptions::default()
     };
     let dir = common::fresh_dir(dir);
     let w = write_run_report(&dir, &r, "distsim run x", &opts).expect("report");
@@ -75,6 +76,7 @@ fn figure8_shows_the_log_panel_with_the_entries_the_new_leader_lacks() {
         term: &r.series["term"],
         violation_ns: r.violations.first().map(|v| v.time_ns),
         end_ns: r.simulated_ns,
+        after_end_ns: None,
     };
     let moments = p.moments();
     let last = moments.last().expect("moments");

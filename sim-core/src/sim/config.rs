@@ -17,6 +17,12 @@ pub struct RunOptions {
     pub swarm: bool,
     /// Keep running after the first violation (by default the run stops there).
     pub continue_after_violation: bool,
+    /// Keep running this long after the first violation, then stop: a report draws what
+    /// followed (Raft's overwritten entry) from such a run, while its verdict, trace hash and
+    /// reproduce line stay those of the run stopped at the violation. The run is cut there,
+    /// so end checks and metric assertions are not judged. `None`: stop at the violation (or
+    /// run to the end with `continue_after_violation`).
+    pub run_after_violation_ns: Option<Nanos>,
     /// Bound on a kept trace's memory in bytes (None: [`crate::trace::TRACE_BYTES_MAX_DEFAULT`]).
     pub trace_bytes_max: Option<u64>,
 }

@@ -227,9 +227,15 @@ impl<P: Process> Sim<P> {
         self.schedule_initial();
         let duration = self.cfg.duration_ns;
         let mut unknown_reason = None;
+        let after = self.cfg.options.run_after_violation_ns;
         while let Some(t) = self.world.peek_time() {
             if t > duration {
                 break;
+            }
+            if let (Some(after), Some(v)) = (after, self.world.violations.first()) {
+                if t > v.time_ns.saturating_add(after) {
+                    break;
+                }
             }
             if self.events >= self.cfg.max_events {
                 unknown_reason = Some(format!(
@@ -250,7 +256,10 @@ impl<P: Process> Sim<P> {
             if self.watch {
                 self.watch_asserts();
             }
-            if !self.world.violations.is_empty() && !self.cfg.options.continue_after_violation {
+            if !self.world.violations.is_empty()
+                && !self.cfg.options.continue_after_violation
+                && after.is_none()
+            {
                 break;
             }
         }
