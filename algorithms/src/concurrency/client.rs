@@ -353,3 +353,53 @@ impl Client {
         }
     }
 }
+
+impl Client {
+    /// The client's state for the report's timeline: its transaction, which attempt, where
+    /// the attempt stands, and the keys it holds locks on (two-phase locking writes in place).
+    pub fn summary(&self) -> sim_core::summary::StateSummary {
+        use super::summary::count;
+        use sim_core::summary::{first_few, StateSummary};
+        let key = |i: usize| self.keys.get(i).map_or(0, |(k, _)| *k);
+        let (role, at) = match &self.phase {
+            None => ("idle", String::new()),
+            Some(Phase::Reading) => (
+                "reading",
+                format!("{} awaited", count(self.waiting.len(), "read")),
+            ),
+            Some(Phase::Voting) => (
+                "voting",
+                format!("{} awaited", count(self.waiting.len(), "vote")),
+            ),
+            Some(Phase::Locking(i)) => ("locking", format!("waiting for the lock on k{}", key(*i))),
+            Some(Phase::Writing(i)) => ("writing", format!("writing k{}", key(*i))),
+            Some(Phase::Deciding(true)) => ("committing", String::new()),
+            Some(Phase::Deciding(false)) => ("aborting", String::new()),
+            Some(Phase::Backoff) => ("backing off", "aborted, retrying after a backoff".into()),
+        };
+        // Under two-phase locking the keys before the i-th are locked while locking the i-th,
+        // the i-th too while writing it, and all of them until the decision is applied.
+        let held = match (&self.phase, self.params.control) {
+            (Some(Phase::Locking(i)), Control::Pessimistic) => *i,
+            (Some(Phase::Writing(i)), Control::Pessimistic) => i + 1,
+            (Some(Phase::Deciding(_)), Control::Pessimistic) => self.keys.len(),
+            _ => 0,
+        };
+        let keys = self.keys.iter().take(held).map(|(k, _)| format!("k{k}"));
+        let locked = (held > 0).then(|| first_few(keys, held, super::summary::NAMED));
+        let detail = match self.phase {
+            None => format!("{} transactions begun", self.txns),
+            Some(_) => {
+                let name = super::check::txn_name(self.txn);
+                let sep = if at.is_empty() { "" } else { ": " };
+                format!("{} {name} attempt {}{sep}{at}", self.f, self.attempt)
+            }
+        };
+        StateSummary {
+            role: Some(role),
+            lock: locked,
+            detail,
+            ..StateSummary::default()
+        }
+    }
+}
