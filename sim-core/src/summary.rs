@@ -47,31 +47,43 @@ pub struct SummaryPoint {
     pub summary: StateSummary,
 }
 
-/// The summaries kept during a run: a point each time a node's summary changes.
+/// What the timeline keeps beside the trace during a run: a summary point each time a node's
+/// summary changes, and the messages a crash dropped unseen.
 #[derive(Clone, Debug, Default)]
 pub struct Summaries {
     last: Vec<Option<StateSummary>>,
     points: Vec<SummaryPoint>,
+    lost: Vec<(usize, u64)>,
+}
+
+/// Estimated heap bytes of one kept point: the point and its two strings (the node's last
+/// summary is kept twice, once in its point and once to compare with the next).
+fn point_bytes(s: &StateSummary) -> u64 {
+    let strings = s.lock.as_ref().map_or(0, |l| l.capacity()) + s.detail.capacity();
+    (std::mem::size_of::<SummaryPoint>() + 2 * strings) as u64
 }
 
 impl Summaries {
-    /// Keeps `summary` as `node`'s state from trace event `trace_index` on, if it changed.
+    /// Keeps `summary` as `node`'s state from trace event `trace_index` on, if it changed;
+    /// returns the estimated bytes that took (0 when nothing was kept), which the engine
+    /// counts against the kept trace's memory bound.
     pub fn record(
         &mut self,
         trace_index: usize,
         time_ns: Nanos,
         node: NodeId,
         summary: Option<StateSummary>,
-    ) {
+    ) -> u64 {
         let Some(summary) = summary else {
-            return;
+            return 0;
         };
         if self.last.len() <= node {
             self.last.resize(node + 1, None);
         }
         if self.last[node].as_ref() == Some(&summary) {
-            return;
+            return 0;
         }
+        let bytes = point_bytes(&summary);
         self.last[node] = Some(summary.clone());
         self.points.push(SummaryPoint {
             trace_index,
@@ -79,6 +91,20 @@ impl Summaries {
             node,
             summary,
         });
+        bytes
+    }
+
+    /// Notes that the crash logged as fault `fault_index` dropped the messages `ids`, which
+    /// were held at its paused node: no trace event says so (the trace and its hash stay what
+    /// they were), so the timeline learns here that they are no longer in flight. A message
+    /// held twice (duplicated) is listed twice.
+    pub fn lost_at_crash(&mut self, fault_index: usize, ids: impl Iterator<Item = u64>) {
+        self.lost.extend(ids.map(|id| (fault_index, id)));
+    }
+
+    /// Takes the messages lost at crashes: (index in the fault log, message id), in order.
+    pub fn take_lost(&mut self) -> Vec<(usize, u64)> {
+        std::mem::take(&mut self.lost)
     }
 
     /// Forgets `node`'s last summary (it crashed), so that its next one is kept even if equal.
@@ -94,9 +120,29 @@ impl Summaries {
     }
 }
 
+/// At most `max` of `items` joined by ", ", then "+N more" for the rest of `len`: a summary
+/// names the first few of a list (transactions open, locks held) and counts the others, so
+/// that it stays one short line, and cheap, however long the list grows.
+pub fn first_few(items: impl Iterator<Item = String>, len: usize, max: usize) -> String {
+    let mut out: Vec<String> = items.take(max).collect();
+    if len > out.len() {
+        out.push(format!("+{} more", len - out.len()));
+    }
+    out.join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_list_names_its_first_few_and_counts_the_rest() {
+        let names = |n: usize| (0..n).map(|i| format!("t{i}"));
+        assert_eq!(first_few(names(0), 0, 3), "");
+        assert_eq!(first_few(names(2), 2, 3), "t0, t1");
+        assert_eq!(first_few(names(3), 3, 3), "t0, t1, t2");
+        assert_eq!(first_few(names(7), 7, 3), "t0, t1, t2, +4 more");
+    }
 
     fn s(term: u64) -> Option<StateSummary> {
         Some(StateSummary {
@@ -108,9 +154,9 @@ mod tests {
     #[test]
     fn only_changes_are_kept_and_a_crash_forgets() {
         let mut k = Summaries::default();
-        k.record(0, 0, 2, s(1));
-        k.record(3, 5, 2, s(1));
-        k.record(4, 6, 2, None);
+        assert!(k.record(0, 0, 2, s(1)) >= std::mem::size_of::<SummaryPoint>() as u64);
+        assert_eq!(k.record(3, 5, 2, s(1)), 0, "unchanged: nothing kept");
+        assert_eq!(k.record(4, 6, 2, None), 0);
         k.record(7, 9, 2, s(2));
         k.forget(2);
         k.record(9, 12, 2, s(2));
