@@ -7,6 +7,8 @@
 //! caused the callback. Summaries are kept only, never hashed: asking for them cannot change a
 //! run, and a run's hash does not depend on whether they were kept.
 
+use std::fmt::Write as _;
+
 use serde::Serialize;
 
 use crate::process::NodeId;
@@ -51,16 +53,16 @@ pub struct SummaryPoint {
 /// summary changes, and the messages a crash dropped unseen.
 #[derive(Clone, Debug, Default)]
 pub struct Summaries {
-    last: Vec<Option<StateSummary>>,
+    /// Per node, its last point (an index into `points`), to compare the next summary with.
+    last: Vec<Option<usize>>,
     points: Vec<SummaryPoint>,
     lost: Vec<(usize, u64)>,
 }
 
-/// Estimated heap bytes of one kept point: the point and its two strings (the node's last
-/// summary is kept twice, once in its point and once to compare with the next).
+/// Estimated heap bytes of one kept point: the point and its two strings.
 fn point_bytes(s: &StateSummary) -> u64 {
     let strings = s.lock.as_ref().map_or(0, |l| l.capacity()) + s.detail.capacity();
-    (std::mem::size_of::<SummaryPoint>() + 2 * strings) as u64
+    (std::mem::size_of::<SummaryPoint>() + strings) as u64
 }
 
 impl Summaries {
@@ -74,17 +76,24 @@ impl Summaries {
         node: NodeId,
         summary: Option<StateSummary>,
     ) -> u64 {
-        let Some(summary) = summary else {
+        let Some(mut summary) = summary else {
             return 0;
         };
         if self.last.len() <= node {
             self.last.resize(node + 1, None);
         }
-        if self.last[node].as_ref() == Some(&summary) {
-            return 0;
+        if let Some(i) = self.last[node] {
+            if self.points[i].summary == summary {
+                return 0;
+            }
+        }
+        // Summaries write into strings with room to spare; a kept one keeps only its text.
+        summary.detail.shrink_to_fit();
+        if let Some(l) = &mut summary.lock {
+            l.shrink_to_fit();
         }
         let bytes = point_bytes(&summary);
-        self.last[node] = Some(summary.clone());
+        self.last[node] = Some(self.points.len());
         self.points.push(SummaryPoint {
             trace_index,
             time_ns,
@@ -116,19 +125,50 @@ impl Summaries {
 
     /// Takes the points kept, in trace order.
     pub fn take_points(&mut self) -> Vec<SummaryPoint> {
+        self.last.clear();
         std::mem::take(&mut self.points)
     }
 }
 
-/// At most `max` of `items` joined by ", ", then "+N more" for the rest of `len`: a summary
-/// names the first few of a list (transactions open, locks held) and counts the others, so
-/// that it stays one short line, and cheap, however long the list grows.
-pub fn first_few(items: impl Iterator<Item = String>, len: usize, max: usize) -> String {
-    let mut out: Vec<String> = items.take(max).collect();
-    if len > out.len() {
-        out.push(format!("+{} more", len - out.len()));
+/// Writes at most `max` of `items` to `out`, each by `each`, separated by ", ", then
+/// "+N more" for the rest of `len`: a summary names the first few of a list (transactions
+/// open, locks held) and counts the others, so that it stays one short line however long the
+/// list grows. Summaries are made after every callback of a run whose trace is kept, so they
+/// write into one string rather than format a string per item.
+pub fn write_few<T>(
+    out: &mut String,
+    items: impl IntoIterator<Item = T>,
+    len: usize,
+    max: usize,
+    mut each: impl FnMut(&mut String, T),
+) {
+    let mut n = 0;
+    for item in items.into_iter().take(max) {
+        if n > 0 {
+            out.push_str(", ");
+        }
+        each(out, item);
+        n += 1;
     }
-    out.join(", ")
+    if len > n {
+        if n > 0 {
+            out.push_str(", ");
+        }
+        let _ = write!(out, "+{} more", len - n);
+    }
+}
+
+/// [`write_few`] into a new string, each item by its `Display`.
+pub fn first_few<T: std::fmt::Display>(
+    items: impl IntoIterator<Item = T>,
+    len: usize,
+    max: usize,
+) -> String {
+    let mut out = String::new();
+    write_few(&mut out, items, len, max, |o, t| {
+        let _ = write!(o, "{t}");
+    });
+    out
 }
 
 #[cfg(test)]
@@ -142,6 +182,12 @@ mod tests {
         assert_eq!(first_few(names(2), 2, 3), "t0, t1");
         assert_eq!(first_few(names(3), 3, 3), "t0, t1, t2");
         assert_eq!(first_few(names(7), 7, 3), "t0, t1, t2, +4 more");
+        assert_eq!(first_few(names(0), 2, 0), "+2 more");
+        let mut out = String::from("locks: ");
+        write_few(&mut out, [3, 5, 8], 3, 2, |o, k| {
+            o.push_str(&format!("k{k}"))
+        });
+        assert_eq!(out, "locks: k3, k5, +1 more");
     }
 
     fn s(term: u64) -> Option<StateSummary> {

@@ -5,12 +5,16 @@
 //!
 //! Clients have none: the timeline shows a client's open transaction from the trace.
 //!
-//! Lists name their first few entries and count the rest (`first_few`), so that a summary
-//! stays short and cheap however many transactions are open.
+//! Lists name their first few entries and count the rest (`write_few`), so that a summary
+//! stays short and cheap however many transactions are open; everything is written into one
+//! string, as the summary is made after every callback of a run whose trace is kept.
 
-use sim_core::summary::{first_few, StateSummary};
+use std::fmt::Write as _;
 
-use super::msg::txn_name;
+use sim_core::summary::{write_few, StateSummary};
+
+use super::msg::TxnId;
+use super::participant::REG;
 use super::server::Server;
 use super::two_pc::Phase;
 use super::{Node, Protocol};
@@ -34,97 +38,105 @@ fn server(s: &Server) -> StateSummary {
         (false, true) => "participant, acceptor",
         (false, false) => "participant",
     };
-    let mut parts = Vec::new();
+    let mut d = String::with_capacity(160);
+    let (_, doubt) = s.rm.prepared_counts();
+    if doubt > 0 {
+        // 2PC's participants can only wait; 3PC and Paxos Commit terminate on their own.
+        let blocked = if s.p.protocol == Protocol::TwoPc {
+            "blocked: "
+        } else {
+            ""
+        };
+        let _ = write!(d, "{blocked}{doubt} in doubt; ");
+    }
     if !s.coord.is_empty() {
-        let coord = s.coord.iter().map(|(t, c)| {
-            let at = match (c.phase, c.decision) {
+        d.push_str("coordinating ");
+        write_few(&mut d, &s.coord, s.coord.len(), NAMED, |d, (t, c)| {
+            txn(d, *t);
+            let _ = match (c.phase, c.decision) {
                 (Phase::Voting, _) => {
-                    format!("voting ({}/{} yes)", c.yes.len(), c.spec.parts.len())
+                    write!(d, " voting ({}/{} yes)", c.yes.len(), c.spec.parts.len())
                 }
-                (Phase::Collecting, _) => format!("terminating ({} states)", c.states.len()),
-                (Phase::PreCommitting, _) => format!("pre-committing ({})", acks(c.waiting.len())),
-                (Phase::Decided, Some(true)) if c.waiting.is_empty() => "committed".to_string(),
-                (Phase::Decided, Some(true)) => format!("committed ({})", acks(c.waiting.len())),
-                (Phase::Decided, _) => "aborted".to_string(),
+                (Phase::Collecting, _) => write!(d, " terminating ({} states)", c.states.len()),
+                (Phase::PreCommitting, _) => {
+                    write!(d, " pre-committing ({})", Acks(c.waiting.len()))
+                }
+                (Phase::Decided, Some(true)) if c.waiting.is_empty() => write!(d, " committed"),
+                (Phase::Decided, Some(true)) => write!(d, " committed ({})", Acks(c.waiting.len())),
+                (Phase::Decided, _) => write!(d, " aborted"),
             };
-            format!("{} {at}", txn_name(*t))
         });
-        parts.push(format!(
-            "coordinating {}",
-            first_few(coord, s.coord.len(), NAMED)
-        ));
+        d.push_str("; ");
     }
     if !s.leader.is_empty() {
-        let lead = s.leader.iter().map(|(t, l)| {
-            let at = match l.decided {
-                Some(true) => "committed".to_string(),
-                Some(false) => "aborted".to_string(),
-                None => format!(
-                    "ballot {} ({}/{} chosen)",
+        d.push_str("leading ");
+        write_few(&mut d, &s.leader, s.leader.len(), NAMED, |d, (t, l)| {
+            txn(d, *t);
+            let _ = match l.decided {
+                Some(true) => write!(d, " committed"),
+                Some(false) => write!(d, " aborted"),
+                None => write!(
+                    d,
+                    " ballot {} ({}/{} chosen)",
                     l.ballot,
                     l.chosen.len(),
                     l.spec.parts.len()
                 ),
             };
-            format!("{} {at}", txn_name(*t))
         });
-        parts.push(format!(
-            "leading {}",
-            first_few(lead, s.leader.len(), NAMED)
-        ));
+        d.push_str("; ");
     }
-    let (_, doubt) = s.rm.prepared_counts();
     if !s.rm.prepared.is_empty() {
-        let voted = s.rm.prepared.iter().map(|(t, p)| {
-            let state = match (p.rounds > 0, p.pre) {
-                (true, _) => " (in doubt)",
-                (false, true) => " (pre-committed)",
-                (false, false) => "",
-            };
-            format!("{}{state}", txn_name(*t))
-        });
-        parts.push(format!(
-            "voted yes, awaiting the outcome: {}",
-            first_few(voted, s.rm.prepared.len(), NAMED)
-        ));
+        d.push_str("voted yes, awaiting the outcome: ");
+        write_few(
+            &mut d,
+            &s.rm.prepared,
+            s.rm.prepared.len(),
+            NAMED,
+            |d, (t, p)| {
+                txn(d, *t);
+                d.push_str(match (p.rounds > 0, p.pre) {
+                    (true, _) => " (in doubt)",
+                    (false, true) => " (pre-committed)",
+                    (false, false) => "",
+                });
+            },
+        );
+        d.push_str("; ");
     }
-    parts.push(format!("{} outcomes applied", s.rm.decided.len()));
+    let _ = write!(d, "{} outcomes applied", s.rm.decided.len());
     let locks = s.rm.locks_held();
     StateSummary {
         role: Some(role),
         lock: (locks > 0).then(|| {
-            let keys = s.rm.locks.keys().map(|k| key_name(*k));
-            first_few(keys, locks, NAMED)
+            let mut l = String::new();
+            write_few(&mut l, s.rm.locks.keys(), locks, NAMED, |l, k| {
+                let _ = if *k >= REG {
+                    write!(l, "reg {}", k - REG)
+                } else {
+                    write!(l, "acct {k}")
+                };
+            });
+            l
         }),
-        detail: if doubt > 0 {
-            // 2PC's participants can only wait; 3PC and Paxos Commit terminate on their own.
-            let blocked = if s.p.protocol == Protocol::TwoPc {
-                "blocked: "
-            } else {
-                ""
-            };
-            format!("{blocked}{doubt} in doubt; {}", parts.join("; "))
-        } else {
-            parts.join("; ")
-        },
+        detail: d,
         ..StateSummary::default()
     }
 }
 
-/// "1 ack awaited", "2 acks awaited".
-fn acks(n: usize) -> String {
-    if n == 1 {
-        "1 ack awaited".into()
-    } else {
-        format!("{n} acks awaited")
-    }
+/// A transaction's name, as [`super::msg::txn_name`] writes it, without a string of its own.
+fn txn(d: &mut String, t: TxnId) {
+    let _ = write!(d, "t{}.{}", t >> 32, t & 0xffff_ffff);
 }
 
-/// An account's or a register's key as the summary names it.
-fn key_name(k: super::participant::Key) -> String {
-    if k >= super::participant::REG {
-        format!("reg {}", k - super::participant::REG)
-    } else {
-        format!("acct {k}")
+/// "1 ack awaited", "2 acks awaited".
+struct Acks(usize);
+
+impl std::fmt::Display for Acks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            1 => write!(f, "1 ack awaited"),
+            n => write!(f, "{n} acks awaited"),
+        }
     }
 }

@@ -358,24 +358,35 @@ impl Client {
     /// The client's state for the report's timeline: its transaction, which attempt, where
     /// the attempt stands, and the keys it holds locks on (two-phase locking writes in place).
     pub fn summary(&self) -> sim_core::summary::StateSummary {
-        use super::summary::count;
-        use sim_core::summary::{first_few, StateSummary};
+        use super::summary::{txn, Count, NAMED};
+        use sim_core::summary::{write_few, StateSummary};
+        use std::fmt::Write as _;
         let key = |i: usize| self.keys.get(i).map_or(0, |(k, _)| *k);
-        let (role, at) = match &self.phase {
-            None => ("idle", String::new()),
-            Some(Phase::Reading) => (
-                "reading",
-                format!("{} awaited", count(self.waiting.len(), "read")),
-            ),
-            Some(Phase::Voting) => (
-                "voting",
-                format!("{} awaited", count(self.waiting.len(), "vote")),
-            ),
-            Some(Phase::Locking(i)) => ("locking", format!("waiting for the lock on k{}", key(*i))),
-            Some(Phase::Writing(i)) => ("writing", format!("writing k{}", key(*i))),
-            Some(Phase::Deciding(true)) => ("committing", String::new()),
-            Some(Phase::Deciding(false)) => ("aborting", String::new()),
-            Some(Phase::Backoff) => ("backing off", "aborted, retrying after a backoff".into()),
+        let role = match &self.phase {
+            None => "idle",
+            Some(Phase::Reading) => "reading",
+            Some(Phase::Voting) => "voting",
+            Some(Phase::Locking(_)) => "locking",
+            Some(Phase::Writing(_)) => "writing",
+            Some(Phase::Deciding(true)) => "committing",
+            Some(Phase::Deciding(false)) => "aborting",
+            Some(Phase::Backoff) => "backing off",
+        };
+        let mut d = String::with_capacity(64);
+        if self.phase.is_none() {
+            let _ = write!(d, "{} transactions begun", self.txns);
+        } else {
+            let _ = write!(d, "{} ", self.f);
+            txn(&mut d, self.txn);
+            let _ = write!(d, " attempt {}", self.attempt);
+        }
+        let _ = match &self.phase {
+            Some(Phase::Reading) => write!(d, ": {} awaited", Count(self.waiting.len(), "read")),
+            Some(Phase::Voting) => write!(d, ": {} awaited", Count(self.waiting.len(), "vote")),
+            Some(Phase::Locking(i)) => write!(d, ": waiting for the lock on k{}", key(*i)),
+            Some(Phase::Writing(i)) => write!(d, ": writing k{}", key(*i)),
+            Some(Phase::Backoff) => write!(d, ": aborted, retrying after a backoff"),
+            None | Some(Phase::Deciding(_)) => Ok(()),
         };
         // Under two-phase locking the keys before the i-th are locked while locking the i-th,
         // the i-th too while writing it, and all of them until the decision is applied.
@@ -385,20 +396,23 @@ impl Client {
             (Some(Phase::Deciding(_)), Control::Pessimistic) => self.keys.len(),
             _ => 0,
         };
-        let keys = self.keys.iter().take(held).map(|(k, _)| format!("k{k}"));
-        let locked = (held > 0).then(|| first_few(keys, held, super::summary::NAMED));
-        let detail = match self.phase {
-            None => format!("{} transactions begun", self.txns),
-            Some(_) => {
-                let name = super::check::txn_name(self.txn);
-                let sep = if at.is_empty() { "" } else { ": " };
-                format!("{} {name} attempt {}{sep}{at}", self.f, self.attempt)
-            }
-        };
+        let locked = (held > 0).then(|| {
+            let mut l = String::new();
+            write_few(
+                &mut l,
+                self.keys.iter().take(held),
+                held,
+                NAMED,
+                |l, (k, _)| {
+                    let _ = write!(l, "k{k}");
+                },
+            );
+            l
+        });
         StateSummary {
             role: Some(role),
             lock: locked,
-            detail,
+            detail: d,
             ..StateSummary::default()
         }
     }

@@ -10,11 +10,12 @@
 //! A shard's lock table and marks hold at most its keys, and lists name their first few
 //! entries only.
 
-use sim_core::summary::{first_few, StateSummary};
+use std::fmt::Write as _;
 
-use super::check::txn_name;
+use sim_core::summary::{write_few, StateSummary};
+
 use super::shard::Shard;
-use super::Node;
+use super::{Node, TxnId};
 
 /// Keys named before "+N more".
 pub(super) const NAMED: usize = 3;
@@ -28,41 +29,48 @@ pub(super) fn of(node: &Node) -> Option<StateSummary> {
 }
 
 fn shard(s: &Shard) -> StateSummary {
-    let held = s.locks.iter().filter(|(_, l)| l.holder.is_some()).count();
-    let locks = s.locks.iter().filter_map(|(k, l)| {
-        let h = l.holder?;
-        Some(match l.queue.len() {
-            0 => format!("k{k} by {}", txn_name(h.txn)),
-            w => format!("k{k} by {} ({w} waiting)", txn_name(h.txn)),
-        })
-    });
-    let marks = s
-        .marks
-        .iter()
-        .map(|(k, t)| format!("k{k} by {}", txn_name(*t)));
-    let lock = if held > 0 {
-        Some(first_few(locks, held, NAMED))
+    let held = s.locks.values().filter(|l| l.holder.is_some()).count();
+    let mut lock = String::new();
+    if held > 0 {
+        let holders = s
+            .locks
+            .iter()
+            .filter_map(|(k, l)| Some((k, l.holder?, l.queue.len())));
+        write_few(&mut lock, holders, held, NAMED, |o, (k, h, waiting)| {
+            let _ = write!(o, "k{k} by ");
+            txn(o, h.txn);
+            if waiting > 0 {
+                let _ = write!(o, " ({waiting} waiting)");
+            }
+        });
     } else if !s.marks.is_empty() {
-        Some(format!(
-            "prepared {}",
-            first_few(marks, s.marks.len(), NAMED)
-        ))
-    } else {
-        None
-    };
+        lock.push_str("prepared ");
+        write_few(&mut lock, &s.marks, s.marks.len(), NAMED, |o, (k, t)| {
+            let _ = write!(o, "k{k} by ");
+            txn(o, *t);
+        });
+    }
     StateSummary {
         role: Some("shard"),
-        lock,
+        lock: (!lock.is_empty()).then_some(lock),
         detail: format!("{} transactions decided here", s.decided.len()),
         ..StateSummary::default()
     }
 }
 
+/// A transaction's name, as [`super::check::txn_name`] writes it, without a string of its own.
+pub(super) fn txn(o: &mut String, t: TxnId) {
+    let _ = write!(o, "n{}#{}", t >> 32, t & 0xffff_ffff);
+}
+
 /// "1 read", "2 reads".
-pub(super) fn count(n: usize, what: &str) -> String {
-    if n == 1 {
-        format!("1 {what}")
-    } else {
-        format!("{n} {what}s")
+pub(super) struct Count<'a>(pub usize, pub &'a str);
+
+impl std::fmt::Display for Count<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            1 => write!(f, "1 {}", self.1),
+            n => write!(f, "{n} {}s", self.1),
+        }
     }
 }

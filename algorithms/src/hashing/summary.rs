@@ -5,7 +5,9 @@
 
 use std::collections::BTreeSet;
 
-use sim_core::summary::{first_few, StateSummary};
+use std::fmt::Write as _;
+
+use sim_core::summary::{write_few, StateSummary};
 
 use super::node::{Client, Node, Server};
 
@@ -13,11 +15,24 @@ use super::node::{Client, Node, Server};
 const NAMED: usize = 8;
 
 /// A view's members in words: "n0, n1, n3".
-pub(crate) fn members(m: &BTreeSet<usize>) -> String {
-    if m.is_empty() {
-        return "none".into();
+pub(crate) fn members(m: &BTreeSet<usize>) -> Members<'_> {
+    Members(m)
+}
+
+/// A view's members, written where they are shown.
+pub(crate) struct Members<'a>(&'a BTreeSet<usize>);
+
+impl std::fmt::Display for Members<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("none");
+        }
+        let mut s = String::new();
+        write_few(&mut s, self.0, self.0.len(), NAMED, |s, n| {
+            let _ = write!(s, "n{n}");
+        });
+        f.write_str(&s)
     }
-    first_few(m.iter().map(|n| format!("n{n}")), m.len(), NAMED)
 }
 
 /// The node's summary.

@@ -11,6 +11,8 @@
 //! Each summary reads a few fields and the last key of a map, never a whole log, since it is
 //! asked after every callback of a run whose trace is kept.
 
+use std::fmt::Write as _;
+
 use sim_core::summary::StateSummary;
 
 use super::msg::Ballot;
@@ -27,50 +29,55 @@ pub(super) fn of(node: &Node) -> Option<StateSummary> {
     }
 }
 
-fn ballot(b: Ballot) -> String {
-    if b == Ballot::ZERO {
-        "none".into()
-    } else {
-        b.to_string()
+/// A ballot, or "none" for the zero ballot no proposer owns.
+struct B(Ballot);
+
+impl std::fmt::Display for B {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0 == Ballot::ZERO {
+            f.write_str("none")
+        } else {
+            write!(f, "{}", self.0)
+        }
     }
 }
 
 fn synod(s: &SynodServer) -> StateSummary {
     let a = &s.acceptor;
-    let accepted = match a.accepted.get(&0) {
-        Some((b, v)) => format!("accepted {v} in {b}"),
-        None => "accepted nothing".into(),
+    let mut d = String::with_capacity(96);
+    let _ = write!(d, "promised {}, ", B(a.promised));
+    let _ = match a.accepted.get(&0) {
+        Some((b, v)) => write!(d, "accepted {v} in {b}"),
+        None => write!(d, "accepted nothing"),
     };
-    let (role, proposer) = match &s.phase {
-        Phase::Idle => ("acceptor", String::new()),
-        Phase::Preparing(promises) => (
-            "proposer, phase 1",
-            format!(
+    let role = match &s.phase {
+        Phase::Idle => "acceptor",
+        Phase::Preparing(promises) => {
+            let _ = write!(
+                d,
                 "; proposing in {}: {} promises",
-                ballot(s.ballot),
+                B(s.ballot),
                 promises.len()
-            ),
-        ),
-        Phase::Accepting(v, accepts) => (
-            "proposer, phase 2",
-            format!(
+            );
+            "proposer, phase 1"
+        }
+        Phase::Accepting(v, accepts) => {
+            let _ = write!(
+                d,
                 "; proposing {v} in {}: {} accepts",
-                ballot(s.ballot),
+                B(s.ballot),
                 accepts.len()
-            ),
-        ),
+            );
+            "proposer, phase 2"
+        }
     };
-    let learned = match s.learned {
-        Some(v) => format!("; learned {v}"),
-        None => String::new(),
-    };
+    if let Some(v) = s.learned {
+        let _ = write!(d, "; learned {v}");
+    }
     StateSummary {
         role: Some(role),
         term: Some(a.promised.round),
-        detail: format!(
-            "promised {}, {accepted}{proposer}{learned}",
-            ballot(a.promised)
-        ),
+        detail: d,
         ..StateSummary::default()
     }
 }
@@ -82,13 +89,14 @@ fn multi(s: &Server) -> StateSummary {
         Role::Leader => "leader",
     };
     let promised = s.acceptor.promised;
+    let mut d = String::with_capacity(112);
     // The ballot's owner is the leader this acceptor follows (or itself, as candidate).
-    let ballot_of = if promised == Ballot::ZERO {
-        "no ballot promised yet".to_string()
+    let _ = if promised == Ballot::ZERO {
+        write!(d, "no ballot promised yet")
     } else if s.role == Role::Follower {
-        format!("follows n{}'s ballot {promised}", promised.node)
+        write!(d, "follows n{}'s ballot {promised}", promised.node)
     } else {
-        format!("ballot {promised}")
+        write!(d, "ballot {promised}")
     };
     let accepted = s.acceptor.accepted.last_key_value().map_or(0, |(k, _)| *k);
     let r = &s.replica;
@@ -97,27 +105,31 @@ fn multi(s: &Server) -> StateSummary {
         .last_key_value()
         .map_or(0, |(k, _)| *k)
         .max(r.snap.slot);
-    let mine = match s.role {
-        Role::Leader => format!(
+    let _ = write!(
+        d,
+        "; slots accepted to {accepted}, chosen to {chosen}, applied {}",
+        r.applied
+    );
+    let _ = match s.role {
+        Role::Leader => write!(
+            d,
             "; proposing from slot {}, {} undecided",
             s.next_slot,
             s.proposals.len()
         ),
-        Role::Candidate => format!(
+        Role::Candidate => write!(
+            d,
             "; phase 1 for {}: {} promised",
-            ballot(s.ballot),
+            B(s.ballot),
             s.promises.len()
         ),
-        Role::Follower => String::new(),
+        Role::Follower => Ok(()),
     };
     StateSummary {
         role: Some(role),
         term: Some(promised.round),
         log_len: Some(chosen),
         lock: None,
-        detail: format!(
-            "{ballot_of}; slots accepted to {accepted}, chosen to {chosen}, applied {}{mine}",
-            r.applied
-        ),
+        detail: d,
     }
 }

@@ -11,7 +11,9 @@
 //! are looked for among the newest [`SCANNED`] only, so that a summary costs the same on the
 //! thousandth saga as on the first.
 
-use sim_core::summary::{first_few, StateSummary};
+use std::fmt::Write as _;
+
+use sim_core::summary::{write_few, StateSummary};
 
 use super::check::saga_name;
 use super::choreography::OrderService;
@@ -35,83 +37,92 @@ pub(super) fn of(node: &Node) -> Option<StateSummary> {
 }
 
 fn orchestrator(o: &Orchestrator) -> StateSummary {
-    let open: Vec<String> = o
-        .sagas
-        .iter()
-        .rev()
-        .take(SCANNED)
-        .filter_map(|(id, r)| {
-            let at = match r.phase {
-                Phase::Running(s) => format!("running {}", STEPS[s].name()),
-                Phase::Compensating(i) => {
-                    format!("compensating {}", STEPS[r.plan[i]].name())
-                }
-                Phase::Releasing => "releasing locks".into(),
-                Phase::Done(_) => return None,
-            };
-            Some(format!("{} {at}", saga_name(*id)))
-        })
-        .collect();
+    let open = || {
+        o.sagas
+            .iter()
+            .rev()
+            .take(SCANNED)
+            .filter(|(_, r)| !matches!(r.phase, Phase::Done(_)))
+    };
+    let mut d = format!("{} sagas logged; open: ", o.sagas.len());
+    write_open(&mut d, open(), open().count(), |d, (id, r)| {
+        d.push_str(&saga_name(*id));
+        let _ = match r.phase {
+            Phase::Running(s) => write!(d, " running {}", STEPS[s].name()),
+            Phase::Compensating(i) => write!(d, " compensating {}", STEPS[r.plan[i]].name()),
+            Phase::Releasing => write!(d, " releasing locks"),
+            Phase::Done(_) => Ok(()),
+        };
+    });
     StateSummary {
         role: Some("orchestrator"),
-        detail: format!("{} sagas logged; open: {}", o.sagas.len(), open_list(open)),
+        detail: d,
         ..StateSummary::default()
     }
 }
 
 fn order_service(o: &OrderService) -> StateSummary {
-    let open: Vec<String> = o
-        .orders
-        .iter()
-        .rev()
-        .take(SCANNED)
-        .filter(|(_, r)| r.outcome.is_none())
-        .map(|(id, _)| saga_name(*id))
-        .collect();
+    let open = || {
+        o.orders
+            .iter()
+            .rev()
+            .take(SCANNED)
+            .filter(|(_, r)| r.outcome.is_none())
+    };
+    let mut d = format!("{} orders recorded; open: ", o.orders.len());
+    write_open(&mut d, open(), open().count(), |d, (id, _)| {
+        d.push_str(&saga_name(*id))
+    });
     StateSummary {
         role: Some("order service"),
-        detail: format!(
-            "{} orders recorded; open: {}",
-            o.orders.len(),
-            open_list(open)
-        ),
+        detail: d,
         ..StateSummary::default()
     }
 }
 
-fn open_list(open: Vec<String>) -> String {
-    if open.is_empty() {
-        return "none".into();
+/// The open sagas among the newest, or "none".
+fn write_open<T>(
+    d: &mut String,
+    open: impl Iterator<Item = T>,
+    count: usize,
+    each: impl FnMut(&mut String, T),
+) {
+    if count == 0 {
+        d.push_str("none");
+    } else {
+        write_few(d, open, count, NAMED, each);
     }
-    let n = open.len();
-    first_few(open.into_iter(), n, NAMED)
 }
 
 fn service(s: &Service) -> StateSummary {
     // Records locked by an unfinished saga (the records are the scenario's few items or
     // accounts).
-    let locked: Vec<String> = s
-        .records
-        .iter()
-        .filter_map(|(rec, r)| Some(format!("record {rec} by {}", saga_name(r.pending?))))
-        .collect();
-    let last = s.touched.and_then(|saga| {
-        let e = s.entries.get(&saga)?;
+    let locked = || {
+        s.records
+            .iter()
+            .filter_map(|(rec, r)| Some((rec, r.pending?)))
+    };
+    let held = locked().count();
+    let mut d = format!("{} sagas seen", s.entries.len());
+    if let Some((saga, e)) = s.touched.and_then(|t| Some((t, s.entries.get(&t)?))) {
         let did = match e.state {
             EntryState::Applied => "applied",
             EntryState::Refused => "refused",
             EntryState::Compensated => "compensated",
             EntryState::Tombstone => "tombstone (compensated before its step)",
         };
-        Some(format!("; last: {} {did}", saga_name(saga)))
-    });
+        let _ = write!(d, "; last: {} {did}", saga_name(saga));
+    }
     StateSummary {
         role: Some(s.kind.name()),
-        lock: (!locked.is_empty()).then(|| {
-            let n = locked.len();
-            first_few(locked.into_iter(), n, NAMED)
+        lock: (held > 0).then(|| {
+            let mut l = String::new();
+            write_few(&mut l, locked(), held, NAMED, |l, (rec, saga)| {
+                let _ = write!(l, "record {rec} by {}", saga_name(saga));
+            });
+            l
         }),
-        detail: format!("{} sagas seen{}", s.entries.len(), last.unwrap_or_default()),
+        detail: d,
         ..StateSummary::default()
     }
 }
