@@ -140,6 +140,25 @@ pub struct Server {
 }
 
 impl Server {
+    /// The server's state for the report's timeline: how many values it holds (delivered),
+    /// how many it still waits for peers to acknowledge, and whether its disk lags behind.
+    pub fn summary(&self) -> sim_core::summary::StateSummary {
+        let unacked: usize = self.unacked.values().map(|s| s.len()).sum();
+        let sync = if self.sync_scheduled {
+            ", disk sync pending"
+        } else {
+            ""
+        };
+        sim_core::summary::StateSummary {
+            role: Some("server"),
+            detail: format!(
+                "{} values held, {unacked} unacknowledged by peers{sync}",
+                self.values.len()
+            ),
+            ..Default::default()
+        }
+    }
+
     fn store(&mut self, ctx: &mut Ctx<'_, Msg>, new: &[u64]) -> Vec<u64> {
         let fresh: Vec<u64> = new
             .iter()
@@ -321,6 +340,14 @@ impl Process for Node {
             },
         };
         ctx.send(to, msg);
+    }
+
+    fn state_summary(&self) -> Option<sim_core::summary::StateSummary> {
+        match self {
+            Node::Server(s) => Some(s.summary()),
+            // The report shows a client's open operation from the trace.
+            Node::Client(_) => None,
+        }
     }
 }
 

@@ -69,6 +69,8 @@ pub enum Node {
     Server {
         /// The bug switch.
         bug: Option<EchoBug>,
+        /// Requests answered so far (for the report's timeline only).
+        answered: u64,
     },
     /// Sends requests.
     Client {
@@ -86,7 +88,8 @@ impl Process for Node {
 
     fn on_message(&mut self, ctx: &mut Ctx<'_, Msg>, from: NodeId, msg: Msg) {
         match (self, msg) {
-            (Node::Server { bug }, Msg::Request { req, value }) => {
+            (Node::Server { bug, answered }, Msg::Request { req, value }) => {
+                *answered += 1;
                 let value = match (bug, value.as_u64()) {
                     (Some(EchoBug::Corrupt), Some(v)) => serde_json::Value::from(v + 1),
                     (_, _) => value,
@@ -121,6 +124,25 @@ impl Process for Node {
                     value: op.value,
                 },
             );
+        }
+    }
+
+    fn state_summary(&self) -> Option<sim_core::summary::StateSummary> {
+        match self {
+            Node::Server { bug, answered } => Some(sim_core::summary::StateSummary {
+                role: Some("echo server"),
+                detail: format!(
+                    "{answered} requests answered{}",
+                    if bug.is_some() {
+                        " (answers value + 1)"
+                    } else {
+                        ""
+                    }
+                ),
+                ..Default::default()
+            }),
+            // The report shows a client's open request from the trace.
+            Node::Client { .. } => None,
         }
     }
 }
@@ -186,7 +208,10 @@ pub fn run(sc: &Scenario, seed: u64, opts: &RunOptions) -> Result<RunResult, Sce
                 timeout_ns,
             }
         } else {
-            Node::Server { bug: params.bug }
+            Node::Server {
+                bug: params.bug,
+                answered: 0,
+            }
         }
     });
     sim.add_checker(EchoCheck);

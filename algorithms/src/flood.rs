@@ -79,6 +79,14 @@ impl Process for Node {
     }
 
     fn on_timer(&mut self, _ctx: &mut Ctx<'_, Hop>, _timer: TimerId, _tag: u64) {}
+
+    fn state_summary(&self) -> Option<sim_core::summary::StateSummary> {
+        Some(sim_core::summary::StateSummary {
+            role: Some("forwarder"),
+            detail: format!("{} hops received", self.received),
+            ..Default::default()
+        })
+    }
 }
 
 /// Checks that every server received something (the flood reached everyone).

@@ -72,6 +72,14 @@
               else if (f[1] === "pause") { st.status[m] = "paused"; }
               else if (st.status[m] === "paused") { st.status[m] = "up"; }
             });
+            // Messages held at a node paused, then crashed: lost with no event of their own.
+            (f[3] || []).forEach(function (id) {
+              var g = st.flight.get(id);
+              if (g) {
+                g.copies -= 1;
+                if (g.copies <= 0) { st.flight.delete(id); }
+              } else if (st.more > 0) { st.more -= 1; }
+            });
           }
           break;
         default: break;
@@ -85,7 +93,7 @@
     return st;
   }
 
-  function describe(e, st) {
+  function describe(e, st, abs) {
     var who = name(e[2]), peer = e[3] >= 0 ? name(e[3]) : "", l = D.labels[e[4]];
     var id = e[5] >= 0 ? " (message #" + e[5] + ")" : "";
     switch (e[1]) {
@@ -100,7 +108,10 @@
       case 7: return "a timer fires at " + who + " (tag " + e[5] + ")";
       case 8: return who + " invokes " + l;
       case 9: return who + "'s operation completes: " + l;
-      case 10: return "fault: " + l;
+      case 10:
+        var lost = (effects[abs] || [])[3] || [];
+        return "fault: " + l + (lost.length ? "; " + lost.length +
+          " message(s) held while it was paused are lost" : "");
       case 11: return who + " notes: " + l;
       case 12: return "VIOLATION: " + l;
       default: return l;
@@ -149,7 +160,7 @@
     var ev = $("tl-event");
     ev.className = "tl-event" + (e[1] === 12 ? " tl-v" : "");
     var where = drawMark(e, st);
-    text(ev, KIND[e[1]] + " at " + secs(t) + ": " + describe(e, st) + where);
+    text(ev, KIND[e[1]] + " at " + secs(t) + ": " + describe(e, st, D.first + step) + where);
     var table = $("tl-nodes");
     while (table.firstChild) { table.removeChild(table.firstChild); }
     var head = document.createElement("tr");

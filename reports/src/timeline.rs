@@ -22,6 +22,10 @@
 //! [`sim_core::Process::state_summary`] (role, term, log length, lock held, a line of its own),
 //! kept by the engine as [`sim_core::summary::SummaryPoint`]s when the trace is kept.
 //!
+//! A message is in flight from its send to its delivery or drop. Messages held at a paused
+//! node are in flight until it resumes; if it crashes first they are lost with no trace event,
+//! and the engine lists them apart ([`RunResult::lost_at_crash`]), with the crash's effect.
+//!
 //! # Links
 //!
 //! `index.html#step=N` opens the timeline at trace event N (counted from the run's first
@@ -149,6 +153,16 @@ fn kind_code(k: TraceKind) -> u8 {
 /// A message in flight: (send time, from, to, label, copies still to arrive).
 type Flight<'a> = (u64, usize, usize, &'a str, u32);
 
+/// The messages the crash logged as fault `fault` dropped while they were held at its paused
+/// node (`lost` is [`RunResult::lost_at_crash`], in fault order).
+fn lost_at(lost: &[(usize, u64)], fault: usize) -> impl Iterator<Item = u64> + '_ {
+    let from = lost.partition_point(|(f, _)| *f < fault);
+    lost[from..]
+        .iter()
+        .take_while(move |(f, _)| *f == fault)
+        .map(|(_, id)| *id)
+}
+
 /// The state the trace gives at some event: statuses, clients' open operations, messages in
 /// flight, the algorithms' summaries.
 struct Replay<'a> {
@@ -170,7 +184,17 @@ impl<'a> Replay<'a> {
         }
     }
 
-    fn apply(&mut self, e: &'a TraceEvent, log: &[FaultRecord]) {
+    /// One copy of message `id` is no longer in flight.
+    fn arrived(&mut self, id: u64) {
+        if let Some(f) = self.flight.get_mut(&id) {
+            f.4 = f.4.saturating_sub(1);
+            if f.4 == 0 {
+                self.flight.remove(&id);
+            }
+        }
+    }
+
+    fn apply(&mut self, e: &'a TraceEvent, log: &[FaultRecord], lost: &[(usize, u64)]) {
         let n = e.node.min(self.status.len().saturating_sub(1));
         match e.kind {
             TraceKind::Start => self.status[n] = Status::Up,
@@ -186,12 +210,7 @@ impl<'a> Replay<'a> {
             }
             TraceKind::Deliver | TraceKind::DropCut | TraceKind::DropLoss | TraceKind::DropDown => {
                 if let Some(id) = e.msg_id {
-                    if let Some(f) = self.flight.get_mut(&id) {
-                        f.4 = f.4.saturating_sub(1);
-                        if f.4 == 0 {
-                            self.flight.remove(&id);
-                        }
-                    }
+                    self.arrived(id);
                 }
             }
             TraceKind::Invoke => self.ops[n] = Some((&e.label, e.time_ns)),
@@ -212,6 +231,9 @@ impl<'a> Replay<'a> {
                         };
                     }
                 }
+                for id in lost_at(lost, self.faults_seen) {
+                    self.arrived(id);
+                }
                 self.faults_seen += 1;
             }
             _ => {}
@@ -230,7 +252,7 @@ pub fn data(r: &RunResult) -> Value {
     let sums = &r.summaries;
     let mut si = 0;
     for (i, e) in trace[..w.first].iter().enumerate() {
-        replay.apply(e, &r.fault_log);
+        replay.apply(e, &r.fault_log, &r.lost_at_crash);
         while si < sums.len() && sums[si].trace_index <= i {
             let s = &sums[si];
             if s.node < nodes {
@@ -257,7 +279,8 @@ pub fn data(r: &RunResult) -> Value {
         events.push(json!([e.time_ns, kind_code(e.kind), e.node, peer, l, id]));
         if e.kind == TraceKind::Fault {
             if let Some((action, nodes)) = r.fault_log.get(faults_seen).and_then(fault_effect) {
-                effects.push(json!([i, action, nodes]));
+                let lost: Vec<u64> = lost_at(&r.lost_at_crash, faults_seen).collect();
+                effects.push(json!([i, action, nodes, lost]));
             }
             faults_seen += 1;
         }
@@ -458,6 +481,60 @@ mod tests {
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1_000), "1,000");
         assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+
+    fn ev(kind: TraceKind, node: usize, peer: Option<usize>, id: Option<u64>) -> TraceEvent {
+        TraceEvent {
+            time_ns: 0,
+            kind,
+            node,
+            peer,
+            label: "m".into(),
+            msg_id: id,
+        }
+    }
+
+    fn fault(action: &str, node: usize) -> FaultRecord {
+        FaultRecord {
+            time_ns: 0,
+            action: action.into(),
+            nodes: vec![node],
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn messages_held_at_a_paused_node_that_crashes_leave_the_flight() {
+        // n0 sends #7 and #8 to n2, which is paused (both held), then crashes; #9 is sent
+        // after the pause and still travels. The crash (fault 1) lost #7 and #8.
+        let trace = vec![
+            ev(TraceKind::Start, 2, None, None),
+            ev(TraceKind::Fault, 2, None, None),
+            ev(TraceKind::Send, 0, Some(2), Some(7)),
+            ev(TraceKind::Send, 0, Some(2), Some(8)),
+            ev(TraceKind::Duplicate, 0, Some(2), Some(8)),
+            ev(TraceKind::Fault, 2, None, None),
+            ev(TraceKind::Send, 0, Some(2), Some(9)),
+        ];
+        let log = vec![fault("pause", 2), fault("crash", 2)];
+        let flight_after = |lost: &[(usize, u64)]| {
+            let mut r = Replay::new(3);
+            for e in &trace {
+                r.apply(e, &log, lost);
+            }
+            assert_eq!(r.status[2], Status::Crashed);
+            r.flight
+                .iter()
+                .map(|(id, f)| (*id, f.4))
+                .collect::<Vec<_>>()
+        };
+        // Without the list they would stay in flight for ever.
+        assert_eq!(flight_after(&[]), vec![(7, 1), (8, 2), (9, 1)]);
+        // #8 was held twice (duplicated); a loss listed at another fault changes nothing.
+        let lost = [(0, 9), (1, 7), (1, 8), (1, 8)];
+        assert_eq!(flight_after(&lost), vec![(9, 1)]);
+        assert_eq!(lost_at(&lost, 1).collect::<Vec<_>>(), vec![7, 8, 8]);
+        assert_eq!(lost_at(&lost, 2).count(), 0);
     }
 
     #[test]

@@ -294,3 +294,84 @@ fn the_timeline_steps_and_marks_the_diagram_in_headless_chromium() {
         shot.display()
     );
 }
+
+/// A server paused, then crashed: at the crash the page takes the requests held for it out of
+/// the messages in flight (they have no trace event of their own) and says they are lost.
+#[test]
+fn a_crash_of_a_paused_server_ends_its_held_messages_in_headless_chromium() {
+    let Some(chromium) = chromium_or_skip() else {
+        return;
+    };
+    let text = r#"
+description = "echo: a paused server crashes"
+algorithm = "echo"
+nodes = 2
+duration = "1s"
+expect = "pass"
+
+[workload]
+clients = 3
+think = "10ms"
+mix = { echo = 1 }
+timeout = "100ms"
+
+[[faults]]
+at = "200ms"
+action = "pause"
+node = 0
+
+[[faults]]
+at = "400ms"
+action = "crash"
+node = 0
+"#;
+    let sc = sim_core::Scenario::parse("paused-then-crashed.toml", text).expect("parses");
+    let opts = sim_core::RunOptions {
+        keep_trace: true,
+        ..Default::default()
+    };
+    let r = algorithms::run(&sc, 1, &opts).expect("runs");
+    let lost = r.lost_at_crash.len();
+    assert!(lost > 0, "no request was held at the paused server");
+    let crash = r
+        .trace
+        .as_ref()
+        .unwrap()
+        .iter()
+        .position(|e| e.kind == sim_core::trace::TraceKind::Fault && e.label.starts_with("crash"))
+        .expect("the crash is traced");
+    let dir = common::fresh_dir("browser-lost");
+    let w = write_run_report(&dir, &r, "distsim run x", &ReportOptions::default()).unwrap();
+    let page = std::fs::canonicalize(&w.index).unwrap();
+    let in_flight = |step: usize| {
+        let (dom, log) = chromium_run(
+            &chromium,
+            &format!("file://{}#step={step}", page.display()),
+            &["--dump-dom".to_string()],
+            &dir.join(format!("profile-{step}")),
+        );
+        let bad = console_errors(&log);
+        assert!(bad.is_empty(), "console errors:\n{}", bad.join("\n"));
+        let count = text_of(&dom, "tl-flight-count");
+        let n: usize = count
+            .split(' ')
+            .next()
+            .and_then(|n| n.replace(',', "").parse().ok())
+            .unwrap_or_else(|| panic!("no count in {count:?}"));
+        (n, text_of(&dom, "tl-event").to_string())
+    };
+    let (before, _) = in_flight(crash - 1);
+    let (after, said) = in_flight(crash);
+    assert_eq!(
+        before - after,
+        lost,
+        "the crash took {} messages out of the flight, not the {lost} held",
+        before - after
+    );
+    assert!(
+        said.contains(&format!(
+            "{lost} message(s) held while it was paused are lost"
+        )),
+        "{said}"
+    );
+}

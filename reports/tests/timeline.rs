@@ -146,3 +146,179 @@ fn the_page_of_a_longer_run_stays_bounded_and_identical_across_runs() {
     let d = data(&a);
     assert_eq!(d["events"].as_array().unwrap().len(), EVENTS_MAX);
 }
+
+/// Every family's nodes describe themselves on the timeline: for a catalogue scenario of each
+/// (run with the trace kept, as `--report` does), the page's data carries state summaries, a
+/// node's summary changes during the run, the role a student looks for is named, and two runs
+/// of the seed give the same summaries.
+#[test]
+fn every_family_fills_the_timeline_with_summaries_that_change() {
+    // (scenario, duration override, a role some summary must name)
+    let table: &[(&str, Option<&str>, &str)] = &[
+        ("scenarios/paxos/synod-calm.toml", None, "proposer, phase 2"),
+        ("scenarios/paxos/leader-crash.toml", None, "leader"),
+        (
+            "scenarios/commit/2pc-coordinator-crash.toml",
+            None,
+            "coordinator",
+        ),
+        (
+            "scenarios/commit/3pc-coordinator-crash.toml",
+            None,
+            "coordinator",
+        ),
+        (
+            "scenarios/commit/paxos-commit-coordinator-crash.toml",
+            None,
+            "coordinator, acceptor",
+        ),
+        (
+            "scenarios/saga/orchestrator-crash.toml",
+            None,
+            "orchestrator",
+        ),
+        (
+            "scenarios/saga/choreographed-calm.toml",
+            None,
+            "order service",
+        ),
+        ("scenarios/concurrency/2pl-wait-die.toml", None, "locking"),
+        ("scenarios/concurrency/occ-transfers.toml", None, "voting"),
+        ("scenarios/hashing/ring-nemesis.toml", None, "member"),
+        ("scenarios/cache/calm.toml", None, "database"),
+        ("scenarios/broadcast/partition.toml", None, "server"),
+        ("scenarios/echo/hello.toml", None, "echo server"),
+        ("scenarios/bench/flood.toml", Some("200ms"), "forwarder"),
+        ("scenarios/raft/leader-isolated.toml", None, "leader"),
+        ("scenarios/lock/zk-calm.toml", None, "holder (working)"),
+        ("scenarios/primary_backup/calm.toml", None, "primary"),
+    ];
+    for (path, duration, role) in table {
+        let r = match duration {
+            Some(d) => run_for(path, d),
+            None => common::run(&common::root().join(path)),
+        };
+        let d = data(&r);
+        // Each node's summaries in the window: the snapshot's, then each point.
+        let mut seen: Vec<Vec<String>> = vec![Vec::new(); d["names"].as_array().unwrap().len()];
+        for (n, s) in d["init"]["summary"].as_array().unwrap().iter().enumerate() {
+            if !s.is_null() {
+                seen[n].push(s.to_string());
+            }
+        }
+        let points = d["summaries"].as_array().unwrap();
+        for p in points {
+            let (n, s) = (p[1].as_u64().unwrap() as usize, &p[2]);
+            assert!(
+                s["role"].is_string() || s["detail"].is_string(),
+                "{path}: an empty summary {s}"
+            );
+            seen[n].push(s.to_string());
+        }
+        assert!(!points.is_empty(), "{path}: no summary in the window");
+        let changing = seen.iter().filter(|v| {
+            let mut u = (*v).clone();
+            u.sort();
+            u.dedup();
+            u.len() >= 2
+        });
+        assert!(
+            changing.count() > 0,
+            "{path}: no node's summary changes in the window"
+        );
+        let all = seen.concat().concat();
+        assert!(
+            all.contains(&format!("\"role\":\"{role}\"")),
+            "{path}: no summary names the role {role:?}"
+        );
+        // Deterministic: the same seed gives the same summaries.
+        let again = match duration {
+            Some(dur) => run_for(path, dur),
+            None => common::run(&common::root().join(path)),
+        };
+        assert_eq!(
+            r.summaries, again.summaries,
+            "{path}: summaries differ between two runs of the seed"
+        );
+    }
+}
+
+/// A server paused, then crashed: the requests held for it are lost with no trace event of
+/// their own. The run lists them with the crash, and the page's crash effect carries them, so
+/// the timeline stops showing them in flight.
+#[test]
+fn requests_held_at_a_paused_server_that_crashes_are_not_left_in_flight() {
+    let text = r#"
+description = "echo: a paused server crashes"
+algorithm = "echo"
+nodes = 2
+duration = "1s"
+expect = "pass"
+
+[workload]
+clients = 3
+think = "10ms"
+mix = { echo = 1 }
+timeout = "100ms"
+
+[[faults]]
+at = "200ms"
+action = "pause"
+node = 0
+
+[[faults]]
+at = "400ms"
+action = "crash"
+node = 0
+"#;
+    let sc = Scenario::parse("paused-then-crashed.toml", text).expect("scenario parses");
+    let opts = RunOptions {
+        keep_trace: true,
+        ..Default::default()
+    };
+    let r = algorithms::run(&sc, 1, &opts).expect("scenario runs");
+    let crash = r
+        .fault_log
+        .iter()
+        .position(|f| f.action == "crash")
+        .expect("the crash happened");
+    assert!(
+        !r.lost_at_crash.is_empty(),
+        "no request was held at the paused server"
+    );
+    let trace = r.trace.as_ref().unwrap();
+    for (f, id) in &r.lost_at_crash {
+        assert_eq!(*f, crash);
+        let of_id = |k: TraceKind| {
+            trace
+                .iter()
+                .filter(|e| e.kind == k && e.msg_id == Some(*id))
+                .count()
+        };
+        // Sent to n0, never delivered nor dropped: only this list says it is gone.
+        assert_eq!(of_id(TraceKind::Send), 1);
+        let arrived: usize = [
+            TraceKind::Deliver,
+            TraceKind::DropCut,
+            TraceKind::DropLoss,
+            TraceKind::DropDown,
+        ]
+        .into_iter()
+        .map(of_id)
+        .sum();
+        assert_eq!(arrived, 0, "message #{id} has an event of its own");
+    }
+    let d = data(&r);
+    let effect = d["effects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x[1] == "crash")
+        .expect("the crash's effect is embedded");
+    let ids: Vec<u64> = r.lost_at_crash.iter().map(|(_, id)| *id).collect();
+    assert_eq!(effect[3], serde_json::json!(ids));
+    // Keeping the list does not change the run: the same hash without the trace.
+    let plain = algorithms::run(&sc, 1, &RunOptions::default()).unwrap();
+    assert_eq!(plain.trace_hash, r.trace_hash);
+    assert!(plain.lost_at_crash.is_empty());
+}

@@ -167,6 +167,14 @@ impl<M: Message> Ctx<'_, M> {
         self.world.metrics.observe(name, value);
     }
 
+    /// Whether this run keeps its trace, which it does when a report (or a trace file) is
+    /// wanted: a series only a report draws, and costly on every run, is recorded only then.
+    /// Series never reach the trace hash, so a run's hash does not depend on this.
+    #[inline]
+    pub fn keeps_trace(&self) -> bool {
+        self.world.trace.keeps()
+    }
+
     /// Records a point of a per-node time series (a term, a holder) for reports.
     pub fn series(&mut self, name: &'static str, value: f64) {
         let now = self.world.now;

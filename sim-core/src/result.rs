@@ -182,6 +182,10 @@ pub struct RunResult {
     /// Per-node state summaries, when the trace was kept (`Process::state_summary`).
     #[serde(skip)]
     pub summaries: Vec<crate::summary::SummaryPoint>,
+    /// Messages a crash dropped while held at its paused node, when the trace was kept:
+    /// (index in `fault_log` of the crash, message id). No trace event records them.
+    #[serde(skip)]
+    pub lost_at_crash: Vec<(usize, u64)>,
 }
 
 impl RunResult {

@@ -131,7 +131,8 @@ impl Trace {
         self.full.as_deref()
     }
 
-    /// Estimated heap bytes of the kept events (their vector's capacity and their labels).
+    /// Estimated heap bytes of the kept events (their vector's capacity and their labels), and
+    /// of what was kept beside them for the report ([`Trace::charge`]).
     pub fn kept_bytes(&self) -> u64 {
         self.kept_bytes
     }
@@ -156,29 +157,50 @@ impl Trace {
         if (events.len() == events.capacity() && grow == 0)
             || self.kept_bytes + need > self.bytes_max
         {
-            let n = events.len();
-            let message = format!(
-                "the kept trace reached its memory bound of {} MiB after keeping {n} trace \
-                 entries, at {}; raise --trace-memory-max, run without --trace/--report, or shorten the run",
-                self.bytes_max >> 20,
-                crate::time::fmt_ns(ev.time_ns)
-            );
-            // The marker takes one slot past the capacity: grown exactly, not doubled.
-            events.reserve_exact(1);
-            events.push(TraceEvent {
-                time_ns: ev.time_ns,
-                kind: TraceKind::Truncated,
-                node: ev.node,
-                peer: None,
-                label: message.clone(),
-                msg_id: None,
-            });
-            self.full = Some(message);
+            self.truncate(ev.time_ns, ev.node);
             return;
         }
         events.reserve_exact(grow as usize);
         self.kept_bytes += need;
         events.push(ev);
+    }
+
+    /// Marks the kept trace full: a truncation marker ends it and says why.
+    fn truncate(&mut self, time_ns: Nanos, node: NodeId) {
+        let Some(events) = &mut self.events else {
+            return;
+        };
+        let n = events.len();
+        let message = format!(
+            "the kept trace reached its memory bound of {} MiB after keeping {n} trace \
+             entries, at {}; raise --trace-memory-max, run without --trace/--report, or shorten the run",
+            self.bytes_max >> 20,
+            crate::time::fmt_ns(time_ns)
+        );
+        // The marker takes one slot past the capacity: grown exactly, not doubled.
+        events.reserve_exact(1);
+        events.push(TraceEvent {
+            time_ns,
+            kind: TraceKind::Truncated,
+            node,
+            peer: None,
+            label: message.clone(),
+            msg_id: None,
+        });
+        self.full = Some(message);
+    }
+
+    /// Counts `bytes` kept beside the trace for the report (the timeline's state summaries)
+    /// against the same memory bound, marking the trace full when they pass it.
+    pub fn charge(&mut self, bytes: u64, time_ns: Nanos, node: NodeId) {
+        if self.events.is_none() || self.full.is_some() {
+            return;
+        }
+        if self.kept_bytes + bytes > self.bytes_max {
+            self.truncate(time_ns, node);
+            return;
+        }
+        self.kept_bytes += bytes;
     }
 
     /// Whether events are kept.
@@ -327,6 +349,32 @@ mod tests {
         assert!(events[..events.len() - 1]
             .iter()
             .all(|e| e.kind == TraceKind::Send));
+    }
+
+    #[test]
+    fn bytes_kept_beside_the_trace_count_against_its_bound() {
+        let mut t = Trace::with_bytes_max(true, 1 << 20);
+        fill(&mut t, 10);
+        let before = t.kept_bytes();
+        t.charge(1000, 10, 3);
+        assert_eq!(t.kept_bytes(), before + 1000);
+        assert!(t.full().is_none());
+        t.charge(1 << 20, 11, 3);
+        assert!(
+            t.full().is_some(),
+            "a charge past the bound fills the trace"
+        );
+        assert!(t.kept_bytes() <= 1 << 20, "{}", t.kept_bytes());
+        let events = t.take_events().unwrap();
+        let last = events.last().unwrap();
+        assert_eq!(
+            (last.kind, last.time_ns, last.node),
+            (TraceKind::Truncated, 11, 3)
+        );
+        // A trace not kept is charged nothing.
+        let mut off = Trace::new(false);
+        off.charge(1 << 40, 0, 0);
+        assert!(off.full().is_none());
     }
 
     #[test]

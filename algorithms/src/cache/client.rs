@@ -228,3 +228,40 @@ impl Client {
         }
     }
 }
+
+impl Client {
+    /// The client's state for the report's timeline: where its operation stands in the
+    /// cache-aside dance (the order of the database write and the invalidation is the lesson).
+    pub fn summary(&self) -> sim_core::summary::StateSummary {
+        let detail = match self.stage {
+            Stage::Idle => "idle".to_string(),
+            Stage::CacheGet { key } => format!("k{key}: asked the cache"),
+            Stage::DbGet { key, fill, .. } => match fill {
+                Some(Some(token)) => {
+                    format!("k{key}: missed, reading the database (lease {token})")
+                }
+                Some(None) => format!("k{key}: missed, reading the database to fill"),
+                None => format!("k{key}: reading the database, no fill"),
+            },
+            Stage::DbPut { key } => format!("k{key}: writing the database, then invalidating"),
+            Stage::Invalidate {
+                key,
+                then_write: Some(_),
+            } => {
+                format!("k{key}: invalidating, then writing the database")
+            }
+            Stage::Invalidate {
+                key,
+                then_write: None,
+            } => format!("k{key}: invalidating"),
+        };
+        sim_core::summary::StateSummary {
+            role: Some("client"),
+            detail: format!(
+                "{detail}; view {}",
+                crate::hashing::summary::members(self.view.members())
+            ),
+            ..Default::default()
+        }
+    }
+}

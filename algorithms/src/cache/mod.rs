@@ -295,6 +295,14 @@ impl Process for Node {
             c.invoke(ctx, op);
         }
     }
+
+    fn state_summary(&self) -> Option<sim_core::summary::StateSummary> {
+        Some(match self {
+            Node::Cache(c) => c.summary(),
+            Node::Db(d) => d.summary(),
+            Node::Client(c) => c.summary(),
+        })
+    }
 }
 
 fn validate(p: &Params, sc: &Scenario) -> Result<(), ScenarioError> {

@@ -384,3 +384,42 @@ impl Database {
         }
     }
 }
+
+impl CacheServer {
+    /// The server's state for the report's timeline: member or spare, the view it routes by,
+    /// its entries against its capacity, and the leases it has out (misses being filled).
+    pub fn summary(&self) -> sim_core::summary::StateSummary {
+        let leases = match self.leases.len() {
+            0 => String::new(),
+            1 => ", 1 lease out".into(),
+            n => format!(", {n} leases out"),
+        };
+        sim_core::summary::StateSummary {
+            role: Some(if self.member { "cache" } else { "spare cache" }),
+            detail: format!(
+                "view {}; {} of {} entries{leases}",
+                crate::hashing::summary::members(self.view.members()),
+                self.lru.len(),
+                self.cfg.capacity
+            ),
+            ..Default::default()
+        }
+    }
+}
+
+impl Database {
+    /// The database's state for the report's timeline: keys written, writes applied, and
+    /// requests it is still working on (its replies wait `db_delay`).
+    pub fn summary(&self) -> sim_core::summary::StateSummary {
+        sim_core::summary::StateSummary {
+            role: Some("database"),
+            detail: format!(
+                "{} keys, {} writes applied, {} requests in progress",
+                self.values.len(),
+                self.log.len(),
+                self.pending.len()
+            ),
+            ..Default::default()
+        }
+    }
+}

@@ -36,6 +36,7 @@ pub mod msg;
 pub mod participant;
 pub mod paxos_commit;
 pub mod server;
+mod summary;
 pub mod three_pc;
 pub mod two_pc;
 pub mod wal;
@@ -269,6 +270,10 @@ impl Process for Node {
             (Node::Server(s), "participant") if s.id != 0 => Some(s.id as u64),
             _ => None,
         }
+    }
+
+    fn state_summary(&self) -> Option<sim_core::summary::StateSummary> {
+        summary::of(self)
     }
 }
 

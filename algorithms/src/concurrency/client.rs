@@ -353,3 +353,67 @@ impl Client {
         }
     }
 }
+
+impl Client {
+    /// The client's state for the report's timeline: its transaction, which attempt, where
+    /// the attempt stands, and the keys it holds locks on (two-phase locking writes in place).
+    pub fn summary(&self) -> sim_core::summary::StateSummary {
+        use super::summary::{txn, Count, NAMED};
+        use sim_core::summary::{write_few, StateSummary};
+        use std::fmt::Write as _;
+        let key = |i: usize| self.keys.get(i).map_or(0, |(k, _)| *k);
+        let role = match &self.phase {
+            None => "idle",
+            Some(Phase::Reading) => "reading",
+            Some(Phase::Voting) => "voting",
+            Some(Phase::Locking(_)) => "locking",
+            Some(Phase::Writing(_)) => "writing",
+            Some(Phase::Deciding(true)) => "committing",
+            Some(Phase::Deciding(false)) => "aborting",
+            Some(Phase::Backoff) => "backing off",
+        };
+        let mut d = String::with_capacity(64);
+        if self.phase.is_none() {
+            let _ = write!(d, "{} transactions begun", self.txns);
+        } else {
+            let _ = write!(d, "{} ", self.f);
+            txn(&mut d, self.txn);
+            let _ = write!(d, " attempt {}", self.attempt);
+        }
+        let _ = match &self.phase {
+            Some(Phase::Reading) => write!(d, ": {} awaited", Count(self.waiting.len(), "read")),
+            Some(Phase::Voting) => write!(d, ": {} awaited", Count(self.waiting.len(), "vote")),
+            Some(Phase::Locking(i)) => write!(d, ": waiting for the lock on k{}", key(*i)),
+            Some(Phase::Writing(i)) => write!(d, ": writing k{}", key(*i)),
+            Some(Phase::Backoff) => write!(d, ": aborted, retrying after a backoff"),
+            None | Some(Phase::Deciding(_)) => Ok(()),
+        };
+        // Under two-phase locking the keys before the i-th are locked while locking the i-th,
+        // the i-th too while writing it, and all of them until the decision is applied.
+        let held = match (&self.phase, self.params.control) {
+            (Some(Phase::Locking(i)), Control::Pessimistic) => *i,
+            (Some(Phase::Writing(i)), Control::Pessimistic) => i + 1,
+            (Some(Phase::Deciding(_)), Control::Pessimistic) => self.keys.len(),
+            _ => 0,
+        };
+        let locked = (held > 0).then(|| {
+            let mut l = String::new();
+            write_few(
+                &mut l,
+                self.keys.iter().take(held),
+                held,
+                NAMED,
+                |l, (k, _)| {
+                    let _ = write!(l, "k{k}");
+                },
+            );
+            l
+        });
+        StateSummary {
+            role: Some(role),
+            lock: locked,
+            detail: d,
+            ..StateSummary::default()
+        }
+    }
+}

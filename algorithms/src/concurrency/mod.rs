@@ -33,6 +33,7 @@
 pub mod check;
 pub mod client;
 pub mod shard;
+mod summary;
 
 use serde::Deserialize;
 use sim_core::faults::NemesisKind;
@@ -363,6 +364,10 @@ impl Process for Node {
         if let Node::Client(c) = self {
             c.on_invoke(ctx, op);
         }
+    }
+
+    fn state_summary(&self) -> Option<sim_core::summary::StateSummary> {
+        summary::of(self)
     }
 }
 

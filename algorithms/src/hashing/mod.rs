@@ -31,6 +31,7 @@ pub mod placement;
 pub mod rendezvous;
 pub mod ring;
 pub mod stats;
+pub mod summary;
 
 use std::collections::BTreeMap;
 use std::rc::Rc;

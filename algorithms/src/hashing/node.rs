@@ -554,4 +554,8 @@ impl Process for Node {
         };
         ctx.send(to, msg);
     }
+
+    fn state_summary(&self) -> Option<sim_core::summary::StateSummary> {
+        super::summary::of(self)
+    }
 }

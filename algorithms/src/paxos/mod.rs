@@ -40,6 +40,7 @@ pub mod leader;
 pub mod msg;
 pub mod replica;
 pub mod server;
+mod summary;
 pub mod synod;
 
 use checks::{MultiChecks, Shared, SynodChecks};
@@ -413,6 +414,10 @@ impl Process for Node {
             (Node::Synod(s), "proposer") if s.phase != Phase::Idle => Some(s.ballot.round),
             _ => None,
         }
+    }
+
+    fn state_summary(&self) -> Option<sim_core::summary::StateSummary> {
+        summary::of(self)
     }
 }
 

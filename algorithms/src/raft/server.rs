@@ -115,12 +115,25 @@ fn entry_key(index: u64) -> String {
 pub const LOG_TERM_SCALE: u64 = 1 << 24;
 
 /// Records the entry at `index` as the end of this server's log, for the report's log panel.
+/// Only when a report may be drawn (the trace is kept): a point per entry costs a tenth of a
+/// long run's time and memory otherwise.
 fn report_entry<M: Message>(ctx: &mut Ctx<'_, M>, index: u64, term: u64) {
     debug_assert!(index < 1 << 29, "the encoding stays exact in an f64");
+    if !ctx.keeps_trace() {
+        return;
+    }
     ctx.series(
         "log.term",
         (index * LOG_TERM_SCALE + term.min(LOG_TERM_SCALE - 1)) as f64,
     );
+}
+
+/// Records the commit index for the report's log panel (only when the trace is kept, as
+/// [`report_entry`]).
+fn report_commit<M: Message>(ctx: &mut Ctx<'_, M>, commit: u64) {
+    if ctx.keeps_trace() {
+        ctx.series("log.commit", commit as f64);
+    }
 }
 
 impl<S: StateMachine, M: Message + From<Msg<S>>> Server<S, M> {
@@ -381,7 +394,7 @@ impl<S: StateMachine, M: Message + From<Msg<S>>> Server<S, M> {
         if self.last_index() > 0 {
             report_entry(ctx, self.last_index(), self.last_term());
         }
-        ctx.series("log.commit", self.commit as f64);
+        report_commit(ctx, self.commit);
     }
 
     // ---- timers and roles ---------------------------------------------------------------
@@ -638,7 +651,7 @@ impl<S: StateMachine, M: Message + From<Msg<S>>> Server<S, M> {
         if c > self.commit {
             ctx.count("raft.commit_advances", 1.0);
             self.commit = c;
-            ctx.series("log.commit", c as f64);
+            report_commit(ctx, c);
         }
     }
 
@@ -875,7 +888,7 @@ impl<S: StateMachine, M: Message + From<Msg<S>>> Server<S, M> {
         self.pending_snap = None;
         self.kv = snap.kv.clone();
         self.commit = self.commit.max(snap.index);
-        ctx.series("log.commit", self.commit as f64);
+        report_commit(ctx, self.commit);
         self.applied = snap.index;
         let new_last = self.last_index();
         let st = ctx.storage();

@@ -40,6 +40,7 @@ pub mod choreography;
 pub mod client;
 pub mod orchestrator;
 pub mod service;
+mod summary;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -409,6 +410,10 @@ impl Process for Node {
             (Node::Order(_), "orchestrator") => Some(1),
             _ => None,
         }
+    }
+
+    fn state_summary(&self) -> Option<sim_core::summary::StateSummary> {
+        summary::of(self)
     }
 }
 

@@ -106,6 +106,7 @@ impl<P: Process> Sim<P> {
             history,
             trace: w.trace.take_events(),
             summaries: w.summaries.take_points(),
+            lost_at_crash: w.summaries.take_lost(),
             series: w.metrics.all_series(),
         }
     }

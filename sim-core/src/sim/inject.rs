@@ -215,6 +215,14 @@ impl<P: Process> Sim<P> {
         w.bites.set_crash(node, true);
         w.up[node] = false;
         w.paused[node] = false;
+        if w.trace.keeps() {
+            // The held messages vanish with the node's memory of them: the timeline must know.
+            let ids = w.held_paused[node].iter().filter_map(|e| match e {
+                Event::Deliver { id, .. } => Some(*id),
+                _ => None,
+            });
+            w.summaries.lost_at_crash(w.fault_log.len(), ids);
+        }
         w.held_paused[node].clear();
         w.epoch[node] += 1;
         let lost = w.storage[node].crash();

@@ -492,9 +492,12 @@ fn summarize<P: Process>(world: &mut World<P::Msg>, node: NodeId, p: &P) {
         return;
     }
     let at = world.trace.kept_len().saturating_sub(1);
-    world
+    let bytes = world
         .summaries
         .record(at, world.now, node, p.state_summary());
+    if bytes > 0 {
+        world.trace.charge(bytes, world.now, node);
+    }
 }
 
 /// The read-only view checkers get of every node.
