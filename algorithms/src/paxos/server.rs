@@ -409,7 +409,12 @@ impl Server {
             return;
         }
         // Only this call's slots: a callback that applies twice keeps the first call's too.
-        for r in self.replica.recent_applied.iter().filter(|r| r.slot > before) {
+        for r in self
+            .replica
+            .recent_applied
+            .iter()
+            .filter(|r| r.slot > before)
+        {
             ctx.series("slot.applied", r.slot as f64);
             if r.fresh_write.is_none()
                 && self
