@@ -2,7 +2,10 @@
 //! anomalies, model detection and hints, bad timestamps, exit codes (0 pass, 1 violation,
 //! 2 bad input, 3 unknown), JSON timings, and mutated files through the real binary.
 
-use std::process::{Command, Output};
+mod common;
+use common::{distsim, stderr, stdout};
+
+use std::process::Output;
 
 /// A small seeded generator (xorshift), so this test needs no extra dependency.
 struct Rng(u64);
@@ -14,22 +17,6 @@ impl Rng {
         self.0 ^= self.0 << 17;
         (self.0 % n.max(1) as u64) as usize
     }
-}
-
-fn distsim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_distsim"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("distsim runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// The one entry point: runs `distsim check ARGS` and checks the exit code and that stdout or

@@ -1,29 +1,11 @@
 //! End-to-end tests of the `distsim` command as a user runs it: bad scenario files, determinism
 //! of runs and sweeps, reproduce commands, shards and merge, `check` and `list`.
 
+mod common;
+use common::{distsim, json, stderr, stdout};
+
 use std::path::Path;
 use std::process::{Command, Output};
-
-fn distsim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_distsim"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("distsim runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn json(o: &Output) -> serde_json::Value {
-    serde_json::from_str(stdout(o).trim())
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(o)))
-}
 
 /// Every file in tests/bad_scenarios is refused with exit code 2 and a message containing each
 /// line of its `.expected` sibling (which names the file, line and column where known).

@@ -1,28 +1,12 @@
 //! `distsim diff` end to end: the same run twice has no difference; two seeds diverge at the
 //! index the traces themselves say; a bug switch on and off diverges where the bug first acts.
 
+mod common;
+use common::{distsim, json};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use serde_json::Value;
-
-fn distsim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_distsim"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("distsim runs")
-}
-
-fn json(o: &Output) -> Value {
-    let out = String::from_utf8_lossy(&o.stdout);
-    serde_json::from_str(out.trim()).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {out}\nstderr: {}",
-            String::from_utf8_lossy(&o.stderr)
-        )
-    })
-}
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("distsim-diff-{name}-{}", std::process::id()));

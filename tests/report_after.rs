@@ -2,35 +2,14 @@
 //! past its first violation, while the verdict, the trace hash and the reproduce line stay
 //! those of the run stopped at the violation.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
+use common::{distsim, json, out_dir};
 
 const FIGURE8: &str = "scenarios/raft/figure8-scripted-commit-old-term.toml";
 
-fn out_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "distsim-report-after-{}-{name}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
-fn distsim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_distsim"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("distsim runs")
-}
-
-fn json(o: &Output) -> serde_json::Value {
-    serde_json::from_str(String::from_utf8_lossy(&o.stdout).trim()).expect("one JSON object")
-}
-
 /// Runs Figure 8 with a report (and the extra flags); returns the JSON and the log panel's SVG.
 fn with_report(name: &str, extra: &[&str]) -> (serde_json::Value, String) {
-    let dir = out_dir(name);
+    let dir = out_dir("report-after", name);
     let d = dir.to_string_lossy().to_string();
     let mut args = vec!["run", FIGURE8, "--json", "--report", &d];
     args.extend_from_slice(extra);
@@ -75,7 +54,7 @@ fn the_report_shows_the_overwrite_and_the_run_stays_the_stopped_one() {
 
 #[test]
 fn a_bad_report_after_is_refused() {
-    let dir = out_dir("bad");
+    let dir = out_dir("report-after", "bad");
     let d = dir.to_string_lossy().to_string();
     let o = distsim(&["run", FIGURE8, "--report", &d, "--report-after", "soon"]);
     assert_eq!(o.status.code(), Some(2));

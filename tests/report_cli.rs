@@ -1,25 +1,11 @@
 //! `distsim run --report DIR` and `distsim sweep --report DIR` write their pages.
 
-use std::path::PathBuf;
-use std::process::Command;
-
-fn out_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("distsim-cli-report-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
-fn distsim(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_distsim"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("distsim runs")
-}
+mod common;
+use common::{distsim, out_dir};
 
 #[test]
 fn run_with_report_writes_every_plot_and_the_page() {
-    let dir = out_dir("run");
+    let dir = out_dir("cli-report", "run");
     let d = dir.to_string_lossy().to_string();
     let out = distsim(&[
         "run",
@@ -49,7 +35,7 @@ fn run_with_report_writes_every_plot_and_the_page() {
 
 #[test]
 fn run_report_opens_with_what_the_scenario_teaches() {
-    let dir = out_dir("about");
+    let dir = out_dir("cli-report", "about");
     let d = dir.to_string_lossy().to_string();
     let out = distsim(&[
         "run",
@@ -77,7 +63,7 @@ fn run_report_opens_with_what_the_scenario_teaches() {
 
 #[test]
 fn a_bad_window_is_a_usage_error() {
-    let dir = out_dir("window");
+    let dir = out_dir("cli-report", "window");
     let d = dir.to_string_lossy().to_string();
     let out = distsim(&[
         "run",
@@ -93,7 +79,7 @@ fn a_bad_window_is_a_usage_error() {
 
 #[test]
 fn sweep_with_report_draws_verdicts_and_metrics() {
-    let dir = out_dir("sweep");
+    let dir = out_dir("cli-report", "sweep");
     let d = dir.to_string_lossy().to_string();
     let out = distsim(&[
         "sweep",
@@ -119,7 +105,7 @@ fn sweep_with_report_draws_verdicts_and_metrics() {
 
 #[test]
 fn check_with_report_marks_the_operation_the_checker_could_not_place() {
-    let dir = out_dir("check");
+    let dir = out_dir("cli-report", "check");
     let out = distsim(&[
         "check",
         "examples/histories/kv-lost-update.jsonl",

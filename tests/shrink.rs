@@ -7,8 +7,10 @@
 //! Budgets are small (60 runs where the command's default is 300) so that the whole file stays within a minute or two on two
 //! cores; a larger budget only shrinks further.
 
+mod common;
+use common::{distsim, json};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 /// (scenario, failing seed, runs): every nemesis-driven catalogue scenario that expects a
 /// violation (one or more per bug switch, and 3PC's unsafe design), with a seed that fails and
@@ -74,24 +76,6 @@ const CASES: &[(&str, u64, u64)] = &[
     ("saga/nemesis-non-idempotent-compensation.toml", 4, 60),
     ("saga/nemesis-step-retried-without-dedup.toml", 2, 60),
 ];
-
-fn distsim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_distsim"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("distsim runs")
-}
-
-fn json(o: &Output) -> serde_json::Value {
-    let text = String::from_utf8_lossy(&o.stdout);
-    serde_json::from_str(text.trim()).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {text}\nstderr: {}",
-            String::from_utf8_lossy(&o.stderr)
-        )
-    })
-}
 
 fn out_path(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("shrink");

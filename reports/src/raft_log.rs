@@ -532,23 +532,32 @@ mod tests {
         (index * TERM_SCALE + term) as f64
     }
 
-    #[test]
-    fn moments_replay_logs_and_find_a_leader_without_a_committed_entry() {
-        // n0 leads term 1 and commits index 2 (term 1) on n0 and n1; n2 leads term 2 with its
-        // own entry at 2 and never had n0's: leader completeness broken at index 2.
-        let entries = [
+    /// Figure 8 in small: n0 leads term 1 and commits index 2 (term 1) on n0 and n1; n2 leads
+    /// term 2 at 40 with its own entry at 2 and never had n0's, so leader completeness is
+    /// broken at index 2. `later` is what the logs do next. Returns the `log.term`,
+    /// `log.commit`, `state.leader` and `term` points.
+    fn n2_leads_without_index_2(later: &[SeriesPoint]) -> [Vec<SeriesPoint>; 4] {
+        let mut entries = vec![
             pt(10, 0, e(1, 1)),
             pt(11, 1, e(1, 1)),
             pt(12, 2, e(1, 1)),
             pt(20, 0, e(2, 1)),
             pt(21, 1, e(2, 1)),
             pt(40, 2, e(2, 2)),
-            // n1 takes n2's entry at 2: an overwrite of a committed entry.
-            pt(50, 1, e(2, 2)),
         ];
-        let commit = [pt(22, 0, 2.0)];
-        let leader = [pt(5, 0, 1.0), pt(30, 0, 0.0), pt(40, 2, 1.0)];
-        let term = [pt(5, 0, 1.0), pt(40, 2, 2.0)];
+        entries.extend_from_slice(later);
+        [
+            entries,
+            vec![pt(22, 0, 2.0)],
+            vec![pt(5, 0, 1.0), pt(30, 0, 0.0), pt(40, 2, 1.0)],
+            vec![pt(5, 0, 1.0), pt(40, 2, 2.0)],
+        ]
+    }
+
+    #[test]
+    fn moments_replay_logs_and_find_a_leader_without_a_committed_entry() {
+        // n1 takes n2's entry at 2: an overwrite of a committed entry.
+        let [entries, commit, leader, term] = n2_leads_without_index_2(&[pt(50, 1, e(2, 2))]);
         let p = LogPlot {
             entries: &entries,
             commit: &commit,
@@ -570,21 +579,10 @@ mod tests {
 
     #[test]
     fn a_moment_after_the_violation_shows_the_committed_entry_overwritten() {
-        // n0 commits index 2 (term 1) on n0 and n1; n2 leads term 2 lacking it (the violation
-        // at 40); carried on, n2's entry of term 2 replaces it on n0 and n1 at 50.
-        let entries = [
-            pt(10, 0, e(1, 1)),
-            pt(11, 1, e(1, 1)),
-            pt(12, 2, e(1, 1)),
-            pt(20, 0, e(2, 1)),
-            pt(21, 1, e(2, 1)),
-            pt(40, 2, e(2, 2)),
-            pt(50, 0, e(2, 2)),
-            pt(50, 1, e(2, 2)),
-        ];
-        let commit = [pt(22, 0, 2.0)];
-        let leader = [pt(5, 0, 1.0), pt(30, 0, 0.0), pt(40, 2, 1.0)];
-        let term = [pt(5, 0, 1.0), pt(40, 2, 2.0)];
+        // The violation is n2's election at 40; carried on, n2's entry of term 2 replaces the
+        // committed one on n0 and n1 at 50.
+        let [entries, commit, leader, term] =
+            n2_leads_without_index_2(&[pt(50, 0, e(2, 2)), pt(50, 1, e(2, 2))]);
         let plot = |after_end_ns| LogPlot {
             entries: &entries,
             commit: &commit,

@@ -302,29 +302,7 @@ fn a_crash_of_a_paused_server_ends_its_held_messages_in_headless_chromium() {
     let Some(chromium) = chromium_or_skip() else {
         return;
     };
-    let text = r#"
-description = "echo: a paused server crashes"
-algorithm = "echo"
-nodes = 2
-duration = "1s"
-expect = "pass"
-
-[workload]
-clients = 3
-think = "10ms"
-mix = { echo = 1 }
-timeout = "100ms"
-
-[[faults]]
-at = "200ms"
-action = "pause"
-node = 0
-
-[[faults]]
-at = "400ms"
-action = "crash"
-node = 0
-"#;
+    let text = include_str!("data/paused-then-crashed.toml");
     let sc = sim_core::Scenario::parse("paused-then-crashed.toml", text).expect("parses");
     let opts = sim_core::RunOptions {
         keep_trace: true,

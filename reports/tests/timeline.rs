@@ -248,29 +248,7 @@ fn every_family_fills_the_timeline_with_summaries_that_change() {
 /// the timeline stops showing them in flight.
 #[test]
 fn requests_held_at_a_paused_server_that_crashes_are_not_left_in_flight() {
-    let text = r#"
-description = "echo: a paused server crashes"
-algorithm = "echo"
-nodes = 2
-duration = "1s"
-expect = "pass"
-
-[workload]
-clients = 3
-think = "10ms"
-mix = { echo = 1 }
-timeout = "100ms"
-
-[[faults]]
-at = "200ms"
-action = "pause"
-node = 0
-
-[[faults]]
-at = "400ms"
-action = "crash"
-node = 0
-"#;
+    let text = include_str!("data/paused-then-crashed.toml");
     let sc = Scenario::parse("paused-then-crashed.toml", text).expect("scenario parses");
     let opts = RunOptions {
         keep_trace: true,
