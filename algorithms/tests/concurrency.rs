@@ -129,6 +129,10 @@ fn bad_parameters_are_refused_at_load_time() {
         ("[workload]\nclients = 1\nkeys = 2\nmix = { read = 1 }\n", "unknown operation"),
         ("[params]\nbug = \"skip_version_check\"\ncontrol = \"pessimistic\"\n[workload]\nkeys = 2\n", "belongs to control"),
         ("[workload]\nkeys = 2\n[nemesis]\nkinds = [\"crash\"]\n", "do not crash"),
+        (
+            "[workload]\nkeys = 2\n[[faults]]\nat = \"100ms\"\naction = \"crash\"\nnode = 0\n",
+            "do not crash",
+        ),
     ];
     for (rest, words) in cases {
         let text = format!("{base}{rest}");
@@ -137,4 +141,45 @@ fn bad_parameters_are_refused_at_load_time() {
             .expect_err(rest);
         assert!(err.message.contains(words), "{rest}: {}", err.message);
     }
+}
+
+/// Under `--swarm`, a scenario without `[nemesis]` draws its fault mix from every kind; the
+/// shards keep no log, so the draw leaves crashes out, and the correct controls pass.
+#[test]
+fn the_swarm_never_crashes_a_shard() {
+    let path = format!(
+        "{}/../scenarios/concurrency/2pl-wait-die.toml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let sc = Scenario::load(&path).expect("scenario loads");
+    assert!(
+        sc.nemesis.is_none(),
+        "the case needs a scenario without [nemesis]"
+    );
+    let opts = RunOptions {
+        swarm: true,
+        ..RunOptions::default()
+    };
+    let mut kinds_drawn = std::collections::BTreeSet::new();
+    for seed in 1..=40 {
+        let r = algorithms::run(&sc, seed, &opts).expect("runs");
+        let drawn = r.derived.clone().expect("a swarm run says what it drew");
+        assert!(!drawn.contains("crash"), "seed {seed}: {drawn}");
+        assert_eq!(
+            r.verdict,
+            Verdict::Pass,
+            "seed {seed} ({drawn}): {:?}",
+            r.violations
+        );
+        kinds_drawn.extend(
+            ["partition", "pause", "clock", "clog", "swizzle"]
+                .into_iter()
+                .filter(|k| drawn.contains(k)),
+        );
+    }
+    assert_eq!(
+        kinds_drawn.len(),
+        5,
+        "every other kind is drawn somewhere: {kinds_drawn:?}"
+    );
 }

@@ -314,6 +314,21 @@ pub struct NemesisConfig {
     pub drift_max: crate::scenario::Drift,
 }
 
+impl NemesisConfig {
+    /// What `--swarm` draws from for a scenario without `[nemesis]`: every kind, a fault every
+    /// 2 s lasting 1 s, clock steps up to 1 s and drift up to 5%.
+    pub fn swarm_base() -> NemesisConfig {
+        NemesisConfig {
+            kinds: NemesisKind::ALL.to_vec(),
+            interval: Duration(2 * crate::time::SEC),
+            duration: Duration(crate::time::SEC),
+            start: Duration(0),
+            clock_step_max: Duration(crate::time::SEC),
+            drift_max: crate::scenario::Drift(0.05),
+        }
+    }
+}
+
 fn default_interval() -> Duration {
     Duration(2 * SEC)
 }

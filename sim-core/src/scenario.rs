@@ -938,6 +938,21 @@ impl Scenario {
             None => ScenarioError::new("<scenario>", message),
         }
     }
+
+    /// An error located at `field` of the `index`-th (0-based) `[[table]]` of the file, for
+    /// checks an algorithm makes at load time.
+    pub fn error_at_table(
+        &self,
+        table: &str,
+        index: usize,
+        field: &str,
+        message: String,
+    ) -> ScenarioError {
+        match &self.source {
+            Some(src) => ScenarioError::at_table(src, table, index, field, message),
+            None => ScenarioError::new("<scenario>", message),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -35,8 +35,10 @@ pub mod client;
 pub mod shard;
 mod summary;
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
-use sim_core::faults::NemesisKind;
+use sim_core::faults::{FaultAction, NemesisConfig, NemesisKind};
 use sim_core::time::{Duration, MS};
 use sim_core::{
     Ctx, Message, NodeId, Op, Process, RunOptions, RunResult, Scenario, ScenarioError, Sim,
@@ -405,6 +407,21 @@ fn validate(sc: &Scenario, p: &Params) -> Result<(), ScenarioError> {
             "shards of the concurrency family do not crash (see docs/concurrency.md): drop \"crash\" from [nemesis] kinds".into(),
         ));
     }
+    if let Some(i) = sc
+        .faults
+        .iter()
+        .position(|f| matches!(f.action, FaultAction::Crash { .. }))
+    {
+        return Err(sc.error_at_table(
+            "faults",
+            i,
+            "action",
+            "shards of the concurrency family do not crash (see docs/concurrency.md): they keep \
+             no log, so a crash would lose committed writes and the checker would report that \
+             as an isolation anomaly; pause the shard, or cut it off with a partition"
+                .into(),
+        ));
+    }
     for (field, d) in [
         ("lock_timeout", p.lock_timeout),
         ("retry", p.retry),
@@ -435,11 +452,24 @@ fn validate(sc: &Scenario, p: &Params) -> Result<(), ScenarioError> {
     Ok(())
 }
 
+/// Under `--swarm`, a scenario without `[nemesis]` draws its fault mix from every kind; shards
+/// do not crash here (see [`validate`]), so it draws from every kind but crash.
+fn swarm_without_crashes<'a>(sc: &'a Scenario, opts: &RunOptions) -> Cow<'a, Scenario> {
+    if !opts.swarm || sc.nemesis.is_some() {
+        return Cow::Borrowed(sc);
+    }
+    let mut base = NemesisConfig::swarm_base();
+    base.kinds.retain(|k| *k != NemesisKind::Crash);
+    let mut sc = sc.clone();
+    sc.nemesis = Some(base);
+    Cow::Owned(sc)
+}
+
 /// Runs a concurrency-control scenario.
 pub fn run(sc: &Scenario, seed: u64, opts: &RunOptions) -> Result<RunResult, ScenarioError> {
     let params: Params = sc.params()?;
     validate(sc, &params)?;
-    let cfg = SimConfig::new(sc, seed, opts);
+    let cfg = SimConfig::new(&swarm_without_crashes(sc, opts), seed, opts);
     let keys = cfg.workload.keys as u32;
     let shards = cfg.servers_count;
     let p = params.clone();

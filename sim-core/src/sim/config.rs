@@ -111,14 +111,10 @@ impl SimConfig {
         if let Some([lo, hi]) = self.scenario.swarm.nodes {
             self.servers_count = rng.random_range(lo..=hi);
         }
-        let base = self.nemesis.clone().unwrap_or(NemesisConfig {
-            kinds: NemesisKind::ALL.to_vec(),
-            interval: Duration(2 * crate::time::SEC),
-            duration: Duration(crate::time::SEC),
-            start: Duration(0),
-            clock_step_max: Duration(crate::time::SEC),
-            drift_max: crate::scenario::Drift(0.05),
-        });
+        let base = self
+            .nemesis
+            .clone()
+            .unwrap_or_else(NemesisConfig::swarm_base);
         let offered = if base.kinds.is_empty() {
             NemesisKind::ALL.to_vec()
         } else {
