@@ -12,6 +12,7 @@ use sim_core::{Ctx, Message, NodeId, RunOptions, RunResult, Scenario, ScenarioEr
 
 pub mod broadcast;
 pub mod cache;
+pub mod catch_up;
 pub mod client;
 pub mod commit;
 pub mod concurrency;

@@ -11,7 +11,6 @@
 //!   Multi-Paxos, a leader is up and every up replica applied every chosen slot.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use sim_core::hash::LookupMap;
@@ -22,6 +21,7 @@ use super::acceptor::AcceptRecord;
 use super::msg::Ballot;
 use super::server::Role;
 use super::Node;
+use crate::catch_up::CatchUp;
 
 /// What the checkers learn during the run that the metrics need afterwards.
 #[derive(Debug, Default)]
@@ -32,10 +32,8 @@ pub struct Shared {
     pub leaderless_ms: Vec<f64>,
     /// Client commands chosen (each slot once).
     pub commands_chosen: u64,
-    /// Per server: when it last came back up, and how far the others had applied then.
-    pub rejoin: BTreeMap<NodeId, (Nanos, u64)>,
     /// Times (ms) a restarted replica took to apply what the cluster had applied when it
-    /// came back.
+    /// came back ([`CatchUp`]).
     pub catch_up_ms: Vec<f64>,
 }
 
@@ -254,8 +252,8 @@ pub struct MultiChecks {
     took_effect: LookupMap<(u32, u64), u64>,
     leaderless_since: Option<Nanos>,
     leader: Option<(Ballot, NodeId)>,
-    /// Which servers were up after the previous event (to see restarts).
-    up: Vec<bool>,
+    /// Restarted servers catching up (the `catch_up_ms` metric).
+    catch_up: CatchUp,
     /// The highest slot any replica applied.
     applied_max: u64,
     /// The last time a leader held office.
@@ -276,7 +274,7 @@ impl MultiChecks {
             took_effect: LookupMap::default(),
             leaderless_since: Some(0),
             leader: None,
-            up: vec![true; servers_count],
+            catch_up: CatchUp::new(servers_count),
             applied_max: 0,
             leader_seen_at: None,
             top_before_phase: 0,
@@ -316,39 +314,6 @@ impl MultiChecks {
                     .push((view.now - t) as f64 / 1e6);
             }
             _ => {}
-        }
-    }
-
-    fn track_rejoin(&mut self, view: &View<'_, Node>, node: NodeId) {
-        // A crash is no event at the crashed node: look at every server.
-        for i in 0..view.servers_count() {
-            if view.node(i).is_none() {
-                self.up[i] = false;
-            }
-        }
-        let Some(Node::Multi(s)) = view.node(node) else {
-            return;
-        };
-        let mut sh = self.shared.borrow_mut();
-        if !self.up[node] {
-            self.up[node] = true;
-            let target = view
-                .servers()
-                .filter_map(|(_, n)| match n {
-                    Node::Multi(o) => Some(o.replica.applied),
-                    _ => None,
-                })
-                .max()
-                .unwrap_or(0);
-            if s.replica.applied < target {
-                sh.rejoin.insert(node, (view.now, target));
-            }
-        }
-        if let Some(&(since, target)) = sh.rejoin.get(&node) {
-            if s.replica.applied >= target {
-                sh.rejoin.remove(&node);
-                sh.catch_up_ms.push((view.now - since) as f64 / 1e6);
-            }
         }
     }
 
@@ -410,7 +375,13 @@ impl Checker<Node> for MultiChecks {
 impl MultiChecks {
     fn check_event(&mut self, view: &View<'_, Node>, node: NodeId) -> Option<String> {
         if node < view.servers_count() {
-            self.track_rejoin(view, node);
+            let applied = |n: &Node| match n {
+                Node::Multi(o) => Some(o.replica.applied),
+                _ => None,
+            };
+            if let Some(ms) = self.catch_up.after_event(view, node, applied) {
+                self.shared.borrow_mut().catch_up_ms.push(ms);
+            }
         }
         self.track_leader(view);
         let Some(Node::Multi(s)) = view.node(node) else {

@@ -27,6 +27,7 @@ use super::kv::{KvState, StateMachine};
 use super::msg::{Command, Msg};
 use super::server::{Role, Server};
 use super::Node;
+use crate::catch_up::CatchUp;
 
 /// What the checkers learn during the run that the metrics need afterwards.
 #[derive(Debug, Default)]
@@ -39,10 +40,8 @@ pub struct Shared {
     pub value_index: BTreeMap<(u32, u64), u64>,
     /// Client commands committed.
     pub commands_committed: u64,
-    /// Per server: when it last came back up, and how far the others had applied then.
-    pub rejoin: BTreeMap<NodeId, (Nanos, u64)>,
     /// Times (ms) a restarted server took to apply what the cluster had applied when it came
-    /// back (the same measure as Paxos's `catch_up_ms`).
+    /// back (the same measure as Paxos's `catch_up_ms`, [`CatchUp`]).
     pub catch_up_ms: Vec<f64>,
 }
 
@@ -77,8 +76,8 @@ pub struct Invariants<N = Node, S: StateMachine = KvState, M = Msg> {
     leaderless_since: Option<Nanos>,
     /// Progress in the liveness phase.
     progress: Progress,
-    /// Which servers were up after the previous event (to see restarts).
-    up: Vec<bool>,
+    /// Restarted servers catching up (the `catch_up_ms` metric).
+    catch_up: CatchUp,
 }
 
 /// What the liveness phase has seen: the commit index when it began, when a leader was first
@@ -116,39 +115,7 @@ impl<N: Process, S: StateMachine, M: Message + From<Msg<S>>> Invariants<N, S, M>
             took_effect: BTreeMap::new(),
             leaderless_since: Some(0),
             progress: Progress::default(),
-            up: vec![true; servers_count],
-        }
-    }
-
-    /// Catch-up after a restart, measured as for Paxos: from the first event of a server
-    /// that was down until it has applied as far as the furthest up server had applied then.
-    fn track_rejoin(&mut self, view: &View<'_, N>, node: NodeId) {
-        // A crash is no event at the crashed node: look at every server.
-        for i in 0..view.servers_count() {
-            if view.node(i).is_none() {
-                self.up[i] = false;
-            }
-        }
-        let Some(s) = view.node(node).and_then(self.get) else {
-            return;
-        };
-        let mut sh = self.shared.borrow_mut();
-        if !self.up[node] {
-            self.up[node] = true;
-            let target = view
-                .servers()
-                .filter_map(|(_, n)| (self.get)(n).map(|o| o.applied))
-                .max()
-                .unwrap_or(0);
-            if s.applied < target {
-                sh.rejoin.insert(node, (view.now, target));
-            }
-        }
-        if let Some(&(since, target)) = sh.rejoin.get(&node) {
-            if s.applied >= target {
-                sh.rejoin.remove(&node);
-                sh.catch_up_ms.push((view.now - since) as f64 / 1e6);
-            }
+            catch_up: CatchUp::new(servers_count),
         }
     }
 
@@ -311,7 +278,13 @@ impl<N: Process, S: StateMachine, M: Message + From<Msg<S>>> Checker<N> for Inva
     fn after_event(&mut self, view: &View<'_, N>, node: NodeId) -> Option<Finding> {
         self.track_progress(view);
         if node < view.servers_count() {
-            self.track_rejoin(view, node);
+            let get = self.get;
+            if let Some(ms) = self
+                .catch_up
+                .after_event(view, node, |n| get(n).map(|s| s.applied))
+            {
+                self.shared.borrow_mut().catch_up_ms.push(ms);
+            }
         }
         self.invariants(view, node)
             .map(|m| Finding::new(m).nodes([node]))
