@@ -266,12 +266,7 @@ pub fn cmd_sweep(a: SweepArgs) -> u8 {
             Ok(_) => 0,
         };
     }
-    let jobs = match a.jobs {
-        0 => std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
-        n => n,
-    };
+    let jobs = sim_core::jobs(a.jobs);
     let opts = RunOptions {
         swarm: a.swarm,
         ..Default::default()

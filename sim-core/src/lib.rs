@@ -32,3 +32,12 @@ pub use process::{Ctx, Message, NodeId, Op, Process, TimerId};
 pub use result::{RunResult, Verdict, Violation, ViolationKind};
 pub use scenario::{Expect, Scenario, ScenarioError};
 pub use sim::{Checker, Finding, LivenessPhase, NodeInfo, RunOptions, Sim, SimConfig, View};
+
+/// Threads for a `--jobs N` (or `threads`) setting: `N`, or with 0 one per core. Threads only
+/// ever split work outside a run; no result depends on how many there are.
+pub fn jobs(n: usize) -> usize {
+    match n {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+}

@@ -583,11 +583,7 @@ fn check_model<M: Model>(
         deadline,
         cancel: (!all_parts).then_some(&cancel),
     };
-    let threads = match opts.threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    }
-    .min(parts.len().max(1));
+    let threads = crate::jobs(opts.threads).min(parts.len().max(1));
     let run = |part: &Part<M::Input, M::Output>| -> Option<PartReport> {
         if !all_parts && cancel.load(Ordering::Relaxed) {
             return None;

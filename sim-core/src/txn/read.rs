@@ -47,14 +47,10 @@ pub(super) fn read_file(path: &Path, jobs: usize, split_min: u64) -> Result<TxnH
         .metadata()
         .map_err(|e| format!("cannot read: {e}"))?
         .len();
-    let jobs = match jobs {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    };
     let parts = if size < split_min {
         1
     } else {
-        jobs.clamp(1, PARTS_MAX)
+        crate::jobs(jobs).clamp(1, PARTS_MAX)
     };
     if parts == 1 {
         return read_txn_jsonl(BufReader::with_capacity(1 << 20, file));
