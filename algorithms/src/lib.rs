@@ -11,6 +11,7 @@ use sim_core::time::{Duration, SEC};
 use sim_core::{Ctx, Message, NodeId, RunOptions, RunResult, Scenario, ScenarioError};
 
 pub mod broadcast;
+pub mod bytes;
 pub mod cache;
 pub mod catch_up;
 pub mod client;

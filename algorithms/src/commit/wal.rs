@@ -12,6 +12,7 @@ use sim_core::{Ctx, NodeId};
 use super::msg::{Msg, Piece, TxnId, TxnSpec};
 use super::participant::Key;
 use super::paxos_commit::AccTxn;
+use crate::bytes::{put_u64, take_u32, take_u64, take_u8};
 
 /// The log's name on the node's disk.
 const LOG: &str = "wal";
@@ -69,11 +70,10 @@ pub fn append(ctx: &mut Ctx<'_, Msg>, rec: &Rec) {
     ctx.storage().append(LOG, encode(rec));
 }
 
-// The records' binary form: a tag byte, then fixed-width little-endian fields. A 2PC run
-// appends a few records per transaction on every participant, so their form is most of a
-// throughput run's memory; JSON was three to four times the size and cost its encoding on
-// every append. The Paxos Commit acceptor's state, with its map of instances, stays JSON after
-// its tag.
+// The records' binary form (crate::bytes): a tag byte, then the fields. A 2PC run appends a
+// few records per transaction on every participant, so their form is most of a throughput
+// run's memory; JSON was two to three times the size and cost its encoding on every append.
+// The Paxos Commit acceptor's state, with its map of instances, stays JSON after its tag.
 const TAG_DATA: u8 = 0;
 const TAG_PREPARED: u8 = 1;
 const TAG_OUTCOME: u8 = 2;
@@ -88,8 +88,8 @@ fn encode(rec: &Rec) -> Vec<u8> {
     match rec {
         Rec::Data { key, value } => {
             b.push(TAG_DATA);
-            b.extend_from_slice(&key.to_le_bytes());
-            b.extend_from_slice(&value.to_le_bytes());
+            put_u64(&mut b, *key);
+            put_u64(&mut b, *value as u64);
         }
         Rec::Prepared { spec, pre } => {
             b.push(TAG_PREPARED);
@@ -98,7 +98,7 @@ fn encode(rec: &Rec) -> Vec<u8> {
         }
         Rec::Outcome { txn, commit } => {
             b.push(TAG_OUTCOME);
-            b.extend_from_slice(&txn.to_le_bytes());
+            put_u64(&mut b, *txn);
             b.push(u8::from(*commit));
         }
         Rec::CoordCommit { spec } => {
@@ -107,7 +107,7 @@ fn encode(rec: &Rec) -> Vec<u8> {
         }
         Rec::CoordForget { txn } => {
             b.push(TAG_COORD_FORGET);
-            b.extend_from_slice(&txn.to_le_bytes());
+            put_u64(&mut b, *txn);
         }
         Rec::Acceptor { .. } => {
             b.push(TAG_ACCEPTOR);
@@ -116,28 +116,23 @@ fn encode(rec: &Rec) -> Vec<u8> {
         }
         Rec::Round { round } => {
             b.push(TAG_ROUND);
-            b.extend_from_slice(&round.to_le_bytes());
+            put_u64(&mut b, *round);
         }
     }
     b
 }
 
-fn put_u32(b: &mut Vec<u8>, x: usize) {
-    let x = u32::try_from(x).expect("node ids and counts fit in 32 bits");
-    b.extend_from_slice(&x.to_le_bytes());
-}
-
 fn put_spec(b: &mut Vec<u8>, spec: &TxnSpec) {
-    b.extend_from_slice(&spec.id.to_le_bytes());
-    put_u32(b, spec.client);
-    put_u32(b, spec.coord);
-    put_u32(b, spec.parts.len());
+    put_u64(b, spec.id);
+    put_u64(b, spec.client as u64);
+    put_u64(b, spec.coord as u64);
+    put_u64(b, spec.parts.len() as u64);
     for &p in &spec.parts {
-        put_u32(b, p);
+        put_u64(b, p as u64);
     }
-    put_u32(b, spec.pieces.len());
+    put_u64(b, spec.pieces.len() as u64);
     for &(node, piece) in &spec.pieces {
-        put_u32(b, node);
+        put_u64(b, node as u64);
         let (tag, id, x) = match piece {
             Piece::Debit { acct, amount } => (0u8, acct, amount),
             Piece::Credit { acct, amount } => (1, acct, amount),
@@ -145,98 +140,79 @@ fn put_spec(b: &mut Vec<u8>, spec: &TxnSpec) {
             Piece::ReadAll => (3, 0, 0),
         };
         b.push(tag);
-        b.extend_from_slice(&id.to_le_bytes());
-        b.extend_from_slice(&x.to_le_bytes());
+        put_u64(b, u64::from(id));
+        put_u64(b, x as u64);
     }
 }
 
 /// Reads [`encode`]'s form back. The log holds only records written by [`append`], so a
 /// short or unknown record is a programming error.
 fn decode(bytes: &[u8]) -> Rec {
-    let mut r = Reader { b: bytes, at: 0 };
-    match r.u8() {
+    read(&mut &bytes[..]).expect("the log holds records written by append")
+}
+
+fn read(b: &mut &[u8]) -> Option<Rec> {
+    Some(match take_u8(b)? {
         TAG_DATA => Rec::Data {
-            key: r.u64(),
-            value: r.u64() as i64,
+            key: take_u64(b)?,
+            value: take_u64(b)? as i64,
         },
         TAG_PREPARED => {
-            let pre = r.u8() != 0;
+            let pre = take_u8(b)? != 0;
             Rec::Prepared {
-                spec: Rc::new(r.spec()),
+                spec: Rc::new(read_spec(b)?),
                 pre,
             }
         }
         TAG_OUTCOME => Rec::Outcome {
-            txn: r.u64(),
-            commit: r.u8() != 0,
+            txn: take_u64(b)?,
+            commit: take_u8(b)? != 0,
         },
         TAG_COORD_COMMIT => Rec::CoordCommit {
-            spec: Rc::new(r.spec()),
+            spec: Rc::new(read_spec(b)?),
         },
-        TAG_COORD_FORGET => Rec::CoordForget { txn: r.u64() },
-        TAG_ACCEPTOR => {
-            serde_json::from_slice(&bytes[1..]).expect("the log holds records written by append")
-        }
-        TAG_ROUND => Rec::Round { round: r.u64() },
-        t => panic!("log record tag {t} was not written by append"),
-    }
+        TAG_COORD_FORGET => Rec::CoordForget { txn: take_u64(b)? },
+        TAG_ACCEPTOR => serde_json::from_slice(b).ok()?,
+        TAG_ROUND => Rec::Round {
+            round: take_u64(b)?,
+        },
+        _ => return None,
+    })
 }
 
-/// A cursor over a record's bytes.
-struct Reader<'a> {
-    b: &'a [u8],
-    at: usize,
-}
-
-impl Reader<'_> {
-    fn take<const N: usize>(&mut self) -> [u8; N] {
-        let out = self.b[self.at..self.at + N]
-            .try_into()
-            .expect("the log holds records written by append");
-        self.at += N;
-        out
-    }
-    fn u8(&mut self) -> u8 {
-        self.take::<1>()[0]
-    }
-    fn u32(&mut self) -> u32 {
-        u32::from_le_bytes(self.take())
-    }
-    fn u64(&mut self) -> u64 {
-        u64::from_le_bytes(self.take())
-    }
-    fn spec(&mut self) -> TxnSpec {
-        let id = self.u64();
-        let client = self.u32() as NodeId;
-        let coord = self.u32() as NodeId;
-        let parts = (0..self.u32()).map(|_| self.u32() as NodeId).collect();
-        let pieces = (0..self.u32())
-            .map(|_| {
-                let node = self.u32() as NodeId;
-                let (tag, id, x) = (self.u8(), self.u32(), self.u64() as i64);
-                let piece = match tag {
-                    0 => Piece::Debit {
-                        acct: id,
-                        amount: x,
-                    },
-                    1 => Piece::Credit {
-                        acct: id,
-                        amount: x,
-                    },
-                    2 => Piece::Write { reg: id, value: x },
-                    _ => Piece::ReadAll,
-                };
-                (node, piece)
-            })
-            .collect();
-        TxnSpec {
-            id,
-            client,
-            coord,
-            parts,
-            pieces,
-        }
-    }
+fn read_spec(b: &mut &[u8]) -> Option<TxnSpec> {
+    let node = |b: &mut &[u8]| take_u32(b).map(|n| n as NodeId);
+    let id = take_u64(b)?;
+    let client = node(b)?;
+    let coord = node(b)?;
+    let parts = (0..take_u64(b)?).map(|_| node(b)).collect::<Option<_>>()?;
+    let pieces = (0..take_u64(b)?)
+        .map(|_| {
+            let n = node(b)?;
+            let (tag, id, x) = (take_u8(b)?, take_u32(b)?, take_u64(b)? as i64);
+            let piece = match tag {
+                0 => Piece::Debit {
+                    acct: id,
+                    amount: x,
+                },
+                1 => Piece::Credit {
+                    acct: id,
+                    amount: x,
+                },
+                2 => Piece::Write { reg: id, value: x },
+                3 => Piece::ReadAll,
+                _ => return None,
+            };
+            Some((n, piece))
+        })
+        .collect::<Option<_>>()?;
+    Some(TxnSpec {
+        id,
+        client,
+        coord,
+        parts,
+        pieces,
+    })
 }
 
 /// What the log says, replayed in order.

@@ -14,7 +14,8 @@ use std::rc::Rc;
 
 use sim_core::storage::Storage;
 
-use super::msg::{put_u64, take_u64, Ballot, Value};
+use super::msg::{Ballot, Value};
+use crate::bytes::{put_u64, take_u64};
 
 /// One accept made during the current callback, for the checkers: (slot, ballot, digest).
 pub type AcceptRecord = (u64, Ballot, u64);

@@ -6,6 +6,7 @@ use std::rc::Rc;
 use serde::{Deserialize, Serialize};
 use sim_core::Message;
 
+use crate::bytes::{put_u64, take_u32, take_u64, take_u8};
 use crate::raft::kv::KvState;
 use crate::raft::msg::{ClientResult, Fnv, KvOp};
 
@@ -59,28 +60,6 @@ pub trait Value:
     /// Reads a value written by [`Value::encode`] from the front of `bytes`, advancing it;
     /// `None` if the bytes are not such a value.
     fn decode(bytes: &mut &[u8]) -> Option<Self>;
-}
-
-/// Appends `x` little-endian.
-pub(crate) fn put_u64(out: &mut Vec<u8>, x: u64) {
-    out.extend_from_slice(&x.to_le_bytes());
-}
-
-/// Reads a little-endian u64 from the front of `bytes`, advancing it.
-pub(crate) fn take_u64(bytes: &mut &[u8]) -> Option<u64> {
-    let (head, rest) = bytes.split_first_chunk::<8>()?;
-    *bytes = rest;
-    Some(u64::from_le_bytes(*head))
-}
-
-fn take_u32(bytes: &mut &[u8]) -> Option<u32> {
-    u32::try_from(take_u64(bytes)?).ok()
-}
-
-fn take_u8(bytes: &mut &[u8]) -> Option<u8> {
-    let (head, rest) = bytes.split_first()?;
-    *bytes = rest;
-    Some(*head)
 }
 
 impl Value for u64 {
